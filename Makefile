@@ -1,0 +1,37 @@
+# Two commands on a fresh machine: `make run` and `make test`. Both create .venv and install first.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST_ARGS ?=
+
+.PHONY: run test bench system-deps schemas lint clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+# What the tests need from Debian: kcat (a Kafka client that is not ours) and Prometheus (promtool).
+system-deps:
+	@if ! command -v kcat >/dev/null || ! command -v promtool >/dev/null; then \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq kcat prometheus >/dev/null; \
+	fi
+
+run: $(STAMP)
+	$(VENV)/bin/ceasefire run --demo
+
+test: $(STAMP) system-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+schemas: $(STAMP)
+	$(PY) -m schemas.export
+
+lint: $(STAMP)
+	$(PY) -m ruff check schemas services tests
+
+clean:
+	rm -rf $(VENV) .state .pytest_cache .hypothesis

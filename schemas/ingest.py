@@ -1,0 +1,44 @@
+"""Messages that ingest writes besides the accepted report: the internal batch and the duplicate record."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from schemas.report import AcceptedReport
+
+
+class Origin(BaseModel):
+    """Where a report was read from: the ingest topic's partition and offset."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    partition: int
+    offset: int
+
+
+class SourcedReport(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    origin: Origin
+    report: AcceptedReport
+
+
+class ReportBatch(BaseModel):
+    """Internal topic record: many validated reports bound for one dedup partition.
+
+    Batching here spends Faust's per-event cost once per batch instead of once per report.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    reports: list[SourcedReport]
+
+
+class Duplicate(BaseModel):
+    """Topic `ceasefire.reports.duplicates.v1`: a report dropped as a repeat, and why."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    source: str
+    report_id: str
+    rule: Literal["exact", "resubmission"]
+    duplicate_of: str  # report_id of the first report with this identity or content
+    origin: Origin

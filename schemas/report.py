@@ -1,0 +1,138 @@
+"""Report schema v1: what a source files about one violation, and the accepted form ingest publishes.
+
+Closed models: an unknown top-level field is an error; free-form additions go in `extensions`.
+Numbers are strict (a JSON string "3" is not a casualty count) and `None` keeps its meaning:
+`killed: 0` says "nobody was killed", an absent `killed` says "no figure given".
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    model_validator,
+)
+
+from pydantic_core import PydanticCustomError
+
+from schemas.ceasefire import NEUTRAL
+
+SCHEMA_VERSION = 1
+
+
+class ViolationType(StrEnum):
+    SMALL_ARMS = "small_arms"
+    SNIPER = "sniper"
+    HEAVY_MACHINE_GUN = "heavy_machine_gun"
+    MORTAR = "mortar"
+    ARTILLERY = "artillery"
+    ROCKET = "rocket"
+    DRONE = "drone"
+    MISSILE = "missile"
+    AIR_STRIKE = "air_strike"
+    GROUND_ASSAULT = "ground_assault"
+    INFILTRATION = "infiltration"
+    AIRSPACE_VIOLATION = "airspace_violation"
+    OTHER = "other"
+
+
+def _rfc3339_text(value: Any) -> Any:
+    # pydantic would read a bare number as a Unix time; the contract says RFC 3339 text only.
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an RFC 3339 date-time string, e.g. 2025-05-10T21:40:00+05:30")
+    return value
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+EventTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_to_utc)]
+Degrees = StrictFloat  # strict: a JSON integer is fine, a string or a boolean is not
+PartyCode = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{0,15}$")]
+
+
+class Location(BaseModel):
+    """Where: coordinates (WGS84) and/or a registry sector. At least one of the two."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    lat: Degrees | None = Field(default=None, ge=-90, le=90)
+    lon: Degrees | None = Field(default=None, ge=-180, le=180)
+    sector: str | None = Field(default=None, min_length=1, max_length=64)
+    place: str | None = Field(default=None, max_length=200)
+    precision_km: Degrees = Field(default=1, gt=0, le=25)
+
+    @model_validator(mode="after")
+    def _where(self) -> Location:
+        if (self.lat is None) != (self.lon is None):
+            raise PydanticCustomError("half_coordinates", "lat and lon must be given together")
+        if self.lat is None and self.sector is None:
+            raise PydanticCustomError("no_location", "coordinates (lat, lon) or a sector are required")
+        return self
+
+    @property
+    def has_coordinates(self) -> bool:
+        return self.lat is not None
+
+
+class Casualties(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    killed: StrictInt | None = Field(default=None, ge=0)
+    injured: StrictInt | None = Field(default=None, ge=0)
+    civilian: StrictBool | None = None
+
+
+class Report(BaseModel):
+    """A report of one ceasefire violation, as a source files it (topic `ceasefire.reports.v1`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    report_id: str = Field(pattern=r"^[A-Za-z0-9._:-]{1,128}$")
+    source: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
+    source_party: PartyCode
+    accused_party: PartyCode | None = None
+    ceasefire_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    observed_at: EventTime
+    reported_at: EventTime | None = None
+    location: Location
+    violation_type: ViolationType
+    casualties: Casualties | None = None
+    description: str | None = Field(default=None, max_length=4000)
+    evidence: list[HttpUrl] = Field(default_factory=list, max_length=20)
+    extensions: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _not_self_accusing(self) -> Report:
+        if self.accused_party is not None and self.accused_party == self.source_party:
+            raise PydanticCustomError(
+                "self_accusation", "accused_party {party} is the source's own party", {"party": self.accused_party}
+            )
+        if self.accused_party == NEUTRAL:
+            raise PydanticCustomError("neutral_accused", "NEUTRAL cannot be accused")
+        return self
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        """`(source, report_id)` identifies a report (the CloudEvents source+id rule)."""
+        return (self.source, self.report_id)
+
+
+class AcceptedReport(Report):
+    """A validated, normalised report (topic `ceasefire.reports.accepted.v1`, key `ceasefire_id`).
+
+    `location.sector` carries the registry's spelling. `ingested_at` is when ingest validated it
+    (processing time: used only for latency, never for windows).
+    """
+
+    ingested_at: AwareDatetime

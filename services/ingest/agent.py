@@ -1,0 +1,154 @@
+"""Ingest: validate → dead-letter → deduplicate.
+
+Two agents, because `(source, report_id)` must meet in one place while reporters key records as
+they like:
+- `ingest-validate` reads `ceasefire.reports.v1` (any key). Bad records go to the DLQ (original key
+  and bytes, headers say why). Valid reports are regrouped by a stable hash of `source` into
+  `ReportBatch` records on the internal by-source topic (many reports per record, partition chosen
+  here, no key). Stateless.
+- `ingest-deduplicate` reads the by-source topic. State: table `dedup` (changelogged), per partition,
+  `(source, report_id)` and content fingerprints with the first report's `observed_at`. Writes each
+  accepted report to `ceasefire.reports.accepted.v1` (key `ceasefire_id`) and each repeat to
+  `ceasefire.reports.duplicates.v1` (key `source`).
+
+Order of writes, so that a crash re-emits but never drops: outputs are sent and acknowledged, then
+the table is updated, then offsets are committed (Faust acks the events after the body returns).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections import defaultdict
+from collections.abc import Awaitable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+
+from schemas.ingest import Duplicate, Origin, ReportBatch, SourcedReport
+from schemas.topics import Role
+from services.ingest.deadletter import dead_letter_headers
+from services.ingest.dedup import DedupState
+from services.ingest.validate import Rules, primary_reason, validate
+from services.runtime.codec import decode, encode
+from services.runtime.context import Context
+from services.runtime.tables import fenced_table
+
+MAX_BATCH_BYTES = 512 * 1024
+SWEEP_EVERY_SECONDS = 24 * 3600.0  # event time between expiry sweeps of one partition
+
+
+def source_partition(source: str, partitions: int) -> int:
+    """Stable across processes and restarts (unlike Python's salted `hash`)."""
+    return zlib.crc32(source.encode()) % partitions
+
+
+def chunk_batches(items: Iterable[bytes], limit: int = MAX_BATCH_BYTES) -> list[bytes]:
+    """Join encoded SourcedReports into ReportBatch records of at most ~`limit` bytes each."""
+    records: list[bytes] = []
+    current: list[bytes] = []
+    size = 0
+    for item in items:
+        if current and size + len(item) > limit:
+            records.append(b'{"reports":[' + b",".join(current) + b"]}")
+            current, size = [], 0
+        current.append(item)
+        size += len(item) + 1
+    if current:
+        records.append(b'{"reports":[' + b",".join(current) + b"]}")
+    return records
+
+
+class IngestStage:
+    """The two agents' bodies: move a batch between topics and the dedup table."""
+
+    def __init__(self, app: faust.App, ctx: Context) -> None:
+        s = ctx.settings
+        self.ctx = ctx
+        self.app = app
+        self.rules = Rules(ctx.registry, max_bytes=s.max_report_bytes, max_future=s.max_future)
+        self.retention = s.dedup_retention_hours * 3600
+        self.partitions = s.partitions
+        self.topics = {role: s.topic(role) for role in Role}
+        self.dedup = fenced_table(app, "dedup", partitions=s.partitions, key_type=str, value_type=str)
+        self.swept: dict[int, float] = {}
+
+    async def validate_batch(self, events: list[faust.EventT]) -> None:
+        now = datetime.now(UTC)
+        pending: list[Awaitable[Any]] = []
+        by_partition: dict[int, list[bytes]] = defaultdict(list)
+        for event in events:
+            msg = event.message
+            verdict = validate(msg.value, self.rules, now)
+            if isinstance(verdict, list):
+                headers = dead_letter_headers(msg.topic, msg.partition, msg.offset, verdict)
+                dlq = self.topics[Role.DEAD_LETTERS]
+                pending.append(await self.app.producer.send(dlq, msg.key, msg.value, None, None, headers))
+                self.ctx.metrics.reports.labels("dead_lettered", primary_reason(verdict).value).inc()
+            else:
+                item = SourcedReport(origin=Origin(partition=msg.partition, offset=msg.offset), report=verdict)
+                by_partition[source_partition(verdict.source, self.partitions)].append(encode(item))
+        for partition, items in by_partition.items():
+            for record in chunk_batches(items):
+                pending.append(await self.app.producer.send(self.topics[Role.BY_SOURCE], None, record, partition, None, None))
+        await asyncio.gather(*pending)
+        self.ctx.metrics.batch_records.labels("validate").observe(len(events))
+
+    async def deduplicate_batch(self, event: faust.EventT) -> None:
+        partition = event.message.partition
+        batch = decode(ReportBatch, event.message.value)
+        state = DedupState(self.dedup, self.retention, scope=f"{partition}/")
+        pending: list[Awaitable[Any]] = []
+        rules: list[str] = []
+        for item in batch.reports:
+            report = item.report
+            decision = state.decide(report)
+            if decision.rule is None:
+                key, topic, record = report.ceasefire_id.encode(), self.topics[Role.ACCEPTED], encode(report)
+            else:
+                rules.append(decision.rule)
+                duplicate = Duplicate(
+                    source=report.source,
+                    report_id=report.report_id,
+                    rule=decision.rule,
+                    duplicate_of=decision.duplicate_of or "",
+                    origin=item.origin,
+                )
+                key, topic, record = report.source.encode(), self.topics[Role.DUPLICATES], encode(duplicate)
+            pending.append(await self.app.producer.send(topic, key, record, None, None, None))
+        await asyncio.gather(*pending)
+        state.commit()  # only after the acknowledgements: a crash before this line re-emits, never drops
+        self._count(len(batch.reports), rules)
+        self._maybe_sweep(partition, state)
+
+    def _count(self, total: int, rules: list[str]) -> None:
+        metrics = self.ctx.metrics
+        metrics.reports.labels("accepted", "").inc(total - len(rules))
+        metrics.reports.labels("duplicate", "").inc(len(rules))
+        for rule in rules:
+            metrics.duplicates.labels(rule).inc()
+        metrics.batch_records.labels("deduplicate").observe(total)
+
+    def _maybe_sweep(self, partition: int, state: DedupState) -> None:
+        last = self.swept.setdefault(partition, state.watermark)
+        if state.watermark - last >= SWEEP_EVERY_SECONDS:
+            self.swept[partition] = state.watermark
+            self.ctx.metrics.dedup_expired.inc(state.expire())
+
+
+def install(app: faust.App, ctx: Context) -> None:
+    """Register the ingest agents and the dedup table on `app`."""
+    s = ctx.settings
+    raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    stage = IngestStage(app, ctx)
+
+    @app.agent(app.topic(s.topic(Role.REPORTS), **raw), name="ingest-validate")
+    async def validate_reports(stream: faust.StreamT[bytes]) -> None:
+        async for events in stream.take_events(s.batch_max, s.batch_within_seconds):
+            await stage.validate_batch(events)
+
+    @app.agent(app.topic(s.topic(Role.BY_SOURCE), **raw), name="ingest-deduplicate")
+    async def deduplicate(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await stage.deduplicate_batch(event)

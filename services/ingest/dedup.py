@@ -1,0 +1,116 @@
+"""Deduplication: exact repeats and resubmissions of the same content by the same source.
+
+Pure: the durable store is any MutableMapping (a Faust table in the service, a dict in tests).
+Keys are strings; values are the `observed_at` of the first report, in epoch seconds, so that
+entries expire by event time. Reports from different sources are never duplicates of each other:
+that is corroboration, correlation's business.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import Literal
+
+from schemas.report import Report
+
+_SPACES = re.compile(r"\s+")
+WATERMARK_KEY = "~watermark"
+
+
+def identity_key(report: Report) -> str:
+    """Exact rule: `(source, report_id)` identifies a report."""
+    return f"id\x1f{report.source}\x1f{report.report_id}"
+
+
+def content_fingerprint(report: Report) -> str:
+    """Resubmission rule: what stays the same when a source re-sends one report under a new id.
+
+    Minute of `observed_at`, coordinates on a 0.001° grid (~110 m) or else the sector, type,
+    casualties (absent is not zero) and the case- and whitespace-folded description.
+    """
+    where = report.location
+    if where.lat is not None and where.lon is not None:
+        place = f"@{round(where.lat, 3):.3f},{round(where.lon, 3):.3f}"
+    else:
+        place = f"#{(where.sector or '').casefold()}"
+    c = report.casualties
+    casualties = "-" if c is None else f"{c.killed}/{c.injured}/{c.civilian}"
+    text = _SPACES.sub(" ", (report.description or "").casefold()).strip()
+    minute = report.observed_at.strftime("%Y-%m-%dT%H:%M")
+    material = "\x1f".join(
+        (report.source, report.ceasefire_id, report.violation_type.value, minute, place, casualties, text)
+    )
+    return "fp\x1f" + hashlib.blake2b(material.encode(), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    outcome: Literal["accepted", "duplicate"]
+    rule: Literal["exact", "resubmission"] | None = None
+    duplicate_of: str | None = None  # report_id of the report this one repeats
+
+
+ACCEPTED = Decision("accepted")
+
+
+class DedupState:
+    """Which reports a partition has seen, within a retention window of event time.
+
+    Decisions are staged in `pending` and reach the store only on `commit()`, which the agent calls
+    after the accepted reports are acknowledged by the broker: a crash in between re-emits, never drops.
+    """
+
+    def __init__(self, store: MutableMapping[str, str], retention_seconds: float, scope: str = "") -> None:
+        """`scope` prefixes every key, so one store can hold the state of several partitions."""
+        self.store = store
+        self.retention = retention_seconds
+        self.scope = scope
+        self.pending: dict[str, str] = {}
+        self.watermark = float(store.get(scope + WATERMARK_KEY, "0"))
+
+    def decide(self, report: Report) -> Decision:
+        """First one wins; staged, so a repeat within the same batch is caught too."""
+        observed = report.observed_at.timestamp()
+        self.watermark = max(self.watermark, observed)
+        horizon = self.watermark - self.retention
+        keys = (self.scope + identity_key(report), self.scope + content_fingerprint(report))
+        for key, rule in zip(keys, ("exact", "resubmission"), strict=True):
+            first = self._live(key, horizon)
+            if first is not None:
+                return Decision("duplicate", rule, first)  # type: ignore[arg-type]
+        entry = f"{observed:.0f}\x1f{report.report_id}"
+        for key in keys:
+            self.pending[key] = entry
+        return ACCEPTED
+
+    def _live(self, key: str, horizon: float) -> str | None:
+        entry = self.pending.get(key) or self.store.get(key)
+        if entry is None:
+            return None
+        observed, _, report_id = entry.partition("\x1f")
+        # Expired entries are ignored even before the sweep deletes them: decisions depend on
+        # event time only, never on when the sweep happened to run.
+        return report_id if float(observed) >= horizon else None
+
+    def commit(self) -> None:
+        """Write staged decisions and the watermark to the durable store."""
+        for key, entry in self.pending.items():
+            self.store[key] = entry
+        self.pending.clear()
+        self.store[self.scope + WATERMARK_KEY] = f"{self.watermark:.0f}"
+
+    def expire(self) -> int:
+        """Delete entries older than retention behind the watermark; returns how many went."""
+        horizon = self.watermark - self.retention
+        mark = self.scope + WATERMARK_KEY
+        stale = [
+            key
+            for key, entry in self.store.items()
+            if key.startswith(self.scope) and key != mark and float(entry.partition("\x1f")[0]) < horizon
+        ]
+        for key in stale:
+            del self.store[key]
+        return len(stale)

@@ -1,0 +1,185 @@
+"""Validation: raw bytes from the ingest topic in, an accepted report or a list of specific problems out.
+
+Pure: no Faust, no Kafka. The clock is passed in, so a test fixes "now". Never raises on any input:
+whatever the bytes, the verdict says accepted or why not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from schemas.ceasefire import NEUTRAL, Ceasefire, Registry
+from schemas.report import AcceptedReport, Location
+
+
+class Reason(StrEnum):
+    """Why a record was dead-lettered: a fixed set, used as a metric label."""
+
+    EMPTY = "empty"
+    TOO_LARGE = "too_large"
+    NOT_UTF8 = "not_utf8"
+    NOT_JSON = "not_json"
+    SCHEMA = "schema"
+    SELF_ACCUSATION = "self_accusation"
+    COORDINATES_OUT_OF_RANGE = "coordinates_out_of_range"
+    UNKNOWN_CEASEFIRE = "unknown_ceasefire"
+    PARTY_NOT_IN_CEASEFIRE = "party_not_in_ceasefire"
+    UNKNOWN_SECTOR = "unknown_sector"
+    OUTSIDE_CEASEFIRE_AREA = "outside_ceasefire_area"
+    FUTURE_OBSERVED_AT = "future_observed_at"
+    REPORTED_BEFORE_OBSERVED = "reported_before_observed"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    reason: Reason
+    path: str  # JSON path of the offending field, "$" for the whole record
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"reason": self.reason.value, "path": self.path, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """What validation checks against: the registry and the limits from settings."""
+
+    registry: Registry
+    max_bytes: int = 64 * 1024
+    max_future: timedelta = timedelta(minutes=10)
+
+
+Verdict = AcceptedReport | list[Problem]
+
+_COORDINATE_BOUNDS = {"greater_than_equal", "less_than_equal"}
+
+
+def validate(raw: bytes | None, rules: Rules, now: datetime) -> Verdict:
+    """Check one record's value. `now` is the processing time, used for the future-time rule only."""
+    if not raw:
+        return [Problem(Reason.EMPTY, "$", "the record has no value")]
+    if len(raw) > rules.max_bytes:
+        return [Problem(Reason.TOO_LARGE, "$", f"{len(raw)} bytes is over the {rules.max_bytes}-byte limit")]
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return [_undecodable(raw, exc)]
+    if not isinstance(document, dict):
+        return [Problem(Reason.SCHEMA, "$", f"a report is a JSON object, not {type(document).__name__}")]
+    return _validate_document(document, rules, now)
+
+
+def _undecodable(raw: bytes, exc: orjson.JSONDecodeError) -> Problem:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return Problem(Reason.NOT_UTF8, "$", f"not UTF-8: invalid byte at position {bad.start}")
+    return Problem(Reason.NOT_JSON, "$", f"not JSON: {exc.msg} at position {exc.pos}")
+
+
+def _validate_document(document: dict[str, Any], rules: Rules, now: datetime) -> Verdict:
+    if "ingested_at" in document:
+        return [Problem(Reason.SCHEMA, "$.ingested_at", "ingested_at is set by the service, not by reporters")]
+    document["ingested_at"] = now
+    try:
+        report = AcceptedReport.model_validate(document)
+    except ValidationError as exc:
+        return [_schema_problem(error) for error in exc.errors(include_url=False)]
+    ceasefire = rules.registry.get(report.ceasefire_id)
+    if ceasefire is None:
+        return [Problem(Reason.UNKNOWN_CEASEFIRE, "$.ceasefire_id", f"no ceasefire {report.ceasefire_id!r}")]
+    problems = _registry_problems(report, ceasefire) + _time_problems(report, rules, now)
+    if problems:
+        return problems
+    return _normalise_sector(report, ceasefire)
+
+
+def _schema_problem(error: Any) -> Problem:
+    loc = tuple(error["loc"])
+    path = "$" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+    kind = error["type"]
+    if kind == "self_accusation":
+        reason = Reason.SELF_ACCUSATION
+    elif loc[:1] == ("location",) and loc[1:2] in (("lat",), ("lon",)) and kind in _COORDINATE_BOUNDS:
+        reason = Reason.COORDINATES_OUT_OF_RANGE
+    else:
+        reason = Reason.SCHEMA
+    return Problem(reason, path, f"{error['msg']} ({kind})")
+
+
+def _registry_problems(report: AcceptedReport, ceasefire: Ceasefire) -> list[Problem]:
+    problems: list[Problem] = []
+    parties = ceasefire.party_codes
+    if report.source_party != NEUTRAL and report.source_party not in parties:
+        problems.append(_party_problem("source_party", report.source_party, ceasefire))
+    if report.accused_party is not None and report.accused_party not in parties:
+        problems.append(_party_problem("accused_party", report.accused_party, ceasefire))
+    where = report.location
+    if where.sector is not None and ceasefire.sector(where.sector) is None:
+        known = ", ".join(s.name for s in ceasefire.sectors) or "none"
+        problems.append(
+            Problem(Reason.UNKNOWN_SECTOR, "$.location.sector", f"no sector {where.sector!r}; known: {known}")
+        )
+    if where.lat is not None and where.lon is not None and ceasefire.bbox and not ceasefire.bbox.contains(
+        where.lat, where.lon
+    ):
+        problems.append(
+            Problem(
+                Reason.OUTSIDE_CEASEFIRE_AREA,
+                "$.location",
+                f"({where.lat}, {where.lon}) lies outside the area of ceasefire {ceasefire.id}",
+            )
+        )
+    return problems
+
+
+def _party_problem(field: str, code: str, ceasefire: Ceasefire) -> Problem:
+    allowed = sorted(ceasefire.party_codes) + ([NEUTRAL] if field == "source_party" else [])
+    return Problem(
+        Reason.PARTY_NOT_IN_CEASEFIRE,
+        f"$.{field}",
+        f"{code!r} is not a party to ceasefire {ceasefire.id}; expected one of {', '.join(allowed)}",
+    )
+
+
+def _time_problems(report: AcceptedReport, rules: Rules, now: datetime) -> list[Problem]:
+    problems: list[Problem] = []
+    if report.observed_at > now + rules.max_future:
+        ahead = report.observed_at - now
+        problems.append(
+            Problem(
+                Reason.FUTURE_OBSERVED_AT,
+                "$.observed_at",
+                f"observed_at is {ahead} ahead of processing time (limit {rules.max_future})",
+            )
+        )
+    if report.reported_at is not None and report.reported_at + rules.max_future < report.observed_at:
+        problems.append(
+            Problem(Reason.REPORTED_BEFORE_OBSERVED, "$.reported_at", "reported_at is before observed_at")
+        )
+    return problems
+
+
+def _normalise_sector(report: AcceptedReport, ceasefire: Ceasefire) -> AcceptedReport:
+    name = report.location.sector
+    if name is None:
+        return report
+    canonical = ceasefire.sector(name)
+    if canonical is None or canonical.name == name:
+        return report
+    location: Location = report.location.model_copy(update={"sector": canonical.name})
+    return report.model_copy(update={"location": location})
+
+
+def primary_reason(problems: list[Problem]) -> Reason:
+    """The reason a dead letter is filed under: the most specific one among its problems."""
+    for problem in problems:
+        if problem.reason is not Reason.SCHEMA:
+            return problem.reason
+    return Reason.SCHEMA

@@ -1,0 +1,41 @@
+"""Topic creation at start-up (never broker auto-creation) and broker reachability checks."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from schemas.topics import TOPICS, Role
+from services.runtime.broker import BrokerError
+from services.runtime.settings import Settings
+
+
+async def ensure_topics(settings: Settings, roles: list[Role] | None = None, timeout: float = 15.0) -> None:
+    """Create every topic the service uses (idempotent). Compacted topics get `cleanup.policy=compact`."""
+    wanted = [TOPICS[r] for r in (roles or list(Role))]
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=int(timeout * 1000))
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+    except (KafkaError, OSError, TimeoutError) as exc:
+        raise BrokerError(f"cannot reach the Kafka broker at {settings.bootstrap}: {exc!r}") from None
+    try:
+        existing = set(await admin.list_topics())
+        new = [
+            NewTopic(
+                name=settings.topic(spec.role),
+                num_partitions=settings.partitions,
+                replication_factor=settings.replication_factor,
+                topic_configs={"cleanup.policy": "compact"} if spec.compacted else {},
+            )
+            for spec in wanted
+            if settings.topic(spec.role) not in existing
+        ]
+        if new:
+            try:
+                await admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass  # another worker won the race: fine
+    finally:
+        await admin.close()

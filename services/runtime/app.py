@@ -1,0 +1,60 @@
+"""The wiring: one Faust app carrying the stages named on the command line.
+
+Faust settings that matter on the embedded broker (docs/broker.md): a short session timeout (the
+broker holds a JoinGroup for half of it), at-least-once (no idempotent producer there), explicit topic
+creation, raw bytes on every topic (models are decoded in `codec`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+
+from services.ingest import agent as ingest
+from services.runtime.context import Context
+
+Installer = Callable[[faust.App, Context], None]
+
+STAGES: dict[str, Installer] = {"ingest": ingest.install}
+
+
+def create_app(ctx: Context, stages: Sequence[str]) -> faust.App:
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        raise ValueError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(STAGES)}")
+    s = ctx.settings
+    if s.broker is None:
+        raise ValueError("no broker URL: start the embedded broker first or set CEASEFIRE_BROKER")
+    app = faust.App(
+        s.app_id,
+        broker=s.broker,
+        store=s.store,
+        datadir=str(s.data_dir),
+        autodiscover=False,
+        processing_guarantee="at_least_once",
+        broker_session_timeout=s.session_timeout_seconds,
+        broker_heartbeat_interval=s.heartbeat_seconds,
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=s.partitions,
+        topic_replication_factor=s.replication_factor,
+        topic_allow_declare=True,
+        table_standby_replicas=0,
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=s.web_port != 0,
+        web_bind=s.web_host,
+        web_host=s.web_host,
+        web_port=s.web_port or 6066,
+        consumer_max_fetch_size=8 * 1024 * 1024,
+        stream_buffer_maxsize=65536,
+        broker_max_poll_records=5000,
+        producer_linger_ms=5,
+        producer_max_batch_size=1024 * 1024,
+        producer_max_request_size=4 * 1024 * 1024,
+    )
+    setup_prometheus_sensors(app, registry=ctx.prometheus, name_prefix="ceasefire_faust")
+    for name in dict.fromkeys(stages):
+        STAGES[name](app, ctx)
+    return app

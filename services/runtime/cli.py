@@ -1,0 +1,100 @@
+"""The `ceasefire` command: run, worker, broker, post (names are a contract: see README)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from services.runtime.broker import BrokerError, EmbeddedBroker
+from services.runtime.settings import Settings
+
+ALL_STAGES = ("ingest",)
+
+
+def _settings(broker: str | None, **overrides: object) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if broker:
+        values["broker"] = broker if "://" in broker else f"kafka://{broker}"
+    return Settings(**values)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"ceasefire: {message}", err=True)
+    sys.exit(2)
+
+
+@click.group()
+def main() -> None:
+    """ceasefire-monitor: ceasefire violation reports in, incidents, alerts and fragility out."""
+
+
+@main.command()
+@click.option("--port", type=int, default=0, help="listen port (default: CEASEFIRE_BROKER_PORT or a free one)")
+def broker(port: int) -> None:
+    """Run the embedded broker (Tansu, memory only) in the foreground until Ctrl-C."""
+    settings = Settings()
+    try:
+        with EmbeddedBroker(port=port or settings.broker_port) as running:
+            click.echo(f"broker listening: {running.url}  (export CEASEFIRE_BROKER={running.url})")
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    except BrokerError as exc:
+        _fail(str(exc))
+
+
+@main.command()
+@click.argument("services", nargs=-1, required=True, type=click.Choice(ALL_STAGES))
+@click.option("--broker", "broker_url", help="Kafka URL (default: CEASEFIRE_BROKER)")
+@click.option("--web-port", type=int, help="web server port for /metrics (default: CEASEFIRE_WEB_PORT)")
+@click.option("--loglevel", default="info", show_default=True)
+def worker(services: tuple[str, ...], broker_url: str | None, web_port: int | None, loglevel: str) -> None:
+    """Run the named services only (scale out by starting more workers)."""
+    from services.runtime.runner import run_worker
+
+    settings = _settings(broker_url, web_port=web_port)
+    if settings.broker is None:
+        _fail("worker needs a broker: pass --broker or set CEASEFIRE_BROKER (see `ceasefire broker`)")
+    try:
+        sys.exit(run_worker(settings, services, loglevel=loglevel))
+    except BrokerError as exc:
+        _fail(str(exc))
+
+
+@main.command()
+@click.option("--broker", "broker_url", help="Kafka URL (default: CEASEFIRE_BROKER, else an embedded broker)")
+@click.option("--demo/--no-demo", default=False, help="feed the bundled demo scenario")
+@click.option("--live/--no-live", default=True, help="show the live view (off: plain logs)")
+def run(broker_url: str | None, demo: bool, live: bool) -> None:
+    """All services in one process, with the embedded broker unless one is named."""
+    from services.runtime.live import run_all
+
+    settings = _settings(broker_url)
+    try:
+        sys.exit(run_all(settings, ALL_STAGES, demo=demo, live=live))
+    except BrokerError as exc:
+        _fail(str(exc))
+
+
+@main.command()
+@click.argument("file", type=click.File("rb"))
+@click.option("--broker", "broker_url", help="Kafka URL (default: CEASEFIRE_BROKER)")
+def post(file: click.utils.LazyFile, broker_url: str | None) -> None:
+    """Publish JSON Lines reports (FILE or - for stdin) to the ingest topic; print how many were sent."""
+    from services.runtime.post import post_lines
+
+    settings = _settings(broker_url)
+    if settings.broker is None:
+        _fail("post needs a broker: pass --broker or set CEASEFIRE_BROKER")
+    lines = [line.rstrip(b"\r\n") for line in file if line.strip()]
+    try:
+        sent = asyncio.run(post_lines(settings, lines))
+    except BrokerError as exc:
+        _fail(str(exc))
+    click.echo(f"sent {sent} reports to {settings.topic_reports}")
+
+
+if __name__ == "__main__":
+    main()

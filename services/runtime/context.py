@@ -1,0 +1,26 @@
+"""What every stage is built with: settings, the ceasefire registry and the metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry
+
+from schemas.ceasefire import Registry, load_registry
+from services.runtime.metrics import Metrics
+from services.runtime.settings import Settings
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    registry: Registry
+    prometheus: CollectorRegistry = field(default_factory=CollectorRegistry)
+    metrics: Metrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metrics", Metrics.create(self.prometheus))
+
+    @classmethod
+    def load(cls, settings: Settings) -> Context:
+        return cls(settings=settings, registry=load_registry(settings.registry_path))

@@ -1,0 +1,59 @@
+"""Every metric of the service, declared once against a registry passed in (nothing at import time).
+
+Naming: `ceasefire_` prefix, base units, `_total` counters, bounded labels only (never a report id).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from services.ingest.validate import Reason
+
+OUTCOMES = ("accepted", "duplicate", "dead_lettered")
+
+
+@dataclass(frozen=True)
+class Metrics:
+    reports: Counter
+    duplicates: Counter
+    dedup_expired: Counter
+    batch_records: Histogram
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> Metrics:
+        metrics = cls(
+            reports=Counter(
+                "ceasefire_reports_total",
+                "Reports read from the ingest topic, by where they ended (reason: dead letters only).",
+                ["outcome", "reason"],
+                registry=registry,
+            ),
+            duplicates=Counter(
+                "ceasefire_duplicates_total",
+                "Reports dropped as repeats, by dedup rule.",
+                ["rule"],
+                registry=registry,
+            ),
+            dedup_expired=Counter(
+                "ceasefire_dedup_expired_total",
+                "Dedup entries deleted after the retention window (event time).",
+                registry=registry,
+            ),
+            batch_records=Histogram(
+                "ceasefire_batch_records",
+                "Records per batch an agent processed.",
+                ["stage"],
+                buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000),
+                registry=registry,
+            ),
+        )
+        # Pre-create every bounded series so dashboards see zeros, not gaps.
+        metrics.reports.labels("accepted", "")
+        metrics.reports.labels("duplicate", "")
+        for reason in Reason:
+            metrics.reports.labels("dead_lettered", reason.value)
+        for rule in ("exact", "resubmission"):
+            metrics.duplicates.labels(rule)
+        return metrics

@@ -1,0 +1,63 @@
+"""Process lifecycle: embedded broker (if no URL is given), topics, then a Faust worker in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import faust
+import uvloop
+
+from services.runtime.admin import ensure_topics
+from services.runtime.app import create_app
+from services.runtime.broker import EmbeddedBroker
+from services.runtime.context import Context
+from services.runtime.settings import Settings
+
+AppHook = Callable[[faust.App, Context], None]
+
+
+@contextlib.contextmanager
+def broker_for(settings: Settings, log_path: Path | None = None) -> Iterator[Settings]:
+    """Yield settings with a broker URL: the configured one, or an embedded broker started here."""
+    if settings.broker is not None:
+        yield settings
+        return
+    with EmbeddedBroker(port=settings.broker_port, log_path=log_path) as broker:
+        yield settings.model_copy(update={"broker": broker.url})
+
+
+def run_worker(
+    settings: Settings,
+    stages: Sequence[str],
+    hooks: Sequence[AppHook] = (),
+    loglevel: str = "info",
+    logfile: Path | None = None,
+) -> int:
+    """Create topics, build the app and run it until SIGINT/SIGTERM. Returns the exit code."""
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(ensure_topics(settings))
+    ctx = Context.load(settings)
+    app = create_app(ctx, stages)
+    for hook in hooks:
+        hook(app, ctx)
+    worker = faust.Worker(
+        app,
+        loop=loop,
+        loglevel=loglevel,
+        logfile=str(logfile) if logfile else None,
+        quiet=True,
+        redirect_stdouts=False,
+        override_logging=True,
+    )
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as stop:
+        return int(stop.code or 0)
+    finally:
+        logging.shutdown()
+    return 0

@@ -1,0 +1,68 @@
+"""All configuration, in one frozen class read from `CEASEFIRE_*` environment variables.
+
+Only this module reads the environment. Every field is listed in the README's configuration table.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.topics import TOPICS, Role
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CEASEFIRE_", frozen=True, extra="ignore")
+
+    broker: str | None = Field(
+        default=None, description="Kafka bootstrap URL (kafka://host:port); unset: start the embedded broker"
+    )
+    app_id: str = Field(default="ceasefire-monitor", description="Faust app id: consumer group and table prefix")
+    registry_path: Path = Field(
+        default=PROJECT_ROOT / "deploy" / "ceasefires.yaml", description="ceasefire registry YAML"
+    )
+    partitions: int = Field(default=4, ge=1, description="partitions of every topic the service creates")
+    replication_factor: int = Field(default=1, ge=1, description="replication factor of created topics")
+
+    topic_reports: str = TOPICS[Role.REPORTS].default_name
+    topic_dead_letters: str = TOPICS[Role.DEAD_LETTERS].default_name
+    topic_by_source: str = TOPICS[Role.BY_SOURCE].default_name
+    topic_duplicates: str = TOPICS[Role.DUPLICATES].default_name
+    topic_accepted: str = TOPICS[Role.ACCEPTED].default_name
+    topic_incidents: str = TOPICS[Role.INCIDENTS].default_name
+    topic_alerts: str = TOPICS[Role.ALERTS].default_name
+    topic_fragility: str = TOPICS[Role.FRAGILITY].default_name
+
+    dedup_retention_hours: float = Field(default=14 * 24, gt=0, description="dedup memory, in event time")
+    max_future_minutes: float = Field(default=10, ge=0, description="how far ahead of now observed_at may be")
+    max_report_bytes: int = Field(default=64 * 1024, gt=0)
+
+    store: str = Field(default="rocksdb://", description="Faust table store: rocksdb:// or memory://")
+    data_dir: Path = Field(default=PROJECT_ROOT / ".state", description="local table state")
+    web_host: str = Field(default="127.0.0.1", description="bind address of the web server (/metrics, API)")
+    web_port: int = Field(default=6066, ge=0, le=65535, description="web server port; 0 disables it")
+    broker_port: int = Field(default=0, ge=0, le=65535, description="embedded broker port; 0 picks a free one")
+
+    session_timeout_seconds: float = Field(default=2.0, gt=0, description="consumer group session timeout")
+    heartbeat_seconds: float = Field(default=0.5, gt=0)
+    batch_max: int = Field(default=1000, ge=1, description="records an agent takes at once")
+    batch_within_seconds: float = Field(default=0.05, gt=0, description="longest wait to fill a batch")
+
+    @property
+    def max_future(self) -> timedelta:
+        return timedelta(minutes=self.max_future_minutes)
+
+    def topic(self, role: Role) -> str:
+        return str(getattr(self, f"topic_{role.value}"))
+
+    @property
+    def bootstrap(self) -> str:
+        """host:port for plain Kafka clients (aiokafka, kcat)."""
+        if self.broker is None:
+            raise ValueError("no broker configured")
+        return self.broker.removeprefix("kafka://")
