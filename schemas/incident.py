@@ -104,3 +104,13 @@ class Incident(BaseModel):
     report_count: int
     casualties: CasualtyRange
     late: bool = False  # some report arrived later than the allowed lateness
+
+
+class IncidentBatch(BaseModel):
+    """Internal topic record (correlate → alert): the incident versions one batch produced, and each
+    ceasefire's watermark after it. Partitioned like the accepted topic, so one ceasefire's incidents
+    meet in one alert worker."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    watermarks: dict[str, AwareDatetime]
+    incidents: list[Incident]

@@ -7,6 +7,7 @@ Numbers are strict (a JSON string "3" is not a casualty count) and `None` keeps 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -48,15 +49,24 @@ class ViolationType(StrEnum):
     OTHER = "other"
 
 
+_DATE_TIME_START = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]")
+
+
 def _rfc3339_text(value: Any) -> Any:
-    # pydantic would read a bare number as a Unix time; the contract says RFC 3339 text only.
-    if not isinstance(value, str | datetime):
+    # pydantic would read a bare number as a Unix time, even inside a string ("1746881400");
+    # the contract says RFC 3339 text only.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _DATE_TIME_START.match(value):
         raise ValueError("must be an RFC 3339 date-time string, e.g. 2025-05-10T21:40:00+05:30")
     return value
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: a verdict, never an exception
+        raise ValueError("date-time out of range once converted to UTC") from None
 
 
 EventTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_to_utc)]

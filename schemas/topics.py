@@ -17,6 +17,7 @@ class Role(StrEnum):
     DUPLICATES = "duplicates"
     ACCEPTED = "accepted"
     INCIDENTS = "incidents"
+    BY_CEASEFIRE = "by_ceasefire"
     ALERTS = "alerts"
     FRAGILITY = "fragility"
 
@@ -66,6 +67,13 @@ TOPICS: dict[Role, TopicSpec] = {
             "`incident_id`",
             "Incident: the whole current incident, a new `version` per change",
             compacted=True,
+        ),
+        TopicSpec(
+            Role.BY_CEASEFIRE,
+            "ceasefire.internal.incidents.by-ceasefire.v1",
+            "none; partition = the accepted topic's partition of the ceasefire",
+            "IncidentBatch: incident versions of one correlate batch, with watermarks",
+            internal=True,
         ),
         TopicSpec(
             Role.ALERTS, "ceasefire.alerts.v1", "`fingerprint`", "Alert (Alertmanager-like)", compacted=True

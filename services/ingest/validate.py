@@ -58,6 +58,7 @@ class Rules:
 Verdict = AcceptedReport | list[Problem]
 
 _COORDINATE_BOUNDS = {"greater_than_equal", "less_than_equal"}
+_ACCUSED_PARTY_RULES = {"self_accusation", "neutral_accused"}
 
 
 def validate(raw: bytes | None, rules: Rules, now: datetime) -> Verdict:
@@ -104,6 +105,8 @@ def _schema_problem(error: Any) -> Problem:
     loc = tuple(error["loc"])
     path = "$" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
     kind = error["type"]
+    if kind in _ACCUSED_PARTY_RULES:  # report-level rules about one field: point at that field
+        path = "$.accused_party"
     if kind == "self_accusation":
         reason = Reason.SELF_ACCUSATION
     elif loc[:1] == ("location",) and loc[1:2] in (("lat",), ("lon",)) and kind in _COORDINATE_BOUNDS:
@@ -150,8 +153,9 @@ def _party_problem(field: str, code: str, ceasefire: Ceasefire) -> Problem:
 
 def _time_problems(report: AcceptedReport, rules: Rules, now: datetime) -> list[Problem]:
     problems: list[Problem] = []
-    if report.observed_at > now + rules.max_future:
-        ahead = report.observed_at - now
+    # Differences, not sums: `date + timedelta` overflows near year 1 or 9999, a difference never does.
+    ahead = report.observed_at - now
+    if ahead > rules.max_future:
         problems.append(
             Problem(
                 Reason.FUTURE_OBSERVED_AT,
@@ -159,7 +163,7 @@ def _time_problems(report: AcceptedReport, rules: Rules, now: datetime) -> list[
                 f"observed_at is {ahead} ahead of processing time (limit {rules.max_future})",
             )
         )
-    if report.reported_at is not None and report.reported_at + rules.max_future < report.observed_at:
+    if report.reported_at is not None and report.observed_at - report.reported_at > rules.max_future:
         problems.append(
             Problem(Reason.REPORTED_BEFORE_OBSERVED, "$.reported_at", "reported_at is before observed_at")
         )

@@ -12,12 +12,16 @@ from collections.abc import Callable, Sequence
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 
-from services.ingest import agent as ingest
+import importlib
 from services.runtime.context import Context
 
 Installer = Callable[[faust.App, Context], None]
 
-STAGES: dict[str, Installer] = {"ingest": ingest.install}
+# Stage name (as on the command line) → module with `install(app, ctx)`; imported only when named.
+STAGES: dict[str, str] = {
+    "ingest": "services.ingest.agent",
+    "correlate": "services.correlate.agent",
+}
 
 
 def create_app(ctx: Context, stages: Sequence[str]) -> faust.App:
@@ -56,5 +60,6 @@ def create_app(ctx: Context, stages: Sequence[str]) -> faust.App:
     )
     setup_prometheus_sensors(app, registry=ctx.prometheus, name_prefix="ceasefire_faust")
     for name in dict.fromkeys(stages):
-        STAGES[name](app, ctx)
+        installer: Installer = importlib.import_module(STAGES[name]).install
+        installer(app, ctx)
     return app

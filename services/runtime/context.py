@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -17,6 +18,7 @@ class Context:
     registry: Registry
     prometheus: CollectorRegistry = field(default_factory=CollectorRegistry)
     metrics: Metrics = field(init=False)
+    stages: dict[str, Any] = field(default_factory=dict)  # stage objects, for the read API and live view
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metrics", Metrics.create(self.prometheus))

@@ -20,6 +20,8 @@ class Metrics:
     duplicates: Counter
     dedup_expired: Counter
     batch_records: Histogram
+    incident_versions: Counter
+    latency: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
@@ -46,6 +48,19 @@ class Metrics:
                 "Records per batch an agent processed.",
                 ["stage"],
                 buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000),
+                registry=registry,
+            ),
+            incident_versions=Counter(
+                "ceasefire_incident_versions_total",
+                "Incident records published, by ceasefire and status.",
+                ["ceasefire", "status"],
+                registry=registry,
+            ),
+            latency=Histogram(
+                "ceasefire_end_to_end_latency_seconds",
+                "From a report's ingested_at to the incident (or alert) that it changed being published.",
+                ["output"],
+                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
                 registry=registry,
             ),
         )

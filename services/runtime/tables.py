@@ -9,10 +9,14 @@ is harmless: one tombstone per partition per rebalance.
 
 from __future__ import annotations
 
+import contextlib
+import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import faust
-from faust.types import TP
+from faust.streams import _current_event
+from faust.types import TP, EventT
 
 FENCE_KEY = "~fence"
 
@@ -39,3 +43,17 @@ def fenced_table(app: faust.App, name: str, **kwargs: Any) -> FencedTable:
     table = FencedTable(app, name=name, beacon=app.tables.beacon, **kwargs)
     app.tables.add(table)
     return table
+
+
+@contextlib.contextmanager
+def writes_for(event: EventT) -> Iterator[None]:
+    """Table writes in this block go to `event`'s partition.
+
+    Faust picks the changelog partition (and the RocksDB partition store) from the *current* event;
+    after `take_events` that is the last event of the batch, whatever partition the write belongs to.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)

@@ -1,0 +1,143 @@
+"""Correlate: accepted reports → incidents.
+
+Input: `ceasefire.reports.accepted.v1`, key `ceasefire_id` (one ceasefire's reports meet on one
+partition). Output: `ceasefire.incidents.v1`, key `incident_id`, the whole incident per version; and
+`ceasefire.internal.incidents.by-ceasefire.v1`, one `IncidentBatch` per input partition and batch,
+written to the same partition number, for the alert stage.
+State: table `correlation` (changelogged), per ceasefire the entries a `Correlator` persists
+(`<ceasefire_id>\\x1f<key>`); the in-memory `Correlator` is rebuilt from it after each rebalance.
+
+Order: incidents are sent and acknowledged, then the table is written, then offsets commit. A crash
+in between re-processes the reports, and the `Correlator` rebuilt from the table reproduces them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from schemas.incident import Incident, IncidentBatch
+from schemas.report import AcceptedReport
+from schemas.topics import Role
+from services.correlate.incidents import Correlator
+from services.runtime.codec import decode, encode
+from services.runtime.context import Context
+from services.runtime.tables import fenced_table, writes_for
+
+SEP = "\x1f"
+EVICT_EVERY_SECONDS = 300.0  # event time between evictions of one ceasefire
+
+
+class CorrelateStage:
+    def __init__(self, app: faust.App, ctx: Context) -> None:
+        self.app = app
+        self.ctx = ctx
+        self.topics = {role: ctx.settings.topic(role) for role in Role}
+        self.table = fenced_table(app, "correlation", partitions=ctx.settings.partitions, key_type=str, value_type=str)
+        self.correlators: dict[str, Correlator] = {}
+        self.partition_of: dict[str, int] = {}
+        self.evicted_at: dict[str, float] = {}
+
+    def forget(self, revoked: set[TP]) -> None:
+        """Partitions moved: drop their correlators; they are rebuilt from the table when needed."""
+        gone = {tp.partition for tp in revoked if tp.topic == self.topics[Role.ACCEPTED]}
+        for ceasefire_id in [c for c, p in self.partition_of.items() if p in gone]:
+            self.correlators.pop(ceasefire_id, None)
+            self.partition_of.pop(ceasefire_id, None)
+
+    def correlator(self, ceasefire_id: str, partition: int) -> Correlator | None:
+        found = self.correlators.get(ceasefire_id)
+        if found is None:
+            ceasefire = self.ctx.registry.get(ceasefire_id)
+            if ceasefire is None:  # accepted reports are validated; a registry change could do this
+                return None
+            prefix = ceasefire_id + SEP
+            persisted = [(k[len(prefix) :], v) for k, v in self.table.items() if k.startswith(prefix)]
+            found = self.correlators[ceasefire_id] = Correlator(ceasefire, persisted)
+            self.partition_of[ceasefire_id] = partition
+        return found
+
+    async def correlate_batch(self, events: list[faust.EventT]) -> None:
+        published: dict[int, list[Incident]] = defaultdict(list)
+        touched: dict[str, faust.EventT] = {}
+        for event in events:
+            report = decode(AcceptedReport, event.message.value)
+            correlator = self.correlator(report.ceasefire_id, event.message.partition)
+            if correlator is None:
+                continue
+            published[event.message.partition].extend(correlator.add(report))
+            touched[report.ceasefire_id] = event
+        await self._publish(published, touched)
+        for ceasefire_id, event in touched.items():
+            correlator = self.correlators[ceasefire_id]
+            self._maybe_evict(ceasefire_id, correlator)
+            with writes_for(event):
+                for key, value in correlator.take_changes().items():
+                    full = ceasefire_id + SEP + key
+                    if value is None:
+                        self.table.pop(full, None)
+                    else:
+                        self.table[full] = value
+
+    async def _publish(self, published: dict[int, list[Incident]], touched: dict[str, faust.EventT]) -> None:
+        send = self.app.producer.send
+        pending: list[Awaitable[Any]] = []
+        for partition, incidents in published.items():
+            for incident in incidents:
+                pending.append(
+                    await send(self.topics[Role.INCIDENTS], incident.incident_id.encode(), encode(incident), None, None, None)
+                )
+            watermarks = {
+                c: wm
+                for c, e in touched.items()
+                if e.message.partition == partition and (wm := self.correlators[c].watermark) is not None
+            }
+            batch = IncidentBatch(watermarks=watermarks, incidents=incidents)
+            pending.append(await send(self.topics[Role.BY_CEASEFIRE], None, encode(batch), partition, None, None))
+        await asyncio.gather(*pending)
+        self._observe(published)
+
+    def _observe(self, published: dict[int, list[Incident]]) -> None:
+        now = datetime.now(UTC)
+        metrics = self.ctx.metrics
+        for incidents in published.values():
+            for incident in incidents:
+                metrics.incident_versions.labels(incident.ceasefire_id, incident.status).inc()
+                newest = max(r.ingested_at for r in incident.reports)
+                metrics.latency.labels("incident").observe(max(0.0, (now - newest).total_seconds()))
+
+    def _maybe_evict(self, ceasefire_id: str, correlator: Correlator) -> None:
+        watermark = correlator.watermark
+        if watermark is None:
+            return
+        mark = watermark.timestamp()
+        if mark - self.evicted_at.setdefault(ceasefire_id, mark) >= EVICT_EVERY_SECONDS:
+            self.evicted_at[ceasefire_id] = mark
+            correlator.evict()
+
+
+def install(app: faust.App, ctx: Context) -> None:
+    """Register the correlate agent and its table on `app`."""
+    s = ctx.settings
+    stage = CorrelateStage(app, ctx)
+    accepted = app.topic(
+        s.topic(Role.ACCEPTED), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+
+    @app.on_partitions_revoked.connect
+    async def forget_revoked(sender: faust.App, revoked: set[TP], **_: Any) -> None:
+        stage.forget(revoked)
+
+    @app.agent(accepted, name="correlate")
+    async def correlate(stream: faust.StreamT[bytes]) -> None:
+        async for events in stream.take_events(s.batch_max, s.batch_within_seconds):
+            await stage.correlate_batch(events)
+
+    ctx.stages["correlate"] = stage  # the read API and the live view look incidents up here
