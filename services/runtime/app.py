@@ -21,6 +21,7 @@ Installer = Callable[[faust.App, Context], None]
 STAGES: dict[str, str] = {
     "ingest": "services.ingest.agent",
     "correlate": "services.correlate.agent",
+    "alert": "services.alert.agent",
 }
 
 

@@ -12,7 +12,7 @@ import click
 from services.runtime.broker import BrokerError, EmbeddedBroker
 from services.runtime.settings import Settings
 
-ALL_STAGES = ("ingest", "correlate")
+ALL_STAGES = ("ingest", "correlate", "alert")
 
 
 def _settings(broker: str | None, **overrides: object) -> Settings:

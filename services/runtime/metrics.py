@@ -21,6 +21,8 @@ class Metrics:
     dedup_expired: Counter
     batch_records: Histogram
     incident_versions: Counter
+    incidents: Counter
+    alerts: Counter
     latency: Histogram
 
     @classmethod
@@ -54,6 +56,18 @@ class Metrics:
                 "ceasefire_incident_versions_total",
                 "Incident records published, by ceasefire and status.",
                 ["ceasefire", "status"],
+                registry=registry,
+            ),
+            incidents=Counter(
+                "ceasefire_incidents_total",
+                "New incidents, by ceasefire, first sector and severity rung (counted by the alert stage).",
+                ["ceasefire", "sector", "severity"],
+                registry=registry,
+            ),
+            alerts=Counter(
+                "ceasefire_alerts_total",
+                "Alert records published, by rule, severity and status.",
+                ["alertname", "severity", "status"],
                 registry=registry,
             ),
             latency=Histogram(

@@ -1,0 +1,142 @@
+"""Alert: incident versions → alerts and fragility snapshots.
+
+Input: `ceasefire.internal.incidents.by-ceasefire.v1` (`IncidentBatch`, partitioned like the accepted
+topic, so one ceasefire's incidents meet here). Output: `ceasefire.alerts.v1` (key `fingerprint`) and
+`ceasefire.fragility.v1` (key `ceasefire_id`): a snapshot on every change, and the latest again
+every `FRAGILITY_REPEAT_SECONDS` of processing time so a dashboard never goes stale.
+State: table `alerting` (changelogged), per ceasefire the entries an `AlertEngine` persists; the
+engine is rebuilt from it after a rebalance. Order: publish and await, then write the table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from schemas.alert import Alert
+from schemas.fragility import FragilitySnapshot
+from schemas.incident import IncidentBatch
+from schemas.topics import Role
+from services.alert.rules import AlertEngine
+from services.runtime.codec import decode, encode
+from services.runtime.context import Context
+from services.runtime.tables import fenced_table
+
+SEP = "\x1f"
+FRAGILITY_REPEAT_SECONDS = 60.0
+
+
+class AlertStage:
+    def __init__(self, app: faust.App, ctx: Context) -> None:
+        self.app = app
+        self.ctx = ctx
+        self.topics = {role: ctx.settings.topic(role) for role in Role}
+        self.table = fenced_table(app, "alerting", partitions=ctx.settings.partitions, key_type=str, value_type=str)
+        self.engines: dict[str, AlertEngine] = {}
+        self.partition_of: dict[str, int] = {}
+        self.snapshots: dict[str, FragilitySnapshot] = {}
+
+    def forget(self, revoked: set[TP]) -> None:
+        gone = {tp.partition for tp in revoked if tp.topic == self.topics[Role.BY_CEASEFIRE]}
+        for ceasefire_id in [c for c, p in self.partition_of.items() if p in gone]:
+            self.engines.pop(ceasefire_id, None)
+            self.partition_of.pop(ceasefire_id, None)
+            self.snapshots.pop(ceasefire_id, None)
+
+    def engine(self, ceasefire_id: str, partition: int) -> AlertEngine | None:
+        found = self.engines.get(ceasefire_id)
+        if found is None:
+            ceasefire = self.ctx.registry.get(ceasefire_id)
+            if ceasefire is None:
+                return None
+            prefix = ceasefire_id + SEP
+            persisted = [(k[len(prefix) :], v) for k, v in self.table.items() if k.startswith(prefix)]
+            found = self.engines[ceasefire_id] = AlertEngine(ceasefire, persisted=persisted)
+            self.partition_of[ceasefire_id] = partition
+        return found
+
+    async def alert_batch(self, event: faust.EventT) -> None:
+        batch = decode(IncidentBatch, event.message.value)
+        partition = event.message.partition
+        alerts = []
+        touched: set[str] = set()
+        for incident in batch.incidents:
+            engine = self.engine(incident.ceasefire_id, partition)
+            if engine is not None:
+                alerts.extend(engine.observe(incident))
+                touched.add(incident.ceasefire_id)
+                if incident.version == 1:
+                    sector = incident.sectors[0] if incident.sectors else "unknown"
+                    self.ctx.metrics.incidents.labels(incident.ceasefire_id, sector, incident.severity.name.lower()).inc()
+        for ceasefire_id, watermark in batch.watermarks.items():
+            engine = self.engine(ceasefire_id, partition)
+            if engine is not None:
+                alerts.extend(engine.advance(watermark))
+                touched.add(ceasefire_id)
+        snapshots = [s for c in sorted(touched) if (s := self._changed_snapshot(c)) is not None]
+        newest = max((r.ingested_at for i in batch.incidents for r in i.reports), default=None)
+        await self._publish(alerts, snapshots, newest)
+        for ceasefire_id in touched:
+            for key, value in self.engines[ceasefire_id].take_changes().items():
+                full = ceasefire_id + SEP + key
+                if value is None:
+                    self.table.pop(full, None)
+                else:
+                    self.table[full] = value
+
+    def _changed_snapshot(self, ceasefire_id: str) -> FragilitySnapshot | None:
+        snapshot = self.engines[ceasefire_id].fragility()
+        if self.snapshots.get(ceasefire_id) == snapshot:
+            return None
+        self.snapshots[ceasefire_id] = snapshot
+        return snapshot
+
+    async def _publish(
+        self, alerts: list[Alert], snapshots: list[FragilitySnapshot], newest: datetime | None = None
+    ) -> None:
+        send = self.app.producer.send
+        pending: list[Awaitable[Any]] = []
+        for alert in alerts:
+            pending.append(await send(self.topics[Role.ALERTS], alert.fingerprint.encode(), encode(alert), None, None, None))
+        for snapshot in snapshots:
+            key = snapshot.ceasefire_id.encode()
+            pending.append(await send(self.topics[Role.FRAGILITY], key, encode(snapshot), None, None, None))
+        await asyncio.gather(*pending)
+        for alert in alerts:
+            self.ctx.metrics.alerts.labels(alert.labels["alertname"], alert.labels["severity"], alert.status).inc()
+        if alerts and newest is not None:
+            latency = (datetime.now(UTC) - newest).total_seconds()
+            self.ctx.metrics.latency.labels("alert").observe(max(0.0, latency))
+
+    async def repeat_snapshots(self) -> None:
+        """Processing-time heartbeat: the latest snapshot again, unchanged (its as_of says how old)."""
+        await self._publish([], list(self.snapshots.values()))
+
+
+def install(app: faust.App, ctx: Context) -> None:
+    """Register the alert agent, its table and the fragility heartbeat on `app`."""
+    s = ctx.settings
+    stage = AlertStage(app, ctx)
+    source = app.topic(
+        s.topic(Role.BY_CEASEFIRE), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+
+    @app.on_partitions_revoked.connect
+    async def forget_revoked(sender: faust.App, revoked: set[TP], **_: Any) -> None:
+        stage.forget(revoked)
+
+    @app.agent(source, name="alert")
+    async def alert(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await stage.alert_batch(event)
+
+    @app.timer(FRAGILITY_REPEAT_SECONDS)
+    async def fragility_heartbeat() -> None:
+        await stage.repeat_snapshots()
+
+    ctx.stages["alert"] = stage
