@@ -13,6 +13,7 @@ import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 
 import importlib
+from services.runtime.collectors import StateCollector
 from services.runtime.context import Context
 
 Installer = Callable[[faust.App, Context], None]
@@ -60,6 +61,7 @@ def create_app(ctx: Context, stages: Sequence[str]) -> faust.App:
         producer_max_request_size=4 * 1024 * 1024,
     )
     setup_prometheus_sensors(app, registry=ctx.prometheus, name_prefix="ceasefire_faust")
+    ctx.prometheus.register(StateCollector(app, ctx))
     for name in dict.fromkeys(stages):
         installer: Installer = importlib.import_module(STAGES[name]).install
         installer(app, ctx)

@@ -96,5 +96,58 @@ def post(file: click.utils.LazyFile, broker_url: str | None) -> None:
     click.echo(f"sent {sent} reports to {settings.topic_reports}")
 
 
+@main.command()
+@click.option("--broker", "broker_url", help="Kafka URL (default: CEASEFIRE_BROKER)")
+@click.option("--follow", "-f", is_flag=True, help="keep printing new versions as they come")
+@click.option("--ceasefire", "ceasefire_id", help="only this ceasefire")
+@click.option("--status", type=click.Choice(["claimed", "mutual", "corroborated", "merged"]), multiple=True)
+@click.option("--json", "as_json", is_flag=True, help="print the records as JSON Lines")
+@click.option("--explain", "explain_id", help="print why the reports of this incident were merged, as a tree")
+def incidents(
+    broker_url: str | None,
+    follow: bool,
+    ceasefire_id: str | None,
+    status: tuple[str, ...],
+    as_json: bool,
+    explain_id: str | None,
+) -> None:
+    """Incidents as they are published: one line per version."""
+    from services.runtime.terminal import show_incidents
+
+    settings = _need_broker(broker_url)
+    try:
+        asyncio.run(show_incidents(settings, follow, ceasefire_id, set(status), as_json, explain_id))
+    except BrokerError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
+@click.option("--broker", "broker_url", help="Kafka URL (default: CEASEFIRE_BROKER)")
+@click.option("--follow", "-f", is_flag=True, help="keep printing alerts as they come")
+@click.option("--ceasefire", "ceasefire_id", help="only this ceasefire")
+@click.option("--min-severity", type=click.Choice(["warning", "critical"]), default="warning", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print the records as JSON Lines")
+def alerts(broker_url: str | None, follow: bool, ceasefire_id: str | None, min_severity: str, as_json: bool) -> None:
+    """Subscribe to the alert stream; each (fingerprint, version) printed once."""
+    from services.runtime.terminal import show_alerts
+
+    settings = _need_broker(broker_url)
+    try:
+        asyncio.run(show_alerts(settings, follow, ceasefire_id, min_severity, as_json))
+    except BrokerError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        pass
+
+
+def _need_broker(broker_url: str | None) -> Settings:
+    settings = _settings(broker_url)
+    if settings.broker is None:
+        _fail("a broker is needed: pass --broker or set CEASEFIRE_BROKER")
+    return settings
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,81 @@
+"""How incidents and alerts read to a person: one line per record, and the merge explanation tree."""
+
+from __future__ import annotations
+
+from rich.markup import escape
+from rich.tree import Tree
+
+from schemas.alert import Alert
+from schemas.incident import Incident, ReportLink
+
+STATUS_STYLE = {"claimed": "yellow", "mutual": "bold magenta", "corroborated": "bold red", "merged": "dim"}
+
+
+def casualty_text(incident: Incident) -> str:
+    c = incident.casualties
+    parts = []
+    for label, low, high in (("killed", c.killed_low, c.killed_high), ("injured", c.injured_low, c.injured_high)):
+        if low is not None:
+            parts.append(f"{label} {low}" if low == high else f"{label} {low}–{high}")
+    return ", ".join(parts) or "no casualty figures"
+
+
+def incident_line(incident: Incident) -> str:
+    when = incident.last_observed_at.strftime("%Y-%m-%d %H:%M")
+    style = STATUS_STYLE.get(incident.status, "")
+    where = ", ".join(incident.sectors) or "no sector"
+    head = f"{when}Z {incident.incident_id} v{incident.version} [{style}]{incident.status}[/]"
+    if incident.status == "merged":
+        return f"{head} into {incident.merged_into}"
+    return (
+        f"{head} {escape(where)} · {incident.severity.name.lower()} · "
+        f"{incident.report_count} reports from {', '.join(incident.sources)} · {casualty_text(incident)}"
+        + (" · late" if incident.late else "")
+    )
+
+
+def _link_label(link: ReportLink) -> str:
+    accused = f"→{link.accused_party}" if link.accused_party else "(unattributed)"
+    head = f"{link.source}/{link.report_id} [{link.source_party}{accused}] {link.violation_type.value}"
+    head += f" at {link.observed_at.strftime('%H:%M')}Z"
+    if link.linked_to is None:
+        return escape(head) + " [dim](first report)[/]"
+    km = "same sector" if link.distance_km is None else f"{link.distance_km:.1f} km"
+    minutes = f"{link.gap_minutes:.0f} min" if link.gap_minutes is not None else "?"
+    return escape(head) + f" [dim]({km}, {minutes}){' late' if link.late else ''}[/]"
+
+
+def explain(incident: Incident) -> Tree:
+    """Which report linked to which, with distance and time gap: why these reports are one incident."""
+    root = Tree(f"[bold]{incident.incident_id}[/] v{incident.version} {incident.status} — {escape(incident_line(incident))}")
+    nodes: dict[tuple[str, str], Tree] = {}
+    pending = sorted(incident.reports, key=lambda r: (r.linked_to is not None, r.observed_at))
+    for _ in range(len(pending) + 1):  # parents first; links form a tree over the reports
+        rest = []
+        for link in pending:
+            parent = root if link.linked_to is None else nodes.get(link.linked_to)
+            if parent is None:
+                rest.append(link)
+                continue
+            nodes[(link.source, link.report_id)] = parent.add(_link_label(link))
+        if not rest:
+            break
+        pending = rest
+    for link in pending:  # a parent that was evicted: show the link anyway
+        nodes[(link.source, link.report_id)] = root.add(_link_label(link) + " [dim](parent no longer held)[/]")
+    return root
+
+
+SEVERITY_ORDER = {"info": 0, "warning": 1, "critical": 2}
+
+
+def alert_line(alert: Alert) -> str:
+    labels = alert.labels
+    where = labels.get("sector") or labels.get("incident") or ""
+    style = "bold red" if labels.get("severity") == "critical" else "yellow"
+    state = "green" if alert.status == "resolved" else style
+    return (
+        f"{alert.updated_at.strftime('%Y-%m-%d %H:%M')}Z [{state}]{alert.status:<8}[/] "
+        f"[{style}]{labels.get('severity', ''):<8}[/] {labels.get('alertname', '')} "
+        f"{labels.get('ceasefire', '')} {escape(where)} v{alert.version} — {escape(alert.annotations.get('summary', ''))}"
+    )
