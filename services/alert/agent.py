@@ -23,7 +23,7 @@ from schemas.fragility import FragilitySnapshot
 from schemas.incident import IncidentBatch
 from schemas.topics import Role
 from services.alert.rules import AlertEngine
-from services.runtime.codec import decode, encode
+from services.runtime.codec import decode_or_count, encode
 from services.runtime.context import Context
 from services.runtime.tables import fenced_table
 
@@ -61,7 +61,9 @@ class AlertStage:
         return found
 
     async def alert_batch(self, event: faust.EventT) -> None:
-        batch = decode(IncidentBatch, event.message.value)
+        batch = decode_or_count(IncidentBatch, event.message.value, "alert", self.ctx)
+        if batch is None:
+            return
         partition = event.message.partition
         alerts = []
         touched: set[str] = set()

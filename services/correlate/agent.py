@@ -26,8 +26,8 @@ from faust.types import TP
 from schemas.incident import Incident, IncidentBatch
 from schemas.report import AcceptedReport
 from schemas.topics import Role
-from services.correlate.incidents import Correlator
-from services.runtime.codec import decode, encode
+from services.correlate.state import Correlator
+from services.runtime.codec import decode_or_count, encode
 from services.runtime.context import Context
 from services.runtime.tables import fenced_table, writes_for
 
@@ -68,7 +68,9 @@ class CorrelateStage:
         published: dict[int, list[Incident]] = defaultdict(list)
         touched: dict[str, faust.EventT] = {}
         for event in events:
-            report = decode(AcceptedReport, event.message.value)
+            report = decode_or_count(AcceptedReport, event.message.value, "correlate", self.ctx)
+            if report is None:
+                continue
             correlator = self.correlator(report.ceasefire_id, event.message.partition)
             if correlator is None:
                 continue

@@ -31,7 +31,7 @@ from schemas.topics import Role
 from services.ingest.deadletter import dead_letter_headers
 from services.ingest.dedup import DedupState
 from services.ingest.validate import Rules, primary_reason, validate
-from services.runtime.codec import decode, encode
+from services.runtime.codec import decode_or_count, encode
 from services.runtime.context import Context
 from services.runtime.tables import fenced_table
 
@@ -97,7 +97,9 @@ class IngestStage:
 
     async def deduplicate_batch(self, event: faust.EventT) -> None:
         partition = event.message.partition
-        batch = decode(ReportBatch, event.message.value)
+        batch = decode_or_count(ReportBatch, event.message.value, "deduplicate", self.ctx)
+        if batch is None:
+            return
         state = DedupState(self.dedup, self.retention, scope=f"{partition}/")
         pending: list[Awaitable[Any]] = []
         rules: list[str] = []

@@ -5,9 +5,12 @@ pydantic-core writes and parses JSON in Rust; Faust only ever sees bytes (`value
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
+
+if TYPE_CHECKING:
+    from services.runtime.context import Context
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -18,3 +21,13 @@ def encode(model: BaseModel) -> bytes:
 
 def decode(model: type[M], raw: bytes) -> M:
     return model.model_validate_json(raw)
+
+
+def decode_or_count(model: type[M], raw: bytes | None, stage: str, ctx: Context) -> M | None:
+    """Downstream topics are written by us; a record that still fails to decode (another writer, a
+    schema change) is counted and skipped, so one poison record cannot stop a stage."""
+    try:
+        return model.model_validate_json(raw or b"")
+    except ValidationError:
+        ctx.metrics.undecodable.labels(stage).inc()
+        return None

@@ -20,7 +20,7 @@ from rich.text import Text
 from services.ingest.validate import Reason
 from services.runtime.context import Context
 from services.runtime.post import post_lines
-from services.runtime.runner import broker_for, run_worker
+from services.runtime.runner import broker_for, run_worker, with_free_web_port
 from services.runtime.settings import PROJECT_ROOT, Settings
 
 DEMO_SCENARIO = PROJECT_ROOT / "deploy" / "demo" / "scenario.jsonl"
@@ -31,7 +31,7 @@ OUTCOMES = ("accepted", "duplicate", "dead_lettered")
 def run_all(settings: Settings, stages: Sequence[str], demo: bool, live: bool) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     embedded = settings.broker is None
-    with broker_for(settings, log_path=settings.data_dir / "broker.log") as s:
+    with broker_for(with_free_web_port(settings), log_path=settings.data_dir / "broker.log") as s:
         if embedded:
             # A memory-only broker is a new cluster each time: local table state from an earlier
             # run would be wrong for it, so this run gets a fresh state directory.

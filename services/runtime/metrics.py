@@ -24,6 +24,7 @@ class Metrics:
     incidents: Counter
     alerts: Counter
     latency: Histogram
+    undecodable: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
@@ -77,6 +78,12 @@ class Metrics:
                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
                 registry=registry,
             ),
+            undecodable=Counter(
+                "ceasefire_undecodable_total",
+                "Records on an internal or downstream topic that did not decode, skipped, by stage.",
+                ["stage"],
+                registry=registry,
+            ),
         )
         # Pre-create every bounded series so dashboards see zeros, not gaps.
         metrics.reports.labels("accepted", "")
@@ -85,4 +92,6 @@ class Metrics:
             metrics.reports.labels("dead_lettered", reason.value)
         for rule in ("exact", "resubmission"):
             metrics.duplicates.labels(rule)
+        for stage in ("deduplicate", "correlate", "alert"):
+            metrics.undecodable.labels(stage)
         return metrics

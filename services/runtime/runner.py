@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -13,11 +14,27 @@ import uvloop
 
 from services.runtime.admin import ensure_topics
 from services.runtime.app import create_app
-from services.runtime.broker import EmbeddedBroker
+from services.runtime.broker import BrokerError, EmbeddedBroker, free_port
 from services.runtime.context import Context
 from services.runtime.settings import Settings
 
 AppHook = Callable[[faust.App, Context], None]
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def with_free_web_port(settings: Settings) -> Settings:
+    """`run` is for a person at a terminal: a busy default port moves aside instead of failing."""
+    if settings.web_port == 0 or port_free(settings.web_host, settings.web_port):
+        return settings
+    return settings.model_copy(update={"web_port": free_port(settings.web_host)})
 
 
 @contextlib.contextmanager
@@ -38,6 +55,10 @@ def run_worker(
     logfile: Path | None = None,
 ) -> int:
     """Create topics, build the app and run it until SIGINT/SIGTERM. Returns the exit code."""
+    if settings.web_port and not port_free(settings.web_host, settings.web_port):
+        raise BrokerError(
+            f"web port {settings.web_host}:{settings.web_port} is in use; set CEASEFIRE_WEB_PORT (or --web-port)"
+        )
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(ensure_topics(settings))

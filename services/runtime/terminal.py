@@ -15,6 +15,11 @@ from services.runtime.settings import Settings
 from services.runtime.views import SEVERITY_ORDER, alert_line, explain, incident_line
 
 
+def _console() -> Console:
+    # Piped output keeps whole lines (rich would wrap at 80 columns).
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
+
+
 async def show_incidents(
     settings: Settings,
     follow: bool,
@@ -23,7 +28,7 @@ async def show_incidents(
     as_json: bool,
     explain_id: str | None,
 ) -> None:
-    console = Console(highlight=False)
+    console = _console()
     latest: Incident | None = None
     async for raw in read_values(settings, settings.topic(Role.INCIDENTS), follow and explain_id is None):
         incident = decode(Incident, raw)
@@ -48,7 +53,7 @@ async def show_incidents(
 async def show_alerts(
     settings: Settings, follow: bool, ceasefire_id: str | None, min_severity: str, as_json: bool
 ) -> None:
-    console = Console(highlight=False)
+    console = _console()
     seen: set[tuple[str, int]] = set()
     floor = SEVERITY_ORDER[min_severity]
     async for raw in read_values(settings, settings.topic(Role.ALERTS), follow):

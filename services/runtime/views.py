@@ -58,9 +58,9 @@ def explain(incident: Incident) -> Tree:
                 rest.append(link)
                 continue
             nodes[(link.source, link.report_id)] = parent.add(_link_label(link))
+        pending = rest
         if not rest:
             break
-        pending = rest
     for link in pending:  # a parent that was evicted: show the link anyway
         nodes[(link.source, link.report_id)] = root.add(_link_label(link) + " [dim](parent no longer held)[/]")
     return root
@@ -77,5 +77,5 @@ def alert_line(alert: Alert) -> str:
     return (
         f"{alert.updated_at.strftime('%Y-%m-%d %H:%M')}Z [{state}]{alert.status:<8}[/] "
         f"[{style}]{labels.get('severity', ''):<8}[/] {labels.get('alertname', '')} "
-        f"{labels.get('ceasefire', '')} {escape(where)} v{alert.version} — {escape(alert.annotations.get('summary', ''))}"
+        f"{labels.get('ceasefire', '')} {escape(where)} v{alert.version} — {escape(alert.annotations.summary)}"
     )

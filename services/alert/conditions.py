@@ -1,0 +1,256 @@
+"""Alert rules as conditions: which alerts *should* be firing at event time `now`, given the incidents.
+
+Pure functions of the incident summaries, the watermark and (for hysteresis) the current severity;
+episodes, repeats and versions are `services/alert/episodes.py`'s business. Semantics and defaults:
+docs/alerts.md.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from schemas.alert import AlertName, AlertSeverity
+from schemas.fragility import FragilitySnapshot
+from schemas.incident import Severity
+from services.alert.fragility import HOUR, FragilityConfig
+from services.alert.recent import IncidentSummary, newest_first, within
+
+MAX_IDS = 20  # incident ids carried in annotations, newest first
+
+
+class AlertRules(BaseModel):
+    """Thresholds and holds, all in event time."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    repeat_interval: timedelta = Field(default=timedelta(hours=4), gt=timedelta(0))
+    violation_hold: timedelta = timedelta(hours=6)  # CeasefireViolation resolves after this without incidents
+    incident_hold: timedelta = timedelta(hours=6)  # per-incident alerts resolve after this without a new version
+    escalation_rungs: int = Field(default=2, ge=1)
+    escalation_rung: Severity = Severity.DRONE  # this rung or above always escalates
+    escalation_lookback: timedelta = timedelta(hours=24)
+    escalation_hold: timedelta = timedelta(hours=6)
+    surge_window: timedelta = Field(default=timedelta(hours=1), gt=timedelta(0))
+    surge_baseline: timedelta = Field(default=timedelta(hours=24), gt=timedelta(0))
+    surge_minimum: int = Field(default=5, ge=1)
+    surge_factor: float = Field(default=3.0, gt=0)
+    surge_hold: timedelta = timedelta(hours=1)  # keeps firing this long after the last incident that met it
+    fragility_warning: float = 50.0
+    fragility_critical: float = 75.0
+    fragility_critical_clear: float = 65.0  # critical falls back to warning below this
+    fragility_clear: float = 40.0  # FragilityHigh resolves below this
+    episode_retention: timedelta = timedelta(days=7)  # resolved per-incident alerts are forgotten after this
+    fragility: FragilityConfig = FragilityConfig()
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> AlertRules:
+        ok = (
+            self.fragility_clear <= self.fragility_warning <= self.fragility_critical
+            and self.fragility_clear <= self.fragility_critical_clear <= self.fragility_critical
+        )
+        if not ok:
+            raise ValueError("fragility thresholds need clear <= warning <= critical and clear <= critical_clear <= critical")
+        return self
+
+    @property
+    def horizon(self) -> timedelta:
+        """How far behind the watermark an incident can still matter to some rule."""
+        return max(
+            self.fragility.horizon,
+            self.surge_hold + self.surge_window + self.surge_baseline,
+            self.escalation_lookback + self.escalation_hold,
+            self.violation_hold,
+            self.incident_hold,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """An alert that should be firing now. `count` rising above its episode peak is a meaningful change.
+
+    `until` lets a resolution carry the exact event time the condition ended, however late the watermark
+    that notices it arrives.
+    """
+
+    labels: dict[str, str]
+    count: int
+    summary: str
+    description: str
+    incident_ids: tuple[str, ...] = field(default=())
+    until: datetime | None = None  # when it stops holding if no incident arrives; None: evaluated afresh
+
+
+def _labels(name: AlertName, ceasefire_id: str, severity: AlertSeverity, **scope: str) -> dict[str, str]:
+    return {"alertname": name.value, "ceasefire": ceasefire_id, "severity": severity, **scope}
+
+
+def _ids(summaries: Iterable[IncidentSummary]) -> tuple[str, ...]:
+    return tuple(s.incident_id for s in newest_first(summaries)[:MAX_IDS])
+
+
+def _held(summaries: Iterable[IncidentSummary], now: datetime, hold: timedelta) -> list[IncidentSummary]:
+    """Live incidents whose latest version arrived less than `hold` ago (event time)."""
+    return [s for s in summaries if not s.merged and now - s.seen_at < hold]
+
+
+def _by_sector(summaries: Iterable[IncidentSummary]) -> dict[str, list[IncidentSummary]]:
+    sectors: dict[str, list[IncidentSummary]] = defaultdict(list)
+    for s in summaries:
+        for name in s.alert_sectors:
+            sectors[name].append(s)
+    return sectors
+
+
+def violations(ceasefire_id: str, summaries: Sequence[IncidentSummary], now: datetime, rules: AlertRules) -> list[Condition]:
+    """CeasefireViolation per sector: any incident there within the hold."""
+    hours = rules.violation_hold / HOUR
+    return [
+        Condition(
+            labels=_labels(AlertName.CEASEFIRE_VIOLATION, ceasefire_id, "warning", sector=sector),
+            count=len(found),
+            summary=f"Ceasefire violation in {sector}",
+            description=f"{len(found)} incident(s) in {sector} within the last {hours:g} h of event time.",
+            incident_ids=_ids(found),
+            until=max(s.seen_at for s in found) + rules.violation_hold,
+        )
+        for sector, found in _by_sector(_held(summaries, now, rules.violation_hold)).items()
+    ]
+
+
+def mutual_accusations(
+    ceasefire_id: str, summaries: Sequence[IncidentSummary], now: datetime, rules: AlertRules
+) -> list[Condition]:
+    """MutualAccusation per incident: each side blames the other (tit-for-tat)."""
+    return [
+        Condition(
+            labels=_labels(AlertName.MUTUAL_ACCUSATION, ceasefire_id, "warning", incident=s.incident_id),
+            count=0,
+            summary=f"Both parties accuse each other over incident {s.incident_id}",
+            description=f"Incident {s.incident_id} ({', '.join(s.alert_sectors)}) is reported by both sides.",
+            incident_ids=(s.incident_id,),
+            until=s.seen_at + rules.incident_hold,
+        )
+        for s in _held(summaries, now, rules.incident_hold)
+        if s.reciprocal
+    ]
+
+
+def casualties(ceasefire_id: str, summaries: Sequence[IncidentSummary], now: datetime, rules: AlertRules) -> list[Condition]:
+    """Casualties per incident: someone was (or is said to have been) killed; re-emits if the toll rises."""
+    return [
+        Condition(
+            labels=_labels(AlertName.CASUALTIES, ceasefire_id, "critical", incident=s.incident_id),
+            count=s.killed,
+            summary=f"Up to {s.killed} killed in incident {s.incident_id}",
+            description=f"Incident {s.incident_id} ({', '.join(s.alert_sectors)}): up to {s.killed} killed, "
+            f"up to {s.injured} injured.",
+            incident_ids=(s.incident_id,),
+            until=s.seen_at + rules.incident_hold,
+        )
+        for s in _held(summaries, now, rules.incident_hold)
+        if s.killed > 0
+    ]
+
+
+def _escalates(x: IncidentSummary, others: Sequence[IncidentSummary], rules: AlertRules) -> bool:
+    """Two rungs above the sector's highest in the lookback before it (LIGHT when the sector was silent)."""
+    if x.severity >= rules.escalation_rung:
+        return True
+    start = x.at - rules.escalation_lookback
+    prior = max(
+        (y.severity for y in others if y.incident_id != x.incident_id and start < y.at < x.at),
+        default=Severity.LIGHT,
+    )
+    return x.severity >= prior + rules.escalation_rungs
+
+
+def escalations(ceasefire_id: str, summaries: Sequence[IncidentSummary], now: datetime, rules: AlertRules) -> list[Condition]:
+    """Escalation per sector: an escalating incident there within the hold."""
+    sectors = _by_sector(s for s in summaries if not s.merged)
+    found: dict[str, list[IncidentSummary]] = defaultdict(list)
+    for x in _held(summaries, now, rules.escalation_hold):
+        for sector in x.alert_sectors:
+            if _escalates(x, sectors[sector], rules):
+                found[sector].append(x)
+    conditions = []
+    for sector, escalating in found.items():
+        top = max(s.severity for s in escalating)
+        conditions.append(
+            Condition(
+                labels=_labels(AlertName.ESCALATION, ceasefire_id, "critical", sector=sector),
+                count=len(escalating),
+                summary=f"Escalation to {top.name.lower()} in {sector}",
+                description=f"{len(escalating)} incident(s) in {sector} climbed the weapon ladder to "
+                f"{top.name.lower()} (rung {int(top)}).",
+                incident_ids=_ids(escalating),
+                until=max(s.seen_at for s in escalating) + rules.escalation_hold,
+            )
+        )
+    return conditions
+
+
+def _surge_at(summaries: Sequence[IncidentSummary], at: datetime, rules: AlertRules) -> tuple[int, float, float]:
+    """Incidents in the window ending at `at`, the baseline's hourly mean, and the threshold they met or not."""
+    start = at - rules.surge_window
+    count = len(within(summaries, start, at))
+    mean = len(within(summaries, start - rules.surge_baseline, start)) / (rules.surge_baseline / HOUR)
+    return count, mean, max(rules.surge_minimum, rules.surge_factor * mean * (rules.surge_window / HOUR))
+
+
+def surge(ceasefire_id: str, summaries: Sequence[IncidentSummary], now: datetime, rules: AlertRules) -> list[Condition]:
+    """ViolationSurge: incidents in the last window >= max(minimum, factor x hourly mean of the baseline).
+
+    A window count only rises when an incident arrives, so the rule is checked at each incident's time:
+    exact, whenever the watermark happens to move. It keeps firing for `surge_hold` after the last
+    incident that met it (Prometheus' keep_firing_for), so a surge does not flap as incidents age out.
+    """
+    met: list[tuple[IncidentSummary, int, float, float]] = []
+    for x in _held(summaries, now, rules.surge_hold):
+        count, mean, threshold = _surge_at(summaries, x.at, rules)
+        if count >= threshold:
+            met.append((x, count, mean, threshold))
+    if not met:
+        return []
+    _, count, mean, threshold = max(met, key=lambda m: (m[1], m[0].at, m[0].incident_id))
+    hours = rules.surge_window / HOUR
+    return [
+        Condition(
+            labels=_labels(AlertName.VIOLATION_SURGE, ceasefire_id, "critical"),
+            count=count,
+            summary=f"Surge: {count} incidents in {hours:g} h",
+            description=f"{count} incidents in {hours:g} h against an hourly mean of {mean:.2f} over the "
+            f"{rules.surge_baseline / HOUR:g} h before (threshold {threshold:.2f}).",
+            incident_ids=_ids(within(summaries, now - rules.surge_window, now)),
+            until=max(m[0].seen_at for m in met) + rules.surge_hold,
+        )
+    ]
+
+
+def fragility_level(index: float, current: str | None, rules: AlertRules) -> AlertSeverity | None:
+    """FragilityHigh severity with hysteresis, so an index hovering at a threshold does not flap."""
+    if index >= rules.fragility_critical or (current == "critical" and index >= rules.fragility_critical_clear):
+        return "critical"
+    if index >= rules.fragility_warning or (current is not None and index >= rules.fragility_clear):
+        return "warning"
+    return None
+
+
+def fragility_high(snapshot: FragilitySnapshot, current: str | None, rules: AlertRules) -> list[Condition]:
+    level = fragility_level(snapshot.index, current, rules)
+    if level is None:
+        return []
+    c = snapshot.components
+    return [
+        Condition(
+            labels=_labels(AlertName.FRAGILITY_HIGH, snapshot.ceasefire_id, level),
+            count=0,
+            summary=f"Ceasefire fragility {snapshot.index:.1f}/100",
+            description=f"Fragility index {snapshot.index:.1f}: intensity {c.intensity:.2f}, trend {c.trend:.2f}, "
+            f"severity {c.severity:.2f}, casualties {c.casualties:.2f}, reciprocity {c.reciprocity:.2f}, "
+            f"spread {c.spread:.2f}, recency {c.recency:.2f}.",
+        )
+    ]

@@ -1,0 +1,297 @@
+"""Correlation state of one ceasefire: accepted reports in, incident records out.
+
+Input: accepted reports of one ceasefire (topic `ceasefire.reports.accepted.v1`, key `ceasefire_id`).
+Output: whole incident records (topic `ceasefire.incidents.v1`, key `incident_id`).
+State: held reports, open incidents, merged-incident pointers and the event-time watermark, persisted
+as small JSON entries (`take_changes`) that rebuild the same state after a restart.
+
+An incident is a connected component of the link rule (services/correlate/link.py). A new report
+looks up its candidates in the index, joins the incident it links to, and merges every incident it
+bridges into the earliest one. Eviction drops reports that can no longer link to a report arriving
+within the allowed lateness (docs/link-rule.md).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from datetime import datetime
+
+import orjson
+
+from schemas.ceasefire import Ceasefire
+from schemas.incident import Incident
+from schemas.report import AcceptedReport, ViolationType
+from services.correlate.fold import IncidentState, incident_id, publish
+from services.correlate.index import LinkIndex
+from services.correlate.link import MINUTE_US, HeldReport, Link, explain, from_epoch_us
+
+Key = tuple[str, str]
+REPORT_PREFIX = "r\x1f"
+INCIDENT_PREFIX = "i\x1f"
+META_KEY = "~meta"
+_NEVER = -(1 << 62)  # horizon before the first eviction: every report may link
+
+
+class Correlator:
+    """All correlation state of ONE ceasefire."""
+
+    def __init__(self, ceasefire: Ceasefire, persisted: Iterable[tuple[str, str]] = ()) -> None:
+        """Rebuild from entries `take_changes` returned earlier; indexes are derived, never persisted."""
+        self.ceasefire = ceasefire
+        settings = ceasefire.link
+        self.lateness_us = round(settings.allowed_lateness_hours * 60 * MINUTE_US)
+        self.retention_us = round(settings.window_minutes * MINUTE_US) + self.lateness_us
+        self.reports: dict[Key, HeldReport] = {}
+        self.home: dict[Key, IncidentState] = {}
+        self.open: dict[str, IncidentState] = {}
+        self.merged: dict[str, tuple[int, str]] = {}  # absorbed id -> (last version, merged into)
+        self.index = LinkIndex(ceasefire)
+        self.watermark_us: int | None = None
+        self.horizon_us = _NEVER
+        self.seq = 0
+        self._expiry: list[tuple[int, str]] = []  # (last observed, incident id); stale entries skipped
+        self._dirty_reports: set[Key] = set()
+        self._dirty_incidents: set[str] = set()
+        self._dirty_meta = False
+        self._restore(persisted)
+
+    @property
+    def watermark(self) -> datetime | None:
+        """The highest `observed_at` seen for this ceasefire."""
+        return None if self.watermark_us is None else from_epoch_us(self.watermark_us)
+
+    def add(self, report: AcceptedReport) -> list[Incident]:
+        """Fold one report in; the records to publish: the incident it is in, then any it merged away."""
+        if report.identity in self.reports:
+            return []
+        held = HeldReport.from_accepted(report, self.seq)
+        self.seq += 1
+        if self.watermark_us is not None:
+            held.late = held.observed_us < self.watermark_us - self.lateness_us
+            self.watermark_us = max(self.watermark_us, held.observed_us)
+        else:
+            self.watermark_us = held.observed_us
+        self._dirty_meta = True
+
+        partners = self._partners(held)
+        records: list[Incident] = []
+        if not partners:
+            survivor = IncidentState(incident_id(self.ceasefire.id, held.source, held.report_id))
+            self.open[survivor.incident_id] = survivor
+        else:
+            ordered = sorted(partners.values(), key=lambda p: p[0].precedence)
+            survivor, (_, partner, link) = ordered[0][0], ordered[0][1]
+            held.join(partner, link)
+            for absorbed, (_, bridge, bridge_link) in ordered[1:]:
+                absorbed.version += 1
+                records.append(
+                    publish(absorbed, self.ceasefire.id, status="merged", merged_into=survivor.incident_id)
+                )
+                self._reroot(bridge, held, bridge_link)
+                survivor = self._merge(survivor, absorbed)
+        survivor.add(held)
+        survivor.version += 1
+        self._hold(held, survivor)
+        heapq.heappush(self._expiry, (survivor.last_us, survivor.incident_id))
+        self._dirty_incidents.add(survivor.incident_id)
+        return [publish(survivor, self.ceasefire.id), *records]
+
+    def evict(self) -> list[str]:
+        """Forget what can no longer link to a report within the allowed lateness; the incidents that went."""
+        if self.watermark_us is None or self.watermark_us - self.retention_us <= self.horizon_us:
+            return []
+        self.horizon_us = self.watermark_us - self.retention_us
+        self._dirty_meta = True
+        self.index.drop_before(self.horizon_us)
+        evicted: list[str] = []
+        while self._expiry and self._expiry[0][0] < self.horizon_us:
+            last_us, gone_id = heapq.heappop(self._expiry)
+            state = self.open.get(gone_id)
+            if state is None or state.last_us != last_us:
+                continue  # merged away, or a newer entry stands for it
+            del self.open[gone_id]
+            for member in state.members:
+                del self.reports[member.key]
+                del self.home[member.key]
+                self._dirty_reports.add(member.key)
+            for absorbed_id in state.absorbed:
+                self.merged.pop(absorbed_id, None)
+                self._dirty_incidents.add(absorbed_id)
+            self._dirty_incidents.add(gone_id)
+            evicted.append(gone_id)
+        return evicted
+
+    def take_changes(self) -> dict[str, str | None]:
+        """Entries changed since the last call (None: delete), for the shell's changelogged table."""
+        changes: dict[str, str | None] = {}
+        for key in self._dirty_reports:
+            held = self.reports.get(key)
+            entry = REPORT_PREFIX + key[0] + "\x1f" + key[1]
+            changes[entry] = None if held is None else _encode_report(held, self.home[key].incident_id)
+        for iid in self._dirty_incidents:
+            changes[INCIDENT_PREFIX + iid] = self._encode_incident(iid)
+        if self._dirty_meta:
+            meta = {"watermark_us": self.watermark_us, "horizon_us": self.horizon_us, "seq": self.seq}
+            changes[META_KEY] = orjson.dumps(meta).decode()
+        self._dirty_reports.clear()
+        self._dirty_incidents.clear()
+        self._dirty_meta = False
+        return changes
+
+    def incidents(self) -> Iterable[Incident]:
+        """The open incidents as last published (for the read API)."""
+        for state in self.open.values():
+            yield publish(state, self.ceasefire.id)
+
+    # -- transitions -------------------------------------------------------------------------------
+
+    def _partners(self, held: HeldReport) -> dict[int, tuple[IncidentState, tuple[object, HeldReport, Link]]]:
+        """For each incident the report links to: its best link there (closest in time, then place)."""
+        best: dict[int, tuple[IncidentState, tuple[object, HeldReport, Link]]] = {}
+        for candidate in self.index.candidates(held):
+            if candidate.observed_us < self.horizon_us:
+                continue
+            link = explain(held, candidate, self.ceasefire)
+            if not link.linked:
+                continue
+            state = self.home[candidate.key]
+            rank = (link.rank, candidate.source, candidate.report_id)
+            current = best.get(id(state))
+            if current is None or rank < current[1][0]:  # type: ignore[operator]
+                best[id(state)] = (state, (rank, candidate, link))
+        return best
+
+    def _reroot(self, bridge: HeldReport, newcomer: HeldReport, link: Link) -> None:
+        """Hang an absorbed incident's link tree from the newcomer: reverse the path bridge -> founder.
+
+        Every link stays a real link of the rule (same pair, same distance and gap), and the links of
+        the merged incident again form one tree: the merge is explained by `bridge.linked_to`.
+        """
+        node: HeldReport | None = bridge
+        carried: tuple[Key | None, float | None, float | None] = (newcomer.key, link.distance_km, link.gap_minutes)
+        while node is not None:
+            after = node.linked_to
+            upward = (node.key, node.distance_km, node.gap_minutes)
+            node.linked_to, node.distance_km, node.gap_minutes = carried
+            node.record = None
+            self._dirty_reports.add(node.key)
+            carried = upward
+            node = None if after is None else self.reports[after]
+
+    def _merge(self, survivor: IncidentState, absorbed: IncidentState) -> IncidentState:
+        """Join two incidents under the survivor's identity; the smaller member list moves (union by size)."""
+        self.merged[absorbed.incident_id] = (absorbed.version, survivor.incident_id)
+        self._dirty_incidents.add(absorbed.incident_id)
+        del self.open[absorbed.incident_id]
+        identity = (survivor.incident_id, survivor.version, [*survivor.absorbed, absorbed.incident_id, *absorbed.absorbed])
+        keep, moved = (survivor, absorbed) if len(survivor.members) >= len(absorbed.members) else (absorbed, survivor)
+        keep.absorb(moved)
+        for member in moved.members:
+            self.home[member.key] = keep
+        keep.incident_id, keep.version, keep.absorbed = identity
+        self.open[keep.incident_id] = keep
+        return keep
+
+    def _hold(self, held: HeldReport, state: IncidentState) -> None:
+        self.reports[held.key] = held
+        self.home[held.key] = state
+        self._dirty_reports.add(held.key)
+        if held.observed_us >= self.horizon_us:
+            self.index.add(held)
+
+    # -- persistence -------------------------------------------------------------------------------
+
+    def _encode_incident(self, iid: str) -> str | None:
+        state = self.open.get(iid)
+        if state is not None:
+            return orjson.dumps({"version": state.version, "merged_into": None}).decode()
+        if iid in self.merged:
+            version, into = self.merged[iid]
+            return orjson.dumps({"version": version, "merged_into": into}).decode()
+        return None
+
+    def _restore(self, persisted: Iterable[tuple[str, str]]) -> None:
+        incidents: dict[str, dict] = {}
+        joined: list[tuple[HeldReport, str]] = []
+        for key, text in persisted:
+            doc = orjson.loads(text)
+            if key == META_KEY:
+                self.watermark_us, self.horizon_us, self.seq = doc["watermark_us"], doc["horizon_us"], doc["seq"]
+            elif key.startswith(INCIDENT_PREFIX):
+                incidents[key[len(INCIDENT_PREFIX) :]] = doc
+            elif key.startswith(REPORT_PREFIX):
+                joined.append(_decode_report(doc))
+        for iid, doc in incidents.items():
+            if doc["merged_into"] is None:
+                self.open[iid] = IncidentState(iid, version=doc["version"])
+            else:
+                self.merged[iid] = (doc["version"], doc["merged_into"])
+        for iid in self.merged:
+            self.open[self._root(iid)].absorbed.append(iid)
+        joined.sort(key=lambda pair: pair[0].seq)
+        for held, iid in joined:
+            state = self.open[self._root(iid)]
+            state.add(held)
+            self._hold(held, state)
+        self._dirty_reports.clear()
+        for state in self.open.values():
+            state.absorbed.sort()
+            self._expiry.append((state.last_us, state.incident_id))
+        heapq.heapify(self._expiry)
+
+    def _root(self, iid: str) -> str:
+        while iid in self.merged:
+            iid = self.merged[iid][1]
+        return iid
+
+
+def _encode_report(held: HeldReport, iid: str) -> str:
+    return orjson.dumps(
+        {
+            "source": held.source,
+            "report_id": held.report_id,
+            "source_party": held.source_party,
+            "accused_party": held.accused_party,
+            "observed_us": held.observed_us,
+            "violation_type": held.violation_type.value,
+            "sector": held.sector,
+            "lat": held.lat,
+            "lon": held.lon,
+            "precision_km": held.precision_km,
+            "killed": held.killed,
+            "injured": held.injured,
+            "ingested_at": held.ingested_at.isoformat(),
+            "seq": held.seq,
+            "late": held.late,
+            "linked_to": held.linked_to,
+            "distance_km": held.distance_km,
+            "gap_minutes": held.gap_minutes,
+            "incident": iid,
+        }
+    ).decode()
+
+
+def _decode_report(doc: dict) -> tuple[HeldReport, str]:
+    linked = doc["linked_to"]
+    held = HeldReport(
+        source=doc["source"],
+        report_id=doc["report_id"],
+        source_party=doc["source_party"],
+        accused_party=doc["accused_party"],
+        observed_us=doc["observed_us"],
+        violation_type=ViolationType(doc["violation_type"]),
+        sector=doc["sector"],
+        lat=doc["lat"],
+        lon=doc["lon"],
+        precision_km=doc["precision_km"],
+        killed=doc["killed"],
+        injured=doc["injured"],
+        ingested_at=datetime.fromisoformat(doc["ingested_at"]),
+        seq=doc["seq"],
+        late=doc["late"],
+        linked_to=None if linked is None else (linked[0], linked[1]),
+        distance_km=doc["distance_km"],
+        gap_minutes=doc["gap_minutes"],
+    )
+    return held, doc["incident"]
