@@ -26,6 +26,7 @@ from faust.types import TP
 from schemas.incident import Incident, IncidentBatch
 from schemas.report import AcceptedReport
 from schemas.topics import Role
+from services.correlate import api
 from services.correlate.state import Correlator
 from services.runtime.codec import decode_or_count, encode
 from services.runtime.context import Context
@@ -142,4 +143,5 @@ def install(app: faust.App, ctx: Context) -> None:
         async for events in stream.take_events(s.batch_max, s.batch_within_seconds):
             await stage.correlate_batch(events)
 
+    api.install(app, stage, accepted)
     ctx.stages["correlate"] = stage  # the read API and the live view look incidents up here
