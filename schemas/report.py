@@ -70,6 +70,25 @@ def _to_utc(value: datetime) -> datetime:
 
 
 EventTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_to_utc)]
+
+MAX_EXTENSIONS_DEPTH = 16
+
+
+def _shallow(value: dict[str, Any]) -> dict[str, Any]:
+    # orjson reads 1024 levels but pydantic-core's JSON parser stops near 200: a report accepted with
+    # deeper extensions could not be read back downstream and would wedge the stage that decodes it.
+    deepest, stack = 1, [(node, 2) for node in value.values()]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            if deepest > MAX_EXTENSIONS_DEPTH:
+                raise ValueError(f"extensions nest more than {MAX_EXTENSIONS_DEPTH} levels deep")
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return value
+
+
+Extensions = Annotated[dict[str, Any], AfterValidator(_shallow)]
 Degrees = StrictFloat  # strict: a JSON integer is fine, a string or a boolean is not
 PartyCode = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{0,15}$")]
 
@@ -120,7 +139,7 @@ class Report(BaseModel):
     casualties: Casualties | None = None
     description: str | None = Field(default=None, max_length=4000)
     evidence: list[HttpUrl] = Field(default_factory=list, max_length=20)
-    extensions: dict[str, Any] = Field(default_factory=dict)
+    extensions: Extensions = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _not_self_accusing(self) -> Report:

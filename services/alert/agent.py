@@ -11,6 +11,7 @@ engine is rebuilt from it after a rebalance. Order: publish and await, then writ
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +41,7 @@ class AlertStage:
         self.engines: dict[str, AlertEngine] = {}
         self.partition_of: dict[str, int] = {}
         self.snapshots: dict[str, FragilitySnapshot] = {}
+        self.recent: deque[Alert] = deque(maxlen=12)  # the newest alert records, for the live view
 
     def forget(self, revoked: set[TP]) -> None:
         gone = {tp.partition for tp in revoked if tp.topic == self.topics[Role.BY_CEASEFIRE]}
@@ -109,6 +111,7 @@ class AlertStage:
             key = snapshot.ceasefire_id.encode()
             pending.append(await send(self.topics[Role.FRAGILITY], key, encode(snapshot), None, None, None))
         await asyncio.gather(*pending)
+        self.recent.extend(alerts)
         for alert in alerts:
             self.ctx.metrics.alerts.labels(alert.labels["alertname"], alert.labels["severity"], alert.status).inc()
         if alerts and newest is not None:

@@ -21,6 +21,7 @@ from services.alert.fragility import HOUR, FragilityConfig
 from services.alert.recent import IncidentSummary, newest_first, within
 
 MAX_IDS = 20  # incident ids carried in annotations, newest first
+Summaries = Sequence[IncidentSummary]
 
 
 class AlertRules(BaseModel):
@@ -29,7 +30,7 @@ class AlertRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     repeat_interval: timedelta = Field(default=timedelta(hours=4), gt=timedelta(0))
     violation_hold: timedelta = timedelta(hours=6)  # CeasefireViolation resolves after this without incidents
-    incident_hold: timedelta = timedelta(hours=6)  # per-incident alerts resolve after this without a new version
+    incident_hold: timedelta = timedelta(hours=6)  # per-incident alerts resolve after this without a version
     escalation_rungs: int = Field(default=2, ge=1)
     escalation_rung: Severity = Severity.DRONE  # this rung or above always escalates
     escalation_lookback: timedelta = timedelta(hours=24)
@@ -53,7 +54,7 @@ class AlertRules(BaseModel):
             and self.fragility_clear <= self.fragility_critical_clear <= self.fragility_critical
         )
         if not ok:
-            raise ValueError("fragility thresholds need clear <= warning <= critical and clear <= critical_clear <= critical")
+            raise ValueError("fragility thresholds: need clear <= warning <= critical, clear <= critical_clear <= critical")
         return self
 
     @property
@@ -105,7 +106,7 @@ def _by_sector(summaries: Iterable[IncidentSummary]) -> dict[str, list[IncidentS
     return sectors
 
 
-def violations(ceasefire_id: str, summaries: Sequence[IncidentSummary], now: datetime, rules: AlertRules) -> list[Condition]:
+def violations(ceasefire_id: str, summaries: Summaries, now: datetime, rules: AlertRules) -> list[Condition]:
     """CeasefireViolation per sector: any incident there within the hold."""
     hours = rules.violation_hold / HOUR
     return [
@@ -121,9 +122,7 @@ def violations(ceasefire_id: str, summaries: Sequence[IncidentSummary], now: dat
     ]
 
 
-def mutual_accusations(
-    ceasefire_id: str, summaries: Sequence[IncidentSummary], now: datetime, rules: AlertRules
-) -> list[Condition]:
+def mutual_accusations(ceasefire_id: str, summaries: Summaries, now: datetime, rules: AlertRules) -> list[Condition]:
     """MutualAccusation per incident: each side blames the other (tit-for-tat)."""
     return [
         Condition(
@@ -139,7 +138,7 @@ def mutual_accusations(
     ]
 
 
-def casualties(ceasefire_id: str, summaries: Sequence[IncidentSummary], now: datetime, rules: AlertRules) -> list[Condition]:
+def casualties(ceasefire_id: str, summaries: Summaries, now: datetime, rules: AlertRules) -> list[Condition]:
     """Casualties per incident: someone was (or is said to have been) killed; re-emits if the toll rises."""
     return [
         Condition(
@@ -156,7 +155,7 @@ def casualties(ceasefire_id: str, summaries: Sequence[IncidentSummary], now: dat
     ]
 
 
-def _escalates(x: IncidentSummary, others: Sequence[IncidentSummary], rules: AlertRules) -> bool:
+def _escalates(x: IncidentSummary, others: Summaries, rules: AlertRules) -> bool:
     """Two rungs above the sector's highest in the lookback before it (LIGHT when the sector was silent)."""
     if x.severity >= rules.escalation_rung:
         return True
@@ -168,7 +167,7 @@ def _escalates(x: IncidentSummary, others: Sequence[IncidentSummary], rules: Ale
     return x.severity >= prior + rules.escalation_rungs
 
 
-def escalations(ceasefire_id: str, summaries: Sequence[IncidentSummary], now: datetime, rules: AlertRules) -> list[Condition]:
+def escalations(ceasefire_id: str, summaries: Summaries, now: datetime, rules: AlertRules) -> list[Condition]:
     """Escalation per sector: an escalating incident there within the hold."""
     sectors = _by_sector(s for s in summaries if not s.merged)
     found: dict[str, list[IncidentSummary]] = defaultdict(list)
@@ -193,15 +192,15 @@ def escalations(ceasefire_id: str, summaries: Sequence[IncidentSummary], now: da
     return conditions
 
 
-def _surge_at(summaries: Sequence[IncidentSummary], at: datetime, rules: AlertRules) -> tuple[int, float, float]:
-    """Incidents in the window ending at `at`, the baseline's hourly mean, and the threshold they met or not."""
+def _surge_at(summaries: Summaries, at: datetime, rules: AlertRules) -> tuple[int, float, float]:
+    """Incidents in the window ending at `at`, the baseline's hourly mean, and the threshold to meet."""
     start = at - rules.surge_window
     count = len(within(summaries, start, at))
     mean = len(within(summaries, start - rules.surge_baseline, start)) / (rules.surge_baseline / HOUR)
     return count, mean, max(rules.surge_minimum, rules.surge_factor * mean * (rules.surge_window / HOUR))
 
 
-def surge(ceasefire_id: str, summaries: Sequence[IncidentSummary], now: datetime, rules: AlertRules) -> list[Condition]:
+def surge(ceasefire_id: str, summaries: Summaries, now: datetime, rules: AlertRules) -> list[Condition]:
     """ViolationSurge: incidents in the last window >= max(minimum, factor x hourly mean of the baseline).
 
     A window count only rises when an incident arrives, so the rule is checked at each incident's time:
@@ -232,7 +231,8 @@ def surge(ceasefire_id: str, summaries: Sequence[IncidentSummary], now: datetime
 
 def fragility_level(index: float, current: str | None, rules: AlertRules) -> AlertSeverity | None:
     """FragilityHigh severity with hysteresis, so an index hovering at a threshold does not flap."""
-    if index >= rules.fragility_critical or (current == "critical" and index >= rules.fragility_critical_clear):
+    stays_critical = current == "critical" and index >= rules.fragility_critical_clear
+    if index >= rules.fragility_critical or stays_critical:
         return "critical"
     if index >= rules.fragility_warning or (current is not None and index >= rules.fragility_clear):
         return "warning"
@@ -249,8 +249,8 @@ def fragility_high(snapshot: FragilitySnapshot, current: str | None, rules: Aler
             labels=_labels(AlertName.FRAGILITY_HIGH, snapshot.ceasefire_id, level),
             count=0,
             summary=f"Ceasefire fragility {snapshot.index:.1f}/100",
-            description=f"Fragility index {snapshot.index:.1f}: intensity {c.intensity:.2f}, trend {c.trend:.2f}, "
-            f"severity {c.severity:.2f}, casualties {c.casualties:.2f}, reciprocity {c.reciprocity:.2f}, "
+            description=f"Fragility index {snapshot.index:.1f}: intensity {c.intensity:.2f}, "
+            f"trend {c.trend:.2f}, severity {c.severity:.2f}, casualties {c.casualties:.2f}, reciprocity {c.reciprocity:.2f}, "
             f"spread {c.spread:.2f}, recency {c.recency:.2f}.",
         )
     ]

@@ -63,7 +63,9 @@ class AlertBook:
     def _hold(self, fp: str, condition: Condition, now: datetime) -> Alert | None:
         episode = self.episodes.get(fp)
         annotations = Annotations(
-            summary=condition.summary, description=condition.description, incident_ids=list(condition.incident_ids)
+            summary=condition.summary,
+            description=condition.description,
+            incident_ids=list(condition.incident_ids),
         )
         if episode is None or episode.alert.status == "resolved":
             alert = Alert(
@@ -83,7 +85,12 @@ class AlertBook:
                 self.episodes[fp] = episode.model_copy(update={"until": condition.until})
                 self.changed.add(fp)
             return None
-        update = {"labels": condition.labels, "annotations": annotations, "updated_at": now, "version": last.version + 1}
+        update = {
+            "labels": condition.labels,
+            "annotations": annotations,
+            "updated_at": now,
+            "version": last.version + 1,
+        }
         peak = max(episode.peak, condition.count)
         return self._keep(Episode(alert=last.model_copy(update=update), peak=peak, until=condition.until))
 
@@ -94,7 +101,12 @@ class AlertBook:
             return None
         # The exact end when the rule knows it (a hold expired), however late the watermark noticed.
         ends_at = now if episode.until is None else max(last.updated_at, min(now, episode.until))
-        update = {"status": "resolved", "ends_at": ends_at, "updated_at": ends_at, "version": last.version + 1}
+        update = {
+            "status": "resolved",
+            "ends_at": ends_at,
+            "updated_at": ends_at,
+            "version": last.version + 1,
+        }
         return self._keep(Episode(alert=last.model_copy(update=update), peak=episode.peak, until=None))
 
     def _keep(self, episode: Episode) -> Alert:

@@ -43,7 +43,7 @@ class IncidentSummary(BaseModel):
 
 
 def is_reciprocal(incident: Incident) -> bool:
-    """Tit-for-tat: `mutual`, or two parties accused (a mutual incident a neutral observer then corroborated)."""
+    """Tit-for-tat: `mutual`, or two parties accused (a mutual incident that an observer then corroborated)."""
     return incident.status == "mutual" or len(set(incident.accused_parties)) >= 2
 
 

@@ -74,7 +74,9 @@ class AlertEngine:
     def observe(self, incident: Incident) -> list[Alert]:
         """An incident version arrives (any status, `merged` included)."""
         if incident.ceasefire_id != self.ceasefire.id:
-            raise ValueError(f"incident {incident.incident_id} is for {incident.ceasefire_id}, not {self.ceasefire.id}")
+            raise ValueError(
+                f"incident {incident.incident_id} is for {incident.ceasefire_id}, not {self.ceasefire.id}"
+            )
         known = self.incidents.get(incident.incident_id)
         at = incident.last_observed_at
         if known is not None and incident.version <= known.version:
@@ -98,9 +100,8 @@ class AlertEngine:
         return self._evaluate()
 
     def fragility(self) -> FragilitySnapshot:
-        return snapshot(
-            self.ceasefire.id, self.incidents.values(), self.watermark, self.rules.fragility, self.last_violation_at
-        )
+        rules = self.rules.fragility
+        return snapshot(self.ceasefire.id, self.incidents.values(), self.watermark, rules, self.last_violation_at)
 
     def firing(self) -> list[Alert]:
         return self.book.firing()
@@ -142,8 +143,9 @@ class AlertEngine:
             *rule.casualties(cid, summaries, now, self.rules),
             *rule.surge(cid, summaries, now, self.rules),
         ]
-        fragile = self.book.current(fingerprint({"alertname": AlertName.FRAGILITY_HIGH.value, "ceasefire": cid}))
-        conditions += rule.fragility_high(self.fragility(), None if fragile is None else fragile.severity, self.rules)
+        fragile = self.book.current(fingerprint({"alertname": AlertName.FRAGILITY_HIGH, "ceasefire": cid}))
+        level = None if fragile is None else fragile.severity
+        conditions += rule.fragility_high(self.fragility(), level, self.rules)
         return self.book.reconcile(conditions, now)
 
     def _forget_old(self, now: datetime) -> None:
@@ -157,6 +159,7 @@ class AlertEngine:
             [
                 fp
                 for fp, e in self.book.episodes.items()
-                if "incident" in e.alert.labels and e.alert.ends_at is not None and e.alert.ends_at <= retention
+                if "incident" in e.alert.labels and e.alert.ends_at is not None
+                if e.alert.ends_at <= retention
             ]
         )

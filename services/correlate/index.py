@@ -112,7 +112,7 @@ class LinkIndex:
         return self._near_sector(report, near)
 
     def _near_point(self, report: HeldReport, lat: float, lon: float, near: list[_Bucket]) -> Iterator[HeldReport]:
-        reach = self.ceasefire.link.distance_km
+        reach = self.ceasefire.link.distance_km + report.precision_km + self.widest_precision_km
         cells = self.grid.cover(lat, lon, reach)
         # Sector-only reports link by their sector: the one this report names, or one holding its point.
         sectors = {s.name for s in self.sectors_near.get(self.grid.cell(lat, lon), ()) if s.contains(lat, lon)}

@@ -41,7 +41,7 @@ class Correlator:
         self.ceasefire = ceasefire
         settings = ceasefire.link
         self.lateness_us = round(settings.allowed_lateness_hours * 60 * MINUTE_US)
-        self.retention_us = round(settings.window_minutes * MINUTE_US) + self.lateness_us
+        self.retention_us = self.lateness_us
         self.reports: dict[Key, HeldReport] = {}
         self.home: dict[Key, IncidentState] = {}
         self.open: dict[str, IncidentState] = {}

@@ -11,13 +11,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import faust
+from rich.columns import Columns
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from schemas.incident import Severity
 from services.ingest.validate import Reason
+from services.runtime.collectors import COMPONENTS
 from services.runtime.context import Context
 from services.runtime.post import post_lines
 from services.runtime.runner import broker_for, run_worker, with_free_web_port
@@ -88,6 +91,66 @@ def _counts(ctx: Context) -> tuple[dict[str, float], dict[str, float]]:
     return outcomes, reasons
 
 
+def _fragility(ctx: Context) -> Table | None:
+    alert = ctx.stages.get("alert")
+    if alert is None or not alert.snapshots:
+        return None
+    table = Table(title="fragility (0–100) and its components (0–1)")
+    table.add_column("ceasefire")
+    table.add_column("index", justify="right")
+    for name in COMPONENTS:
+        table.add_column(name, justify="right")
+    table.add_column("as of (event time)")
+    for ceasefire_id, snap in sorted(alert.snapshots.items()):
+        style = "bold red" if snap.index >= 75 else "yellow" if snap.index >= 50 else "green"
+        parts = [f"{getattr(snap.components, n):.2f}" for n in COMPONENTS]
+        table.add_row(ceasefire_id, f"[{style}]{snap.index:.1f}[/]", *parts, snap.as_of.strftime("%Y-%m-%d %H:%M"))
+    return table
+
+
+def _sectors(ctx: Context) -> Table | None:
+    correlate = ctx.stages.get("correlate")
+    if correlate is None or not correlate.correlators:
+        return None
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    worst: dict[tuple[str, str], int] = {}
+    for ceasefire_id, correlator in correlate.correlators.items():
+        for incident in correlator.incidents():
+            for sector in incident.sectors or ["(no sector)"]:
+                key = (ceasefire_id, sector)
+                row = counts.setdefault(key, {"claimed": 0, "mutual": 0, "corroborated": 0})
+                row[incident.status] = row.get(incident.status, 0) + 1
+                worst[key] = max(worst.get(key, 0), int(incident.severity))
+    table = Table(title="incidents held, per sector")
+    for column in ("ceasefire", "sector", "claimed", "mutual", "corroborated", "worst rung"):
+        table.add_column(column, justify="right" if column not in ("ceasefire", "sector") else "left")
+    for (ceasefire_id, sector), row in sorted(counts.items(), key=lambda kv: -sum(kv[1].values()))[:12]:
+        rung = Severity(worst[(ceasefire_id, sector)]).name.lower()
+        table.add_row(ceasefire_id, sector, *(str(row[s]) for s in ("claimed", "mutual", "corroborated")), rung)
+    return table
+
+
+def _alerts(ctx: Context) -> Table | None:
+    alert = ctx.stages.get("alert")
+    if alert is None or not alert.recent:
+        return None
+    table = Table(title="latest alerts")
+    for column in ("event time", "status", "severity", "alert", "where", "summary"):
+        table.add_column(column)
+    for record in reversed(alert.recent):
+        labels = record.labels
+        style = "green" if record.status == "resolved" else "bold red" if labels["severity"] == "critical" else "yellow"
+        table.add_row(
+            record.updated_at.strftime("%m-%d %H:%M"),
+            f"[{style}]{record.status}[/]",
+            labels["severity"],
+            labels["alertname"],
+            labels.get("sector") or labels.get("incident") or labels["ceasefire"],
+            record.annotations.summary,
+        )
+    return table
+
+
 def render(ctx: Context, counts: dict[str, float], rates: dict[str, float], reasons: dict[str, float]) -> Group:
     s = ctx.settings
     table = Table(title="reports", expand=False)
@@ -107,7 +170,8 @@ def render(ctx: Context, counts: dict[str, float], rates: dict[str, float], reas
         f"broker {s.broker}   metrics http://{s.web_host}:{s.web_port}/metrics   Ctrl-C stops everything",
         style="dim",
     )
-    return Group(Panel.fit(Group(table, dead), title="ceasefire-monitor"), where)
+    pipeline = [t for t in (_fragility(ctx), _sectors(ctx), _alerts(ctx)) if t is not None]
+    return Group(Panel.fit(Group(Columns([table, dead]), *pipeline), title="ceasefire-monitor"), where)
 
 
 def _live_view(app: faust.App, ctx: Context) -> None:

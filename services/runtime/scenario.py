@@ -135,6 +135,7 @@ class Phase:
     mutual: float  # chance that an incident is a mutual accusation across a front
     witness: float  # chance of each further report (UNMOGIP, own-side media, Reuters)
     deadly: float  # chance that an incident kills someone
+    sectors: frozenset[str] = frozenset()  # where incidents may happen; empty: anywhere
 
 
 def _at(day: int, hour: int, minute: int = 0) -> datetime:
@@ -148,27 +149,30 @@ def _evenly(start: datetime, end: datetime, count: int) -> tuple[datetime, ...]:
 
 LIGHT = ("small_arms", "small_arms", "sniper")
 PHASES = (
-    Phase("calm", (_at(10, 14, 40), _at(10, 15, 50), _at(10, 17, 5), _at(10, 21, 10), _at(11, 0, 40),
-                   _at(11, 4, 25), _at(11, 8, 10), _at(11, 11, 50), _at(11, 14, 35)), LIGHT, 0.35, 0.4, 0),
-    Phase("tense night", _evenly(_at(11, 16, 30), _at(11, 22, 30), 36),
-          ("small_arms", "heavy_machine_gun", "mortar", "mortar"), 0.7, 0.7, 0),
+    Phase("calm", (_at(10, 14, 40), _at(10, 15, 50), _at(10, 17, 5)), LIGHT, 0.3, 0.4, 0,
+          frozenset({"Poonch", "Rawalakot"})),  # the first evening: a few exchanges in one place
+    Phase("calm", (_at(10, 21, 10), _at(11, 0, 40), _at(11, 4, 25), _at(11, 8, 10), _at(11, 11, 50)),
+          LIGHT, 0.2, 0.4, 0),
+    # Three incidents an hour: the surge rule (five an hour and more) should first fire in the flare-up.
+    Phase("tense night", _evenly(_at(11, 15), _at(11, 23), 24),
+          ("small_arms", "heavy_machine_gun", "mortar", "mortar"), 0.6, 0.8, 0),
     Phase("lull", (_at(12, 1, 30), _at(12, 6), _at(12, 10, 40), _at(12, 15, 10), _at(12, 19, 45)),
           LIGHT, 0.2, 0.3, 0),
     Phase("flare-up", _evenly(_at(12, 22), _at(12, 23, 50), 6), ("mortar", "artillery", "artillery"),
           0.8, 0.5, 0),
     Phase("flare-up", _evenly(SURGE_START, SURGE_START + timedelta(minutes=58), 12),
           ("artillery", "artillery", "mortar", "rocket"), 0.5, 0.6, 0.2),
-    Phase("flare-up", _evenly(_at(13, 1, 5), _at(13, 4), 21),
+    Phase("flare-up", _evenly(_at(13, 1, 5), _at(13, 5), 28),
           ("drone", "drone", "missile", "artillery", "rocket"),
           0.6, 0.7, 0.4),
-    Phase("flare-up", _evenly(_at(13, 4, 10), _at(13, 8), 19),
+    Phase("flare-up", _evenly(_at(13, 5, 10), _at(13, 10), 24),
           ("artillery", "mortar", "mortar", "small_arms"),
           0.5, 0.6, 0.1),
-    Phase("de-escalation", (_at(13, 9, 30), _at(13, 12, 45), _at(13, 19, 20), _at(14, 3, 10), _at(14, 12, 30),
+    Phase("de-escalation", (_at(13, 12, 0), _at(13, 15, 15), _at(13, 21, 50), _at(14, 3, 10), _at(14, 12, 30),
                             _at(14, 22, 40), _at(15, 9, 15), _at(15, 21, 50)),
           ("small_arms", "sniper", "heavy_machine_gun"), 0.3, 0.3, 0),
 )
-LATE_AT = (1, 12)  # (phase, incident) whose UNMOGIP account arrives ~3 h after the reports around it
+LATE_AT = (2, 12)  # (phase, incident) whose UNMOGIP account arrives ~3 h after the reports around it
 BRIDGE_AT = _at(11, 19, 5)  # Akhnoor and Jammu incidents 20 min and ~17 km apart, joined by a later report
 
 
@@ -224,15 +228,20 @@ def _toward(a: Sector, b: Sector, km: float) -> tuple[float, float]:
     return a.lat + f * (b.lat - a.lat), a.lon + f * (b.lon - a.lon)
 
 
-def _close(a: Draft, b: Draft, minutes: float, km: float) -> bool:
-    """The link rule with a margin: within `minutes`, and the same sector or within `km` + both precisions."""
+def _close(a: Draft, b: Draft, minutes: float, km: float, ceasefire: Ceasefire) -> bool:
+    """The link rule with a margin: within `minutes`, and near by distance (`km` + both precisions), by sector
+    name, or by one report lying in (or within 1 km of) the other's sector. Parties are ignored: stricter."""
     if abs(a.at - b.at) > timedelta(minutes=minutes):
         return False
     if a.sector and b.sector and a.sector.casefold() == b.sector.casefold():
         return True
-    if a.point is None or b.point is None:
-        return False
-    return great_circle_km(*a.point, *b.point) <= km + a.precision + b.precision
+    if a.point is not None and b.point is not None:
+        return great_circle_km(*a.point, *b.point) <= km + a.precision + b.precision
+    for named, located in ((a, b), (b, a)):
+        sector = ceasefire.sector(named.sector) if named.sector else None
+        if sector and located.point and great_circle_km(sector.lat, sector.lon, *located.point) <= sector.radius_km + 1:
+            return True
+    return False
 
 
 def _official(sector: Sector) -> str:
@@ -284,7 +293,7 @@ class Planner:
             killed = max(1, deadly + rng.choice((-1, 0, 0, 1)))
             injured = rng.randint(killed, 3 * killed + 2)
             return {"killed": killed, "injured": injured, "civilian": rng.random() < 0.5}
-        return {"killed": 0, "injured": rng.randint(0, 2)} if rng.random() < 0.25 else None
+        return {"killed": 0, "injured": rng.randint(0, 1)} if rng.random() < 0.15 else None
 
     def witnesses(self, t0: datetime, phase: Phase, weapon: str, deadly: int, near: tuple[float, float],
                   sector: Sector | None, sides: dict[str, Sector], cap: int) -> list[Draft]:
@@ -341,12 +350,13 @@ class Planner:
             start = t0 + timedelta(minutes=shift)
             near = [r for _, rs in self.incidents for r in rs if abs(r.at - start) < timedelta(hours=2)]
             for kind in kinds:
-                wheres: list[Any] = list(FRONTS) if kind == "mutual" else sorted(PLACES)
+                wheres: list[Any] = list(FRONTS) if kind == "mutual" else [(name,) for name in sorted(PLACES)]
+                wheres = [w for w in wheres if not phase.sectors or phase.sectors.issuperset(w)]
                 rng.shuffle(wheres)
                 for where in wheres:
                     build = self.mutual if kind == "mutual" else self.claim
-                    reports = build(where, start, phase, weapon, deadly)
-                    margin = (self.window + 5, self.km + 1)
+                    reports = build(where if kind == "mutual" else where[0], start, phase, weapon, deadly)
+                    margin = (self.window + 5, self.km + 1, self.ceasefire)
                     if not any(_close(new, old, *margin) for new in reports for old in near):
                         return reports
         raise RuntimeError(f"no room for an incident near {t0.isoformat()}")

@@ -1,0 +1,350 @@
+"""The incident fold and the Correlator's state: lists of reports in, incident records out."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from schemas.ceasefire import Ceasefire, Registry, great_circle_km
+from schemas.incident import Incident, Severity
+from schemas.report import AcceptedReport
+from services.correlate.state import Correlator
+from tests.support.reports import START, at, report
+
+HOUR = 60
+
+
+@pytest.fixture
+def ceasefire(registry: Registry) -> Ceasefire:
+    found = registry.get("in-pk-2025-05-10")
+    assert found is not None
+    return found
+
+
+def accepted(report_id: str, minute: float = 0, **overrides: Any) -> AcceptedReport:
+    doc = report(report_id=report_id, observed_at=at(minute), **overrides)
+    return AcceptedReport.model_validate({**doc, "ingested_at": at(minute + 1)})
+
+
+def pk(report_id: str, minute: float = 0, **overrides: Any) -> AcceptedReport:
+    return accepted(report_id, minute, **{"source": "pk.ispr", "source_party": "PK", "accused_party": "IN", **overrides})
+
+
+def un(report_id: str, minute: float = 0, **overrides: Any) -> AcceptedReport:
+    return accepted(report_id, minute, source="un.unmogip", source_party="NEUTRAL", accused_party=..., **overrides)
+
+
+def far(lat_offset: float) -> dict[str, Any]:
+    return {"location": {"lat": 33.0 + lat_offset, "lon": 74.5, "precision_km": 1}}
+
+
+def apply(store: dict[str, str], changes: dict[str, str | None]) -> None:
+    for key, value in changes.items():
+        if value is None:
+            store.pop(key, None)
+        else:
+            store[key] = value
+
+
+def one(records: list[Incident]) -> Incident:
+    assert len(records) == 1
+    return records[0]
+
+
+# -- identity and version ---------------------------------------------------------------------------
+
+
+def test_the_first_report_opens_an_incident_named_after_it(ceasefire: Ceasefire) -> None:
+    incident = one(Correlator(ceasefire).add(accepted("a")))
+    expected = hashlib.blake2b(f"{ceasefire.id}\x1fin.army\x1fa".encode(), digest_size=8).hexdigest()
+    assert incident.incident_id == "inc-" + expected
+    assert (incident.version, incident.status, incident.report_count) == (1, "claimed", 1)
+    assert incident.reports[0].linked_to is None
+    assert incident.first_observed_at == incident.last_observed_at == START
+
+
+def test_a_linked_report_joins_and_bumps_the_version(ceasefire: Ceasefire) -> None:
+    correlator = Correlator(ceasefire)
+    first = one(correlator.add(accepted("a")))
+    second = one(correlator.add(accepted("b", 20)))
+    assert second.incident_id == first.incident_id
+    assert second.version == 2
+    joined = next(r for r in second.reports if r.report_id == "b")
+    assert joined.linked_to == ("in.army", "a")
+    assert (joined.distance_km, joined.gap_minutes) == (0.0, 20.0)
+    assert second.last_observed_at == START + timedelta(minutes=20)
+
+
+def test_reports_are_listed_by_observed_at_then_source_then_id(ceasefire: Ceasefire) -> None:
+    correlator = Correlator(ceasefire)
+    for record in (accepted("z", 10), pk("b", 5), accepted("y", 5), accepted("a", 10)):
+        incident = one(correlator.add(record))
+    order = [(r.observed_at, r.source, r.report_id) for r in incident.reports]
+    assert order == sorted(order)
+    assert [r.report_id for r in incident.reports] == ["y", "b", "a", "z"]
+
+
+# -- status -----------------------------------------------------------------------------------------
+
+
+def test_one_party_accusing_is_claimed(ceasefire: Ceasefire) -> None:
+    correlator = Correlator(ceasefire)
+    correlator.add(accepted("a"))
+    assert one(correlator.add(accepted("b", source="in.bsf"))).status == "claimed"
+
+
+def test_both_parties_accusing_each_other_is_mutual(ceasefire: Ceasefire) -> None:
+    correlator = Correlator(ceasefire)
+    correlator.add(accepted("a"))
+    incident = one(correlator.add(pk("b", 5)))
+    assert incident.status == "mutual"
+    assert (incident.reporting_parties, incident.accused_parties) == (["IN", "PK"], ["IN", "PK"])
+
+
+def test_a_neutral_source_corroborates_and_wins(ceasefire: Ceasefire) -> None:
+    correlator = Correlator(ceasefire)
+    correlator.add(accepted("a"))
+    correlator.add(pk("b", 5))
+    incident = one(correlator.add(un("c", 10)))
+    assert incident.status == "corroborated"
+    assert incident.reporting_parties == ["IN", "NEUTRAL", "PK"]
+
+
+def test_unattributed_reports_of_one_party_are_claimed(ceasefire: Ceasefire) -> None:
+    correlator = Correlator(ceasefire)
+    correlator.add(accepted("a", accused_party=...))
+    incident = one(correlator.add(accepted("b", 5, accused_party=...)))
+    assert incident.status == "claimed"
+    assert incident.accused_parties == []
+
+
+def test_an_unattributed_report_from_the_other_side_is_not_an_accusation(ceasefire: Ceasefire) -> None:
+    correlator = Correlator(ceasefire)
+    correlator.add(accepted("a"))
+    assert one(correlator.add(pk("b", 5, accused_party=...))).status == "claimed"
+
+
+# -- severity, casualties, centre --------------------------------------------------------------------
+
+
+def test_severity_is_the_highest_rung(ceasefire: Ceasefire) -> None:
+    correlator = Correlator(ceasefire)
+    correlator.add(accepted("a", violation_type="small_arms"))
+    correlator.add(accepted("b", 1, violation_type="drone"))
+    incident = one(correlator.add(accepted("c", 2, violation_type="artillery")))
+    assert incident.severity == Severity.DRONE
+    assert incident.violation_types == ["artillery", "drone", "small_arms"]
+
+
+def test_casualties_are_a_range_never_a_sum(ceasefire: Ceasefire) -> None:
+    correlator = Correlator(ceasefire)
+    correlator.add(accepted("a", casualties={"killed": 2}))
+    correlator.add(pk("b", 1, casualties={"killed": 5}))
+    incident = one(correlator.add(accepted("c", 2, casualties=...)))
+    c = incident.casualties
+    assert (c.killed_low, c.killed_high, c.injured_low, c.injured_high) == (2, 5, None, None)
+
+
+def test_zero_killed_is_a_figure(ceasefire: Ceasefire) -> None:
+    correlator = Correlator(ceasefire)
+    correlator.add(accepted("a", casualties={"killed": 0, "injured": 3}))
+    c = one(correlator.add(accepted("b", 1, casualties={"killed": 4, "injured": 3}))).casualties
+    assert (c.killed_low, c.killed_high, c.injured_low, c.injured_high) == (0, 4, 3, 3)
+
+
+def test_centre_is_weighted_by_inverse_squared_precision(ceasefire: Ceasefire) -> None:
+    correlator = Correlator(ceasefire)
+    correlator.add(accepted("a", location={"lat": 33.0, "lon": 74.0, "precision_km": 1}))
+    incident = one(correlator.add(accepted("b", 1, location={"lat": 33.1, "lon": 74.0, "precision_km": 2})))
+    centre = incident.location
+    assert centre is not None
+    # weights 1 and 1/4: four fifths of the way to the precise report
+    assert centre.lat == pytest.approx(33.02, abs=1e-4)
+    assert centre.lon == pytest.approx(74.0, abs=1e-9)
+    farthest = great_circle_km(centre.lat, centre.lon, 33.1, 74.0) + 2
+    assert centre.radius_km == pytest.approx(farthest, abs=1e-3)
+
+
+def test_an_incident_of_sector_only_reports_has_no_centre(ceasefire: Ceasefire) -> None:
+    correlator = Correlator(ceasefire)
+    correlator.add(accepted("a", location={"sector": "Poonch"}))
+    incident = one(correlator.add(accepted("b", 3, location={"sector": "Poonch"})))
+    assert incident.location is None
+    assert incident.sectors == ["Poonch"]
+    assert incident.reports[1].distance_km is None
+
+
+# -- merges ------------------------------------------------------------------------------------------
+
+
+def test_a_bridging_report_merges_into_the_earliest_incident(ceasefire: Ceasefire) -> None:
+    correlator = Correlator(ceasefire)
+    later = one(correlator.add(accepted("late-one", 40)))
+    earlier = one(correlator.add(accepted("early-one", 0)))  # opened second, observed first
+    survivor, merged = correlator.add(pk("bridge", 20))
+    assert survivor.incident_id == earlier.incident_id
+    assert survivor.version == 2
+    assert {r.report_id for r in survivor.reports} == {"early-one", "bridge", "late-one"}
+    assert survivor.status == "mutual"
+    assert merged.incident_id == later.incident_id
+    assert (merged.status, merged.merged_into, merged.version) == ("merged", earlier.incident_id, 2)
+    assert [r.report_id for r in merged.reports] == ["late-one"]
+    assert list(correlator.incidents()) == [survivor]
+
+
+def test_the_merge_is_explained_by_the_links(ceasefire: Ceasefire) -> None:
+    correlator = Correlator(ceasefire)
+    correlator.add(accepted("a", 0))
+    correlator.add(accepted("c", 40))
+    correlator.add(accepted("d", 60))  # joins c's incident, linked to c
+    survivor, _ = correlator.add(pk("b", 20))
+    links = {r.report_id: r.linked_to for r in survivor.reports}
+    # b joined a's incident; c, the end of the absorbed incident next to b, now hangs from b
+    assert links == {"a": None, "b": ("in.army", "a"), "c": ("pk.ispr", "b"), "d": ("in.army", "c")}
+    c = next(r for r in survivor.reports if r.report_id == "c")
+    assert (c.gap_minutes, c.distance_km) == (20.0, 0.0)
+
+
+def test_a_report_bridging_three_incidents_merges_them_all(ceasefire: Ceasefire) -> None:
+    correlator = Correlator(ceasefire)
+    west = {"location": {"lat": 33.0, "lon": 74.0, "precision_km": 1}}
+    east = {"location": {"lat": 33.0, "lon": 74.2, "precision_km": 1}}  # about 18.7 km from west
+    north = {"location": {"lat": 33.15, "lon": 74.1, "precision_km": 1}}
+    ids = [one(correlator.add(accepted(name, minute, **where))).incident_id
+           for name, minute, where in (("w", 5, west), ("e", 0, east), ("n", 10, north))]
+    middle = {"location": {"lat": 33.05, "lon": 74.1, "precision_km": 1}}
+    survivor, *merged = correlator.add(accepted("m", 5, **middle))
+    assert survivor.incident_id == ids[1]  # e was observed first
+    assert sorted(m.incident_id for m in merged) == sorted([ids[0], ids[2]])
+    assert all(m.merged_into == ids[1] for m in merged)
+    assert survivor.report_count == 4
+
+
+# -- re-delivery, lateness -------------------------------------------------------------------------
+
+
+def test_re_delivery_changes_nothing(ceasefire: Ceasefire) -> None:
+    correlator = Correlator(ceasefire)
+    correlator.add(accepted("a"))
+    correlator.add(pk("b", 5))
+    correlator.take_changes()
+    before = list(correlator.incidents())
+    assert correlator.add(pk("b", 5)) == []
+    assert correlator.take_changes() == {}
+    assert list(correlator.incidents()) == before
+
+
+def test_a_report_older_than_the_allowed_lateness_is_late_but_still_links(ceasefire: Ceasefire) -> None:
+    correlator = Correlator(ceasefire)
+    opened = one(correlator.add(accepted("a", 0)))
+    correlator.add(accepted("far-later", 6 * HOUR + 11, **far(1)))
+    assert correlator.watermark == START + timedelta(minutes=6 * HOUR + 11)
+    incident = one(correlator.add(accepted("b", 10)))  # 10 minutes older than watermark - 6 h... by 1 minute
+    assert incident.incident_id == opened.incident_id
+    assert incident.late
+    assert [r.late for r in incident.reports] == [False, True]
+
+
+def test_exactly_the_allowed_lateness_behind_is_on_time(ceasefire: Ceasefire) -> None:
+    correlator = Correlator(ceasefire)
+    correlator.add(accepted("ahead", 6 * HOUR + 10, **far(1)))
+    incident = one(correlator.add(accepted("b", 10)))
+    assert not incident.late
+
+
+# -- eviction ----------------------------------------------------------------------------------------
+
+
+def test_eviction_drops_incidents_that_can_no_longer_link(ceasefire: Ceasefire) -> None:
+    correlator = Correlator(ceasefire)
+    old = one(correlator.add(accepted("a", 0)))
+    kept = one(correlator.add(accepted("b", 20, **far(1))))
+    correlator.add(accepted("c", 6 * HOUR + 40, **far(2)))  # horizon = 10 minutes after START
+    correlator.take_changes()
+    assert correlator.evict() == [old.incident_id]
+    assert {i.incident_id for i in correlator.incidents()} == {kept.incident_id, one(correlator.add(accepted("d", 6 * HOUR + 41, **far(2)))).incident_id}
+    changes = correlator.take_changes()
+    assert changes["r\x1fin.army\x1fa"] is None
+    assert changes["i\x1f" + old.incident_id] is None
+    assert correlator.evict() == []
+
+
+def test_eviction_keeps_what_an_on_time_report_can_still_link_to(ceasefire: Ceasefire) -> None:
+    correlator = Correlator(ceasefire)
+    opened = one(correlator.add(accepted("a", 0)))
+    correlator.add(accepted("ahead", 6 * HOUR + 30, **far(1)))  # watermark - 6 h = 30 minutes after a
+    assert correlator.evict() == []
+    incident = one(correlator.add(accepted("b", 30)))  # exactly the allowed lateness behind: on time
+    assert (incident.incident_id, incident.late) == (opened.incident_id, False)
+
+
+def test_eviction_keeps_reports_of_an_incident_that_is_still_open(ceasefire: Ceasefire) -> None:
+    correlator = Correlator(ceasefire)
+    correlator.add(accepted("a", 0))
+    correlator.add(accepted("b", 30))
+    correlator.add(accepted("c", 6 * HOUR + 40, **far(1)))
+    assert correlator.evict() == []  # b (20 minutes after the horizon) keeps the incident open
+    incident = one(correlator.add(accepted("d", 55)))
+    assert [r.report_id for r in incident.reports] == ["a", "b", "d"]
+
+
+def test_memory_stays_bounded_on_an_endless_stream(ceasefire: Ceasefire) -> None:
+    correlator = Correlator(ceasefire)
+    held, indexed, open_incidents = [], [], []
+    for n in range(3000):  # a report every 5 minutes for 10 days; the place moves every hour
+        minute = 5 * n
+        where = {"location": {"lat": 32.0 + (minute // HOUR) % 20 * 0.2, "lon": 74.0, "precision_km": 1}}
+        correlator.add(accepted(f"r{n}", minute, **where))
+        if n % 50 == 49:
+            correlator.evict()
+            held.append(len(correlator.reports))
+            indexed.append(len(correlator.index))
+            open_incidents.append(len(correlator.open))
+    # retention 6.5 h; an open incident keeps its reports up to an hour older; the index buckets are 30 min
+    assert max(held) <= (6.5 * HOUR + HOUR) / 5 + 1
+    assert max(indexed) <= (6.5 * HOUR + 30) / 5 + 1
+    assert max(open_incidents) <= 8
+
+
+# -- persistence --------------------------------------------------------------------------------------
+
+
+def _stream() -> list[AcceptedReport]:
+    return [
+        accepted("a", 0),
+        accepted("c", 40),
+        pk("b", 20),
+        un("u", 25, location={"sector": "Poonch"}),
+        accepted("x", 2 * HOUR, **far(1)),
+        accepted("y", 7 * HOUR, **far(2)),
+    ]
+
+
+def test_a_rebuilt_state_equals_the_live_one(ceasefire: Ceasefire) -> None:
+    live, store = Correlator(ceasefire), {}
+    for record in _stream():
+        live.add(record)
+        apply(store, live.take_changes())
+    live.evict()
+    apply(store, live.take_changes())
+    rebuilt = Correlator(ceasefire, store.items())
+    assert sorted(rebuilt.incidents(), key=lambda i: i.incident_id) == sorted(
+        live.incidents(), key=lambda i: i.incident_id
+    )
+    assert rebuilt.watermark == live.watermark
+    late = accepted("late", 6 * HOUR + 50, **far(2))
+    assert rebuilt.add(late) == live.add(late)
+    assert rebuilt.take_changes() == live.take_changes()
+
+
+def test_a_crash_before_the_changes_are_written_reproduces_the_same_records(ceasefire: Ceasefire) -> None:
+    live, store = Correlator(ceasefire), {}
+    stream = _stream()
+    for record in stream[:2]:
+        live.add(record)
+    apply(store, live.take_changes())
+    published = live.add(stream[2])  # the shell publishes these, then dies before writing the changes
+    assert Correlator(ceasefire, store.items()).add(stream[2]) == published
