@@ -1,4 +1,4 @@
-"""Fragility schema v1 (topic `ceasefire.fragility.v1`, key `ceasefire_id`): how near a ceasefire is to breaking.
+"""Fragility schema v1 (topic `ceasefire.fragility.v1`, key `ceasefire_id`): is a ceasefire near breaking?
 
 The index (0–100) is a weighted mean of seven components, each 0–1 and published beside it so that a
 reader can see *why* the number moved (docs/fragility.md). `as_of` is the event time described: the

@@ -96,7 +96,7 @@ PartyCode = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{0,15}$")]
 class Location(BaseModel):
     """Where: coordinates (WGS84) and/or a registry sector. At least one of the two."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)  # as Report: " Poonch"
     lat: Degrees | None = Field(default=None, ge=-90, le=90)
     lon: Degrees | None = Field(default=None, ge=-180, le=180)
     sector: str | None = Field(default=None, min_length=1, max_length=64)

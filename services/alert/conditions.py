@@ -18,7 +18,7 @@ from schemas.alert import AlertName, AlertSeverity
 from schemas.fragility import FragilitySnapshot
 from schemas.incident import Severity
 from services.alert.fragility import HOUR, FragilityConfig
-from services.alert.recent import IncidentSummary, newest_first, within
+from services.alert.recent import IncidentSummary, Timeline, newest_first, within
 
 MAX_IDS = 20  # incident ids carried in annotations, newest first
 Summaries = Sequence[IncidentSummary]
@@ -54,7 +54,10 @@ class AlertRules(BaseModel):
             and self.fragility_clear <= self.fragility_critical_clear <= self.fragility_critical
         )
         if not ok:
-            raise ValueError("fragility thresholds: need clear <= warning <= critical, clear <= critical_clear <= critical")
+            raise ValueError(
+                "fragility thresholds: need clear <= warning <= critical"
+                " and clear <= critical_clear <= critical"
+            )
         return self
 
     @property
@@ -122,7 +125,9 @@ def violations(ceasefire_id: str, summaries: Summaries, now: datetime, rules: Al
     ]
 
 
-def mutual_accusations(ceasefire_id: str, summaries: Summaries, now: datetime, rules: AlertRules) -> list[Condition]:
+def mutual_accusations(
+    ceasefire_id: str, summaries: Summaries, now: datetime, rules: AlertRules
+) -> list[Condition]:
     """MutualAccusation per incident: each side blames the other (tit-for-tat)."""
     return [
         Condition(
@@ -155,23 +160,24 @@ def casualties(ceasefire_id: str, summaries: Summaries, now: datetime, rules: Al
     ]
 
 
-def _escalates(x: IncidentSummary, others: Summaries, rules: AlertRules) -> bool:
+def _escalates(x: IncidentSummary, sector: Timeline, rules: AlertRules) -> bool:
     """Two rungs above the sector's highest in the lookback before it (LIGHT when the sector was silent)."""
     if x.severity >= rules.escalation_rung:
         return True
-    start = x.at - rules.escalation_lookback
-    prior = max(
-        (y.severity for y in others if y.incident_id != x.incident_id and start < y.at < x.at),
-        default=Severity.LIGHT,
-    )
+    earlier = sector.before(x.at - rules.escalation_lookback, x.at)
+    prior = max((y.severity for y in earlier), default=Severity.LIGHT)
     return x.severity >= prior + rules.escalation_rungs
 
 
 def escalations(ceasefire_id: str, summaries: Summaries, now: datetime, rules: AlertRules) -> list[Condition]:
     """Escalation per sector: an escalating incident there within the hold."""
-    sectors = _by_sector(s for s in summaries if not s.merged)
+    held = _held(summaries, now, rules.escalation_hold)
+    if not held:
+        return []
+    by_sector = _by_sector(s for s in summaries if not s.merged)
+    sectors = {name: Timeline(found) for name, found in by_sector.items()}
     found: dict[str, list[IncidentSummary]] = defaultdict(list)
-    for x in _held(summaries, now, rules.escalation_hold):
+    for x in held:
         for sector in x.alert_sectors:
             if _escalates(x, sectors[sector], rules):
                 found[sector].append(x)
@@ -192,11 +198,11 @@ def escalations(ceasefire_id: str, summaries: Summaries, now: datetime, rules: A
     return conditions
 
 
-def _surge_at(summaries: Summaries, at: datetime, rules: AlertRules) -> tuple[int, float, float]:
+def _surge_at(timeline: Timeline, at: datetime, rules: AlertRules) -> tuple[int, float, float]:
     """Incidents in the window ending at `at`, the baseline's hourly mean, and the threshold to meet."""
     start = at - rules.surge_window
-    count = len(within(summaries, start, at))
-    mean = len(within(summaries, start - rules.surge_baseline, start)) / (rules.surge_baseline / HOUR)
+    count = timeline.count(start, at)
+    mean = timeline.count(start - rules.surge_baseline, start) / (rules.surge_baseline / HOUR)
     return count, mean, max(rules.surge_minimum, rules.surge_factor * mean * (rules.surge_window / HOUR))
 
 
@@ -207,9 +213,13 @@ def surge(ceasefire_id: str, summaries: Summaries, now: datetime, rules: AlertRu
     exact, whenever the watermark happens to move. It keeps firing for `surge_hold` after the last
     incident that met it (Prometheus' keep_firing_for), so a surge does not flap as incidents age out.
     """
+    held = _held(summaries, now, rules.surge_hold)
+    if not held:
+        return []
+    timeline = Timeline(summaries)
     met: list[tuple[IncidentSummary, int, float, float]] = []
-    for x in _held(summaries, now, rules.surge_hold):
-        count, mean, threshold = _surge_at(summaries, x.at, rules)
+    for x in held:
+        count, mean, threshold = _surge_at(timeline, x.at, rules)
         if count >= threshold:
             met.append((x, count, mean, threshold))
     if not met:
@@ -250,7 +260,8 @@ def fragility_high(snapshot: FragilitySnapshot, current: str | None, rules: Aler
             count=0,
             summary=f"Ceasefire fragility {snapshot.index:.1f}/100",
             description=f"Fragility index {snapshot.index:.1f}: intensity {c.intensity:.2f}, "
-            f"trend {c.trend:.2f}, severity {c.severity:.2f}, casualties {c.casualties:.2f}, reciprocity {c.reciprocity:.2f}, "
+            f"trend {c.trend:.2f}, severity {c.severity:.2f}, casualties {c.casualties:.2f}, "
+            f"reciprocity {c.reciprocity:.2f}, "
             f"spread {c.spread:.2f}, recency {c.recency:.2f}.",
         )
     ]

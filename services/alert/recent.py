@@ -12,6 +12,7 @@ delivered again are still recognised; rules skip tombstones (the survivor carrie
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
@@ -43,7 +44,7 @@ class IncidentSummary(BaseModel):
 
 
 def is_reciprocal(incident: Incident) -> bool:
-    """Tit-for-tat: `mutual`, or two parties accused (a mutual incident that an observer then corroborated)."""
+    """Tit-for-tat: `mutual`, or two parties accused (a mutual incident an observer then corroborated)."""
     return incident.status == "mutual" or len(set(incident.accused_parties)) >= 2
 
 
@@ -72,6 +73,22 @@ def live(summaries: Iterable[IncidentSummary]) -> Iterator[IncidentSummary]:
 def within(summaries: Iterable[IncidentSummary], start: datetime, end: datetime) -> list[IncidentSummary]:
     """Live incidents whose `at` lies in the half-open window (start, end]."""
     return [s for s in live(summaries) if start < s.at <= end]
+
+
+class Timeline:
+    """Live incidents sorted by `at`: window questions by bisection instead of a scan each."""
+
+    def __init__(self, summaries: Iterable[IncidentSummary]) -> None:
+        self.entries = sorted(live(summaries), key=lambda s: (s.at, s.incident_id))
+        self.times = [s.at for s in self.entries]
+
+    def count(self, start: datetime, end: datetime) -> int:
+        """How many in (start, end]."""
+        return bisect_right(self.times, end) - bisect_right(self.times, start)
+
+    def before(self, start: datetime, end: datetime) -> list[IncidentSummary]:
+        """Those in the open window (start, end)."""
+        return self.entries[bisect_right(self.times, start) : bisect_left(self.times, end)]
 
 
 def newest_first(summaries: Iterable[IncidentSummary]) -> list[IncidentSummary]:

@@ -100,8 +100,8 @@ class AlertEngine:
         return self._evaluate()
 
     def fragility(self) -> FragilitySnapshot:
-        rules = self.rules.fragility
-        return snapshot(self.ceasefire.id, self.incidents.values(), self.watermark, rules, self.last_violation_at)
+        config, last = self.rules.fragility, self.last_violation_at
+        return snapshot(self.ceasefire.id, self.incidents.values(), self.watermark, config, last)
 
     def firing(self) -> list[Alert]:
         return self.book.firing()

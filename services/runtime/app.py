@@ -14,6 +14,7 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 
 import importlib
 from services.runtime.collectors import StateCollector
+from services.runtime.consumer import MonitorApp
 from services.runtime.context import Context
 
 Installer = Callable[[faust.App, Context], None]
@@ -33,7 +34,7 @@ def create_app(ctx: Context, stages: Sequence[str]) -> faust.App:
     s = ctx.settings
     if s.broker is None:
         raise ValueError("no broker URL: start the embedded broker first or set CEASEFIRE_BROKER")
-    app = faust.App(
+    app = MonitorApp(
         s.app_id,
         broker=s.broker,
         store=s.store,
@@ -59,6 +60,7 @@ def create_app(ctx: Context, stages: Sequence[str]) -> faust.App:
         producer_linger_ms=5,
         producer_max_batch_size=1024 * 1024,
         producer_max_request_size=4 * 1024 * 1024,
+        fetch_max_wait_ms=s.fetch_max_wait_ms,
     )
     setup_prometheus_sensors(app, registry=ctx.prometheus, name_prefix="ceasefire_faust")
     ctx.prometheus.register(StateCollector(app, ctx))

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
 
     session_timeout_seconds: float = Field(default=2.0, gt=0, description="consumer group session timeout")
     heartbeat_seconds: float = Field(default=0.5, gt=0)
+    fetch_max_wait_ms: int = Field(
+        default=20, ge=0, le=30000, description="consumer fetch wait; the embedded broker holds every fetch this long"
+    )
     batch_max: int = Field(default=1000, ge=1, description="records an agent takes at once")
     batch_within_seconds: float = Field(default=0.05, gt=0, description="longest wait to fill a batch")
 

@@ -99,8 +99,8 @@ async def test_reports_become_incidents_and_alerts(pipeline: WorkerProcess) -> N
     rajouri = (33.38, 74.31)
     kathua = (32.37, 75.52)
     docs = []
-    docs += exchange("corr", 1, *poonch, observer=True)  # → one corroborated incident
-    docs += exchange("mut", 4, *rajouri, observer=False)  # → mutual
+    docs += exchange("corr", 10, *poonch, observer=True)  # → one corroborated incident
+    docs += exchange("mut", 9, *rajouri, observer=False)  # → mutual
     # two incidents 20 minutes apart in Kathua, 14 km apart: not linked until a report between them
     docs.append(report(report_id="k-a", observed_at="2025-05-11T08:00:00Z", location={"lat": kathua[0], "lon": kathua[1]}))
     far = east_of(kathua[0], kathua[1], 14.0)

@@ -31,7 +31,9 @@ FUZZ = settings(deadline=None, database=None, suppress_health_check=[HealthCheck
 SEEDS: list[dict[str, Any]] = [
     report(),
     report(location={"sector": "Poonch"}, casualties=..., description=..., evidence=...),
-    report(source="un.unmogip", source_party="NEUTRAL", accused_party=..., reported_at="2025-05-10T12:30:00Z"),
+    report(
+        source="un.unmogip", source_party="NEUTRAL", accused_party=..., reported_at="2025-05-10T12:30:00Z"
+    ),
     report(
         report_id="ispr-77",
         source="pk.ispr",
@@ -74,7 +76,7 @@ json_values = st.recursive(
     max_leaves=12,
 )
 numbers = st.sampled_from([0, -1, 1, 90, 90.0001, -90.0001, 180.5, -180.5, 1e308, -1e308, 5e-324, 2**63 - 1])
-offsets = st.none() | st.integers(min_value=-1439, max_value=1439).map(lambda m: timezone(timedelta(minutes=m)))
+offsets = st.none() | st.integers(-1439, 1439).map(lambda minutes: timezone(timedelta(minutes=minutes)))
 timestamps = st.builds(lambda t, tz: t.replace(tzinfo=tz).isoformat(), st.datetimes(), offsets)
 # Values that pass the schema but test the registry and time rules.
 PLAUSIBLE: dict[tuple[str, ...], list[Any]] = {
@@ -166,7 +168,7 @@ class Retype:
 paths = st.sampled_from(PATHS)
 plausible = st.sampled_from([(path, value) for path, choices in PLAUSIBLE.items() for value in choices])
 huge = st.builds(operator.mul, st.sampled_from(["x", "é", "\U0001f4a3", " "]), st.integers(1, 70_000))
-deep = st.builds(_deep, json_leaves, st.integers(min_value=1, max_value=1500), st.integers(min_value=1, max_value=3))
+deep = st.builds(_deep, json_leaves, st.integers(1, 1500), st.integers(1, 3))
 values = st.one_of(
     st.just(Drop()),
     st.just(Retype()),
@@ -208,7 +210,9 @@ def _mutate(
     return raw
 
 
-mutated_reports = st.builds(_mutate, st.sampled_from(SEEDS), st.lists(mutation, min_size=1, max_size=4), damage)
+mutated_reports = st.builds(
+    _mutate, st.sampled_from(SEEDS), st.lists(mutation, min_size=1, max_size=3), damage
+)
 
 
 def assert_verdict(verdict: Verdict) -> None:

@@ -1,4 +1,4 @@
-"""Dead-letter headers: Kafka Connect's names, so existing DLQ tooling reads them, plus our reason and errors."""
+"""Dead-letter headers: Kafka Connect's names, so existing DLQ tooling reads them; our reason and errors."""
 
 from __future__ import annotations
 
@@ -86,5 +86,6 @@ def test_message_summarises_five_problems_and_counts_the_rest() -> None:
 def test_non_ascii_text_is_utf8_in_the_headers() -> None:
     problems = [Problem(Reason.UNKNOWN_SECTOR, "$.location.sector", "no sector 'Srīnagar'")]
     headers = dict(dead_letter_headers("t", 0, 0, problems))
-    assert headers["__connect.errors.exception.message"].decode("utf-8") == "$.location.sector: no sector 'Srīnagar'"
+    message = headers["__connect.errors.exception.message"].decode("utf-8")
+    assert message == "$.location.sector: no sector 'Srīnagar'"
     assert orjson.loads(headers["ceasefire.errors"])[0]["message"] == "no sector 'Srīnagar'"

@@ -46,13 +46,15 @@ ACCEPTED = ("accepted", None, None)
 
 def test_first_report_is_accepted_and_an_exact_repeat_is_a_duplicate_of_it() -> None:
     state, _ = fresh()
-    assert [outcome(d) for d in decide_all(state, [make(), make()])] == [ACCEPTED, ("duplicate", "exact", "r-1")]
+    decisions = decide_all(state, [make(), make()])
+    assert [outcome(d) for d in decisions] == [ACCEPTED, ("duplicate", "exact", "r-1")]
 
 
 def test_exact_repeat_with_different_content_is_still_a_duplicate_and_the_first_wins() -> None:
     state, store = fresh()
     first, changed = make(), later(45, casualties={"killed": 3}, description="Corrected figures.")
-    assert [outcome(d) for d in decide_all(state, [first, changed])] == [ACCEPTED, ("duplicate", "exact", "r-1")]
+    decisions = decide_all(state, [first, changed])
+    assert [outcome(d) for d in decisions] == [ACCEPTED, ("duplicate", "exact", "r-1")]
     # The stored entry is still the first report's.
     assert store[identity_key(first)].endswith("\x1fr-1")
     assert store[identity_key(first)].startswith(f"{T0.timestamp():.0f}")
@@ -71,7 +73,9 @@ SAME_CONTENT: dict[str, dict[str, Any]] = {
     "same-minute-other-second": {"observed_at": "2025-05-10T12:10:59Z"},
     "same-instant-other-offset": {"observed_at": "2025-05-10T08:10:00-04:00"},
     "coordinates-on-the-same-grid-cell": {"location": {"lat": 33.7704, "lon": 74.0896}},
-    "other-place-name-and-precision": {"location": {"lat": 33.77, "lon": 74.09, "place": "KG", "precision_km": 5}},
+    "other-place-name-and-precision": {
+        "location": {"lat": 33.77, "lon": 74.09, "place": "KG", "precision_km": 5}
+    },
     "description-spacing-and-case": {"description": "  UNPROVOKED   small-arms fire\n\ton forward POSTS. "},
     "other-evidence-and-reported_at": {"evidence": [], "reported_at": "2025-05-10T13:00:00Z"},
     "other-extensions": {"extensions": {"desk": "night"}},
@@ -89,7 +93,8 @@ def test_sector_only_resubmission_is_a_duplicate_whatever_the_case() -> None:
     state, _ = fresh()
     first = make(location={"sector": "Poonch"})
     again = make(report_id="r-2", location={"sector": "POONCH", "place": "Krishna Ghati"})
-    assert [outcome(d) for d in decide_all(state, [first, again])] == [ACCEPTED, ("duplicate", "resubmission", "r-1")]
+    decisions = decide_all(state, [first, again])
+    assert [outcome(d) for d in decisions] == [ACCEPTED, ("duplicate", "resubmission", "r-1")]
 
 
 DIFFERENT_CONTENT: dict[str, dict[str, Any]] = {
@@ -143,7 +148,9 @@ def test_nothing_reaches_the_store_before_commit() -> None:
 
 
 @pytest.mark.parametrize(
-    ("repeat", "rule"), [(make(), "exact"), (make(report_id="r-2"), "resubmission")], ids=["exact", "resubmission"]
+    ("repeat", "rule"),
+    [(make(), "exact"), (make(report_id="r-2"), "resubmission")],
+    ids=["exact", "resubmission"],
 )
 def test_a_repeat_within_the_same_staged_batch_is_caught(repeat: Report, rule: str) -> None:
     state, store = fresh()
@@ -197,7 +204,8 @@ def _sweep_scenario(state: DedupState) -> None:
 def test_expire_deletes_exactly_the_stale_entries() -> None:
     state, store = fresh(retention=HOUR)
     _sweep_scenario(state)
-    kept = {identity_key(later(120, report_id="r-2")), content_fingerprint(later(120, violation_type="mortar"))}
+    second = later(120, report_id="r-2", violation_type="mortar")
+    kept = {identity_key(second), content_fingerprint(second)}
     assert state.expire() == 2
     assert set(store) == kept | {WATERMARK_KEY}
     assert state.expire() == 0
@@ -237,7 +245,8 @@ def _stream() -> list[Report]:
     reports = []
     for step in range(12):
         minutes = step * 20
-        reports.append(later(minutes, report_id=f"r-{step}", violation_type="mortar" if step % 2 else "sniper"))
+        kind = "mortar" if step % 2 else "sniper"
+        reports.append(later(minutes, report_id=f"r-{step}", violation_type=kind))
         reports.append(later(minutes, report_id=f"r-{step}"))  # exact repeat
         reports.append(make(report_id=f"again-{step}"))  # resubmission of the first report, ever later
         reports.append(later(minutes - 90, report_id=f"late-{step}"))  # late, some beyond retention

@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 
 from schemas.ceasefire import NEUTRAL, Registry, great_circle_km
-from schemas.incident import RUNG, Severity
+from schemas.alert import Alert, AlertName
+from schemas.incident import RUNG, Incident, Severity
 from schemas.report import AcceptedReport
 from services.ingest.dedup import DedupState
+from services.alert.rules import AlertEngine
+from services.correlate.state import Correlator
 from services.ingest.validate import Reason, Rules, primary_reason, validate
 from services.runtime.scenario import (
     CEASEFIRE_ID,
@@ -31,8 +34,6 @@ from services.runtime.scenario import (
 )
 
 Identity = tuple[str, str]
-LINK_WINDOW = timedelta(minutes=30)  # deploy/ceasefires.yaml: link settings of in-pk-2025-05-10
-LINK_KM = 10.0
 
 
 @dataclass
@@ -73,35 +74,6 @@ def ingested(scenario: Scenario, registry: Registry) -> Ingested:
 
 def _reports(incident: PlannedIncident, ingested: Ingested) -> list[AcceptedReport]:
     return [ingested.accepted[identity] for identity in incident.reports]
-
-
-def _linked(
-    a: AcceptedReport, b: AcceptedReport, window: timedelta = LINK_WINDOW, km: float = LINK_KM
-) -> bool:
-    """The link rule as the brief states it: within the window, and the same sector or within `km`."""
-    if abs(a.observed_at - b.observed_at) > window:
-        return False
-    if a.location.sector is not None and a.location.sector == b.location.sector:
-        return True
-    if a.location.lat is None or b.location.lat is None:
-        return False
-    return _km(a, b) <= km
-
-
-def _components(reports: list[AcceptedReport]) -> int:
-    parent = list(range(len(reports)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i, a in enumerate(reports):
-        for j in range(i + 1, len(reports)):
-            if _linked(a, reports[j]):
-                parent[root(i)] = root(j)
-    return len({root(i) for i in range(len(reports))})
 
 
 def _severity(reports: Iterable[AcceptedReport]) -> Severity:
@@ -184,13 +156,6 @@ def test_noise_is_in_the_proportions_the_demo_promises() -> None:
     assert len(EXPECTED.dead_letters) >= 8  # garbage of varied kinds
 
 
-def test_the_link_settings_are_the_registrys(registry: Registry) -> None:
-    ceasefire = registry.get(CEASEFIRE_ID)
-    assert ceasefire is not None
-    link = (ceasefire.link.window_minutes, ceasefire.link.distance_km)
-    assert link == (LINK_WINDOW.total_seconds() / 60, LINK_KM)
-
-
 def test_valid_reports_are_plausible(ingested: Ingested, registry: Registry) -> None:
     ceasefire = registry.get(CEASEFIRE_ID)
     assert ceasefire is not None
@@ -209,30 +174,45 @@ def test_valid_reports_are_plausible(ingested: Ingested, registry: Registry) -> 
 # --- what correlation should find ---
 
 
-def test_the_link_rule_rebuilds_exactly_the_planned_incidents(scenario: Scenario, ingested: Ingested) -> None:
-    planned = [_reports(i, ingested) for i in scenario.incidents]
-    assert sum(len(r) for r in planned) == EXPECTED.accepted == len(ingested.accepted)
+def _correlate(reports: Iterable[AcceptedReport], registry: Registry) -> dict[str, Incident]:
+    """The real correlator over `reports` in the given order: the last record of every incident."""
+    ceasefire = registry.get(CEASEFIRE_ID)
+    assert ceasefire is not None
+    correlator, last = Correlator(ceasefire), dict[str, Incident]()
+    for report in reports:
+        for incident in correlator.add(report):
+            last[incident.incident_id] = incident
+    return last
+
+
+def _in_file_order(ingested: Ingested) -> list[AcceptedReport]:
+    return sorted(ingested.accepted.values(), key=lambda r: ingested.position[r.identity])
+
+
+def test_correlation_rebuilds_exactly_the_planned_incidents(
+    scenario: Scenario, ingested: Ingested, registry: Registry
+) -> None:
+    planned = {frozenset(i.reports) for i in scenario.incidents}
     assert len(planned) == EXPECTED.incidents
-    for reports in planned:
+    assert sum(len(i.reports) for i in scenario.incidents) == EXPECTED.accepted == len(ingested.accepted)
+    for incident in scenario.incidents:
+        reports = _reports(incident, ingested)
         assert 1 <= len({r.source for r in reports}) == len(reports) <= 4  # one report per source
-        assert _components(reports) == 1
-    owner = {r.identity: n for n, reports in enumerate(planned) for r in reports}
-    everything = sorted(ingested.accepted.values(), key=lambda r: r.observed_at)
-    margin = timedelta(minutes=5)
-    for i, a in enumerate(everything):
-        for b in everything[i + 1 :]:
-            if b.observed_at - a.observed_at > LINK_WINDOW + margin:
-                break
-            if owner[a.identity] != owner[b.identity]:
-                assert not _linked(a, b, LINK_WINDOW + margin, LINK_KM + 2), (a.identity, b.identity)
+    last = _correlate(_in_file_order(ingested), registry)
+    rebuilt = {frozenset((r.source, r.report_id) for r in i.reports) for i in last.values() if i.status != "merged"}
+    assert rebuilt == planned
+    assert sum(i.status == "merged" for i in last.values()) == 1  # the bridge, and nothing else
 
 
-def test_a_later_report_bridges_two_incidents(scenario: Scenario, ingested: Ingested) -> None:
+def test_a_later_report_bridges_two_incidents(scenario: Scenario, ingested: Ingested, registry: Registry) -> None:
     (bridged,) = [i for i in scenario.incidents if i.bridge]
     assert bridged.bridge is not None and bridged.reports[-1] == bridged.bridge
     reports = _reports(bridged, ingested)
-    assert _components([r for r in reports if r.identity != bridged.bridge]) == 2
     assert ingested.position[bridged.bridge] > max(ingested.position[r.identity] for r in reports[:-1])
+    apart = _correlate([r for r in _in_file_order(ingested) if r.identity != bridged.bridge], registry)
+    homes = {i.incident_id for i in apart.values() if i.status != "merged" for r in i.reports
+             if (r.source, r.report_id) in bridged.reports}
+    assert len(homes) == 2
 
 
 def test_one_report_arrives_three_hours_late(scenario: Scenario, ingested: Ingested) -> None:
@@ -297,3 +277,28 @@ def test_de_escalation_is_light_with_long_quiet_gaps(scenario: Scenario, ingeste
     assert sum(gap > timedelta(hours=6) for gap in gaps) >= 4
     flare_end = max(_start(r) for r in _phase(scenario, ingested, "flare-up"))
     assert all(start > flare_end for start in starts)
+
+
+def test_the_alert_stage_tells_the_story(ingested: Ingested, registry: Registry) -> None:
+    """Final incidents replayed in event-time order through the real alert engine (a quicker replay than
+    every version): each rule fires, and the flare-up's rules first fire in the flare-up."""
+    ceasefire = registry.get(CEASEFIRE_ID)
+    assert ceasefire is not None
+    last = [i for i in _correlate(_in_file_order(ingested), registry).values() if i.status != "merged"]
+    engine = AlertEngine(ceasefire)
+    alerts: list[Alert] = []
+    for incident in sorted(last, key=lambda i: (i.last_observed_at, i.incident_id)):
+        alerts += engine.observe(incident)
+    alerts += engine.advance(REPLAY_NOW)
+    first: dict[tuple[str, str], datetime] = {}
+    for alert in alerts:
+        if alert.status == "firing":
+            first.setdefault((alert.alertname, alert.severity), alert.updated_at)
+    flare_up = (SURGE_START - timedelta(hours=2), SURGE_START + timedelta(hours=10))
+    assert {name for name, _ in first} == set(AlertName)
+    for name in (AlertName.ESCALATION, AlertName.CASUALTIES, AlertName.VIOLATION_SURGE):
+        assert flare_up[0] <= first[(name, "critical")] <= flare_up[1], name
+    assert flare_up[0] <= first[(AlertName.FRAGILITY_HIGH, "critical")] <= flare_up[1]  # index >= 75
+    assert first[(AlertName.FRAGILITY_HIGH, "warning")] > SURGE_START - timedelta(hours=36)  # not while calm
+    resolved = {a.alertname for a in alerts if a.status == "resolved"}
+    assert AlertName.CEASEFIRE_VIOLATION in resolved and AlertName.FRAGILITY_HIGH in resolved
