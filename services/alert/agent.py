@@ -26,7 +26,7 @@ from schemas.topics import Role
 from services.alert.rules import AlertEngine
 from services.runtime.codec import decode_or_count, encode
 from services.runtime.context import Context
-from services.runtime.tables import fenced_table
+from services.runtime.tables import fenced_table, key_partition, owned_partitions, scopes
 
 SEP = "\x1f"
 FRAGILITY_REPEAT_SECONDS = 60.0
@@ -49,6 +49,14 @@ class AlertStage:
             self.engines.pop(ceasefire_id, None)
             self.partition_of.pop(ceasefire_id, None)
             self.snapshots.pop(ceasefire_id, None)
+
+    async def warm(self) -> None:
+        """After a restore, rebuild the engines (and fragility gauges) of the ceasefires owned now."""
+        owned = owned_partitions(self.app, self.topics[Role.BY_CEASEFIRE])
+        for ceasefire_id in sorted(scopes(self.table, SEP)):
+            partition = key_partition(ceasefire_id, self.ctx.settings.partitions)
+            if partition in owned and self.engine(ceasefire_id, partition) is not None:
+                self.snapshots.setdefault(ceasefire_id, self.engines[ceasefire_id].fragility())
 
     def engine(self, ceasefire_id: str, partition: int) -> AlertEngine | None:
         found = self.engines.get(ceasefire_id)
@@ -130,6 +138,8 @@ def install(app: faust.App, ctx: Context) -> None:
     source = app.topic(
         s.topic(Role.BY_CEASEFIRE), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
+
+    stage.table.on_recover(stage.warm)
 
     @app.on_partitions_revoked.connect
     async def forget_revoked(sender: faust.App, revoked: set[TP], **_: Any) -> None:

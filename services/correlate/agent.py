@@ -30,7 +30,7 @@ from services.correlate import api
 from services.correlate.state import Correlator
 from services.runtime.codec import decode_or_count, encode
 from services.runtime.context import Context
-from services.runtime.tables import fenced_table, writes_for
+from services.runtime.tables import fenced_table, key_partition, owned_partitions, scopes, writes_for
 
 SEP = "\x1f"
 EVICT_EVERY_SECONDS = 300.0  # event time between evictions of one ceasefire
@@ -52,6 +52,15 @@ class CorrelateStage:
         for ceasefire_id in [c for c, p in self.partition_of.items() if p in gone]:
             self.correlators.pop(ceasefire_id, None)
             self.partition_of.pop(ceasefire_id, None)
+
+    async def warm(self) -> None:
+        """After a restore, rebuild the correlators of the ceasefires this worker now owns, so its
+        read API and gauges answer before the next report arrives."""
+        owned = owned_partitions(self.app, self.topics[Role.ACCEPTED])
+        for ceasefire_id in sorted(scopes(self.table, SEP)):
+            partition = key_partition(ceasefire_id, self.ctx.settings.partitions)
+            if partition in owned:
+                self.correlator(ceasefire_id, partition)
 
     def correlator(self, ceasefire_id: str, partition: int) -> Correlator | None:
         found = self.correlators.get(ceasefire_id)
@@ -133,6 +142,8 @@ def install(app: faust.App, ctx: Context) -> None:
     accepted = app.topic(
         s.topic(Role.ACCEPTED), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
+
+    stage.table.on_recover(stage.warm)
 
     @app.on_partitions_revoked.connect
     async def forget_revoked(sender: faust.App, revoked: set[TP], **_: Any) -> None:

@@ -61,9 +61,9 @@ class Expected:
 
 
 EXPECTED = Expected(
-    lines=423,
-    accepted=353,
-    exact_duplicates=42,
+    lines=427,
+    accepted=356,
+    exact_duplicates=43,
     resubmissions=13,
     # not JSON: prose, truncated JSON, base64; not UTF-8: a gzip header; schema: a count as text,
     # a naive time, a Unix time; then one for each registry and time rule
@@ -229,7 +229,7 @@ def _toward(a: Sector, b: Sector, km: float) -> tuple[float, float]:
     return a.lat + f * (b.lat - a.lat), a.lon + f * (b.lon - a.lon)
 
 
-def _close(a: Draft, b: Draft, minutes: float, km: float, ceasefire: Ceasefire) -> bool:
+def _close(a: Draft, b: Draft, minutes: float, km: float, sectors: dict[str, Sector]) -> bool:
     """The link rule with a margin: within `minutes`, and near by distance (`km` + both precisions), by sector
     name, or by one report lying in (or within 1 km of) the other's sector. Parties are ignored: stricter."""
     if abs(a.at - b.at) > timedelta(minutes=minutes):
@@ -239,9 +239,9 @@ def _close(a: Draft, b: Draft, minutes: float, km: float, ceasefire: Ceasefire) 
     if a.point is not None and b.point is not None:
         return great_circle_km(*a.point, *b.point) <= km + a.precision + b.precision
     for named, located in ((a, b), (b, a)):
-        sector = ceasefire.sector(named.sector) if named.sector else None
-        if sector and located.point and great_circle_km(sector.lat, sector.lon, *located.point) <= sector.radius_km + 1:
-            return True
+        sector = sectors.get(named.sector.casefold()) if named.sector else None
+        if sector and located.point:
+            return great_circle_km(sector.lat, sector.lon, *located.point) <= sector.radius_km + 1
     return False
 
 
@@ -260,7 +260,8 @@ class Planner:
         self.incidents: list[tuple[str, list[Draft]]] = []
         self.late: dict[int, Draft] = {}
         self.bridge: dict[int, Draft] = {}
-        self.spans: list[tuple[datetime, datetime]] = []  # (first, last report) of each incident, or part of one
+        self.spans: list[tuple[datetime, datetime]] = []  # (first, last report) of each incident or its part
+        self.sectors = {s.name.casefold(): s for s in ceasefire.sectors}
 
     def sector(self, name: str) -> Sector:
         found = self.ceasefire.sector(name)
@@ -332,7 +333,8 @@ class Planner:
         reports = [self.draft(_official(a), t_in, a, p_in, weapon, deadly),
                    self.draft(_official(b), t_pk, b, p_pk, weapon, deadly)]
         middle = ((p_in[0] + p_pk[0]) / 2, (p_in[1] + p_pk[1]) / 2)
-        return self.after(reports, self.witnesses(t0, phase, weapon, deadly, middle, None, {"IN": a, "PK": b}, 2))
+        witnesses = self.witnesses(t0, phase, weapon, deadly, middle, None, {"IN": a, "PK": b}, 2)
+        return self.after(reports, witnesses)
 
     def claim(self, name: str, t0: datetime, phase: Phase, weapon: str, deadly: int) -> list[Draft]:
         """One side's claim in one of its own sectors, with whoever else saw it."""
@@ -343,7 +345,7 @@ class Planner:
         return self.after([first], self.witnesses(t0, phase, weapon, deadly, point, s, {str(s.party): s}, 3))
 
     def after(self, officials: list[Draft], witnesses: list[Draft]) -> list[Draft]:
-        """Witnesses reach the topic after the officials they link to, so an incident never splits on the way."""
+        """Witnesses reach the topic after the officials they link to: an incident never splits on the way."""
         hub = max(r.arrival for r in officials)
         for w in witnesses:
             w.arrival = max(w.arrival, hub + timedelta(minutes=self.rng.randint(1, 8)))
@@ -357,16 +359,20 @@ class Planner:
         kinds = ("mutual", "claim") if rng.random() < phase.mutual else ("claim", "mutual")
         for shift in range(0, 120, 7):
             start = t0 + timedelta(minutes=shift)
-            near = [r for _, rs in self.incidents for r in rs if abs(r.at - start) < timedelta(hours=2)]
+            near = [r for _, rs in self.incidents for r in rs if abs(r.at - start) < timedelta(minutes=75)]
+            soon = (start - timedelta(minutes=35), start + timedelta(minutes=60))
+            busy = {r.sector.casefold() for r in near if r.sector and soon[0] <= r.at <= soon[1]}  # no use trying
             for kind in kinds:
                 wheres: list[Any] = list(FRONTS) if kind == "mutual" else [(name,) for name in sorted(PLACES)]
-                wheres = [w for w in wheres if not phase.sectors or phase.sectors.issuperset(w)]
+                wheres = [w for w in wheres if (not phase.sectors or phase.sectors.issuperset(w))
+                          and not busy.intersection(n.casefold() for n in w)]
                 rng.shuffle(wheres)
                 for where in wheres:
                     build = self.mutual if kind == "mutual" else self.claim
                     reports = build(where if kind == "mutual" else where[0], start, phase, weapon, deadly)
-                    margin = (self.window + 5, self.km + 1, self.ceasefire)
-                    if not any(_close(new, old, *margin) for new in reports for old in near) and self.room(reports, phase.cap):
+                    margin = (self.window + 5, self.km + 1, self.sectors)
+                    clear = not any(_close(new, old, *margin) for new in reports for old in near)
+                    if clear and self.room(reports, phase.cap):
                         return reports
         raise RuntimeError(f"no room for an incident near {t0.isoformat()}")
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import faust
+from aiokafka.partitioner import murmur2
 from faust.streams import _current_event
 from faust.types import TP, EventT
 
@@ -57,3 +58,17 @@ def writes_for(event: EventT) -> Iterator[None]:
         yield
     finally:
         _current_event.reset(token)
+
+
+def key_partition(key: str, partitions: int) -> int:
+    """The partition Kafka's default (murmur2) partitioner gives `key`: where a keyed record lands."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def owned_partitions(app: faust.App, topic: str) -> set[int]:
+    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
+
+
+def scopes(table: faust.Table, separator: str) -> set[str]:
+    """The scope prefixes (ceasefire ids) of the keys this worker holds."""
+    return {key.split(separator, 1)[0] for key in table.keys()}

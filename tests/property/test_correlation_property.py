@@ -86,7 +86,7 @@ def components(reports: list[AcceptedReport]) -> set[frozenset[Key]]:
 
 
 @st.composite
-def a_report(draw: st.DrawFn, n: int, span_minutes: int) -> AcceptedReport:
+def a_report(draw: st.DrawFn, n: int, minutes: st.SearchStrategy[int]) -> AcceptedReport:
     source, party = draw(st.sampled_from(SOURCES))
     accused = draw(st.sampled_from([None, *(p for p in ("A", "B", "C") if p != party)]))
     where: dict[str, Any] = {}
@@ -97,7 +97,7 @@ def a_report(draw: st.DrawFn, n: int, span_minutes: int) -> AcceptedReport:
         where["precision_km"] = draw(st.sampled_from([0.5, 1.0, 2.0, 5.0]))
     if kind in ("sector", "both"):
         where["sector"] = draw(st.sampled_from(["North", "South", "East"]))
-    minute = draw(st.integers(0, span_minutes))
+    minute = draw(minutes)
     doc = {
         "report_id": f"r{n}",
         "source": source,
@@ -113,9 +113,15 @@ def a_report(draw: st.DrawFn, n: int, span_minutes: int) -> AcceptedReport:
 
 
 @st.composite
-def report_sets(draw: st.DrawFn, most: int, span_minutes: int) -> list[AcceptedReport]:
+def report_sets(draw: st.DrawFn, most: int, minutes: st.SearchStrategy[int]) -> list[AcceptedReport]:
     count = draw(st.integers(1, most))
-    return [draw(a_report(n, span_minutes)) for n in range(count)]
+    return [draw(a_report(n, minutes)) for n in range(count)]
+
+
+# Bursts about the allowed lateness plus a window apart, where eviction would do harm if it were wrong.
+BURSTS = st.one_of(st.integers(0, 7 * 60), st.sampled_from([0, 6 * 60, 6 * 60 + 30]).flatmap(
+    lambda anchor: st.integers(anchor, anchor + 40)
+))
 
 
 # -- checks --------------------------------------------------------------------------------------------
@@ -164,7 +170,7 @@ def deliver(correlator: Correlator, order: list[AcceptedReport], evictions: list
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), reports=report_sets(most=30, span_minutes=180))
+@given(data=st.data(), reports=report_sets(most=30, minutes=st.integers(0, 180)))
 def test_any_order_gives_the_batch_components(data: st.DataObject, reports: list[AcceptedReport]) -> None:
     order = data.draw(st.permutations(reports))
     correlator = Correlator(CEASEFIRE)
@@ -182,7 +188,7 @@ def test_any_order_gives_the_batch_components(data: st.DataObject, reports: list
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), reports=report_sets(most=25, span_minutes=120))
+@given(data=st.data(), reports=report_sets(most=25, minutes=st.integers(0, 120)))
 def test_merges_never_lose_a_report_and_re_delivery_changes_nothing(
     data: st.DataObject, reports: list[AcceptedReport]
 ) -> None:
@@ -215,7 +221,7 @@ def test_merges_never_lose_a_report_and_re_delivery_changes_nothing(
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), reports=report_sets(most=40, span_minutes=7 * 60))
+@given(data=st.data(), reports=report_sets(most=40, minutes=BURSTS))
 def test_eviction_does_not_change_results_within_the_allowed_lateness(
     data: st.DataObject, reports: list[AcceptedReport]
 ) -> None:
