@@ -26,6 +26,7 @@ from schemas.topics import Role
 from services.alert.rules import AlertEngine
 from services.runtime.codec import decode_or_count, encode
 from services.runtime.context import Context
+from services.runtime.failure import or_die
 from services.runtime.tables import fenced_table, key_partition, owned_partitions, scopes
 
 SEP = "\x1f"
@@ -148,7 +149,7 @@ def install(app: faust.App, ctx: Context) -> None:
     @app.agent(source, name="alert")
     async def alert(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            await stage.alert_batch(event)
+            await or_die("alert", stage.alert_batch(event))
 
     @app.timer(FRAGILITY_REPEAT_SECONDS)
     async def fragility_heartbeat() -> None:

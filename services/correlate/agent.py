@@ -30,6 +30,7 @@ from services.correlate import api
 from services.correlate.state import Correlator
 from services.runtime.codec import decode_or_count, encode
 from services.runtime.context import Context
+from services.runtime.failure import or_die
 from services.runtime.tables import fenced_table, key_partition, owned_partitions, scopes, writes_for
 
 SEP = "\x1f"
@@ -84,7 +85,11 @@ class CorrelateStage:
             correlator = self.correlator(report.ceasefire_id, event.message.partition)
             if correlator is None:
                 continue
-            published[event.message.partition].extend(correlator.add(report))
+            changed = correlator.add(report)
+            # "merged" records first: the alert stage must not count an absorbed incident and its
+            # survivor as two incidents within one evaluation.
+            changed.sort(key=lambda incident: incident.status != "merged")
+            published[event.message.partition].extend(changed)
             touched[report.ceasefire_id] = event
         await self._publish(published, touched)
         for ceasefire_id, event in touched.items():
@@ -152,7 +157,7 @@ def install(app: faust.App, ctx: Context) -> None:
     @app.agent(accepted, name="correlate")
     async def correlate(stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(s.batch_max, s.batch_within_seconds):
-            await stage.correlate_batch(events)
+            await or_die("correlate", stage.correlate_batch(events))
 
     api.install(app, stage, accepted)
     ctx.stages["correlate"] = stage  # the read API and the live view look incidents up here

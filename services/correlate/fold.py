@@ -33,6 +33,7 @@ class IncidentState:
     absorbed: list[str] = field(default_factory=list)  # ids of incidents merged into this one
     first_us: int = 0
     last_us: int = 0
+    record: Incident | None = None  # the last published record, for the read API
 
     def add(self, report: HeldReport) -> None:
         if not self.members:

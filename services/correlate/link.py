@@ -131,9 +131,11 @@ class Link:
     distance_km: float | None = None  # great-circle km when both have coordinates, else None
 
     @property
-    def rank(self) -> tuple[float, float, int]:
-        """Which of several links explains a join: the closest in time, then in place, coordinates first."""
-        return (self.gap_minutes, self.distance_km or 0.0, 1 if self.distance_km is None else 0)
+    def rank(self) -> tuple[float, int, float]:
+        """Which of several links explains a join: the closest in time, then by coordinates, the nearest."""
+        if self.distance_km is None:
+            return (self.gap_minutes, 1, 0.0)
+        return (self.gap_minutes, 0, self.distance_km)
 
 
 def parties_agree(a: HeldReport, b: HeldReport) -> bool:

@@ -41,7 +41,7 @@ class Correlator:
         self.ceasefire = ceasefire
         settings = ceasefire.link
         self.lateness_us = round(settings.allowed_lateness_hours * 60 * MINUTE_US)
-        self.retention_us = self.lateness_us
+        self.retention_us = round(settings.window_minutes * MINUTE_US) + self.lateness_us
         self.reports: dict[Key, HeldReport] = {}
         self.home: dict[Key, IncidentState] = {}
         self.open: dict[str, IncidentState] = {}
@@ -95,7 +95,8 @@ class Correlator:
         self._hold(held, survivor)
         heapq.heappush(self._expiry, (survivor.last_us, survivor.incident_id))
         self._dirty_incidents.add(survivor.incident_id)
-        return [publish(survivor, self.ceasefire.id), *records]
+        survivor.record = publish(survivor, self.ceasefire.id)
+        return [survivor.record, *records]
 
     def evict(self) -> list[str]:
         """Forget what can no longer link to a report within the allowed lateness; the incidents that went."""
@@ -142,7 +143,9 @@ class Correlator:
     def incidents(self) -> Iterable[Incident]:
         """The open incidents as last published (for the read API)."""
         for state in self.open.values():
-            yield publish(state, self.ceasefire.id)
+            if state.record is None:  # after a restart
+                state.record = publish(state, self.ceasefire.id)
+            yield state.record
 
     # -- transitions -------------------------------------------------------------------------------
 
@@ -228,17 +231,26 @@ class Correlator:
             else:
                 self.merged[iid] = (doc["version"], doc["merged_into"])
         for iid in self.merged:
-            self.open[self._root(iid)].absorbed.append(iid)
+            self._opened(self._root(iid)).absorbed.append(iid)
         joined.sort(key=lambda pair: pair[0].seq)
         for held, iid in joined:
-            state = self.open[self._root(iid)]
+            state = self._opened(self._root(iid))
             state.add(held)
             self._hold(held, state)
         self._dirty_reports.clear()
+        for iid in [iid for iid, state in self.open.items() if not state.members]:
+            del self.open[iid]  # only reachable from torn writes: nothing left to publish
         for state in self.open.values():
             state.absorbed.sort()
             self._expiry.append((state.last_us, state.incident_id))
         heapq.heapify(self._expiry)
+
+    def _opened(self, iid: str) -> IncidentState:
+        """The open incident `iid`; tolerates a torn write (entries of one change set partly stored)."""
+        state = self.open.get(iid)
+        if state is None:
+            state = self.open[iid] = IncidentState(iid)
+        return state
 
     def _root(self, iid: str) -> str:
         while iid in self.merged:

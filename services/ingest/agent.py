@@ -33,6 +33,7 @@ from services.ingest.dedup import DedupState
 from services.ingest.validate import Rules, primary_reason, validate
 from services.runtime.codec import decode_or_count, encode
 from services.runtime.context import Context
+from services.runtime.failure import or_die
 from services.runtime.tables import fenced_table
 
 MAX_BATCH_BYTES = 512 * 1024
@@ -148,9 +149,9 @@ def install(app: faust.App, ctx: Context) -> None:
     @app.agent(app.topic(s.topic(Role.REPORTS), **raw), name="ingest-validate")
     async def validate_reports(stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(s.batch_max, s.batch_within_seconds):
-            await stage.validate_batch(events)
+            await or_die("ingest-validate", stage.validate_batch(events))
 
     @app.agent(app.topic(s.topic(Role.BY_SOURCE), **raw), name="ingest-deduplicate")
     async def deduplicate(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            await stage.deduplicate_batch(event)
+            await or_die("ingest-deduplicate", stage.deduplicate_batch(event))

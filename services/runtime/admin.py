@@ -12,6 +12,10 @@ from services.runtime.broker import BrokerError
 from services.runtime.settings import Settings
 
 
+# Topics whose partition is chosen by us (hash of source; the accepted partition of a ceasefire).
+CO_PARTITIONED = frozenset({Role.BY_SOURCE, Role.ACCEPTED, Role.BY_CEASEFIRE})
+
+
 async def ensure_topics(settings: Settings, roles: list[Role] | None = None, timeout: float = 15.0) -> None:
     """Create every topic the service uses (idempotent). Compacted topics get `cleanup.policy=compact`."""
     wanted = [TOPICS[r] for r in (roles or list(Role))]
@@ -37,5 +41,19 @@ async def ensure_topics(settings: Settings, roles: list[Role] | None = None, tim
                 await admin.create_topics(new)
             except TopicAlreadyExistsError:
                 pass  # another worker won the race: fine
+        await _check_partitions(admin, settings, [spec.role for spec in wanted if spec.role in CO_PARTITIONED])
     finally:
         await admin.close()
+
+
+async def _check_partitions(admin: AIOKafkaAdminClient, settings: Settings, roles: list[Role]) -> None:
+    """Stages choose partitions by hash modulo CEASEFIRE_PARTITIONS and expect co-partitioned topics:
+    a topic created elsewhere with another count would send records where no one looks."""
+    names = [settings.topic(role) for role in roles]
+    for description in await admin.describe_topics(names):
+        count = len(description.get("partitions", []))
+        if description.get("error_code", 0) == 0 and count != settings.partitions:
+            raise BrokerError(
+                f"topic {description['topic']} has {count} partitions but CEASEFIRE_PARTITIONS is "
+                f"{settings.partitions}: delete it or set CEASEFIRE_PARTITIONS={count}"
+            )

@@ -23,6 +23,8 @@ AppHook = Callable[[faust.App, Context], None]
 
 def port_free(host: str, port: int) -> bool:
     with socket.socket() as sock:
+        # As the web server binds: a port whose old connections sit in TIME_WAIT is free for it.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

@@ -4,17 +4,21 @@ SYNTHETIC. The ceasefire and the place names are real; every report, time, weapo
 output is invented to exercise the pipeline, and none of it describes what happened on the ground.
 
 The story, in event time after the ceasefire took effect (`in-pk-2025-05-10`, 2025-05-10T11:30Z):
-1. calm: a few small-arms exchanges on the evening of 10 May, then one light incident every few hours;
-2. a tense night (11 May 16:30-22:30Z): several sectors, mortars, mutual accusations, UNMOGIP corroboration;
-3. a quiet day, then a flare-up (12 May 22:00Z - 13 May 08:00Z): artillery, then drones and missiles, deaths,
-   and a surge of incidents in one hour (from `SURGE_START`) after a quiet 24 hours: every alert rule fires;
+1. calm: a few small-arms exchanges around Poonch on the evening of 10 May, then a light incident every few
+   hours;
+2. a tense night (11 May 15:00-23:00Z, at most four incidents in any hour): many sectors, mortars, mutual
+   accusations, UNMOGIP corroboration;
+3. a quiet day, then a flare-up (12 May 22:00Z - 13 May 10:00Z): artillery, then drones and missiles, deaths,
+   and a surge of incidents in the hour from `SURGE_START` after a quiet 24 hours;
 4. de-escalation: light incidents more than six hours apart, so open alerts resolve.
+Replayed through the project's correlator and alert engine (tests/unit/test_scenario.py), every alert rule
+fires; Escalation, Casualties, ViolationSurge and a critical FragilityHigh (index >= 75) first fire in the
+flare-up.
 
-Each incident is 1-4 reports by different sources, within the link window and distance of each other or naming
-the same sector, and no two incidents come that close (with a margin), so correlation should rebuild exactly
-the planned incidents. On top: exact duplicates (~10 %), resubmissions (~3 %), garbage of many dead-letter
-kinds (~3 %), one report ~3 h late and one that bridges two incidents. `EXPECTED` says what ingest makes
-of it.
+Each incident is 1-4 reports by different sources that the link rule joins (close in time, and in place or
+sector), and no two incidents come near each other (with a margin), so correlation rebuilds exactly the
+planned incidents. On top: exact duplicates (~10 %), resubmissions (~3 %), garbage of many dead-letter kinds
+(~3 %), one report ~3 h late and one that bridges two incidents. `EXPECTED` says what ingest makes of it.
 
 Pure and deterministic: no wall clock, one `random.Random(seed)`; the same seed gives the same bytes.
 `python -m services.runtime.scenario [--out PATH] [--check]` writes the file, or checks that it is fresh.
@@ -360,8 +364,8 @@ class Planner:
         for shift in range(0, 120, 7):
             start = t0 + timedelta(minutes=shift)
             near = [r for _, rs in self.incidents for r in rs if abs(r.at - start) < timedelta(minutes=75)]
-            soon = (start - timedelta(minutes=35), start + timedelta(minutes=60))
-            busy = {r.sector.casefold() for r in near if r.sector and soon[0] <= r.at <= soon[1]}  # no use trying
+            soon = (start - timedelta(minutes=35), start + timedelta(minutes=60))  # sectors named then: taken
+            busy = {r.sector.casefold() for r in near if r.sector and soon[0] <= r.at <= soon[1]}
             for kind in kinds:
                 wheres: list[Any] = list(FRONTS) if kind == "mutual" else [(name,) for name in sorted(PLACES)]
                 wheres = [w for w in wheres if (not phase.sectors or phase.sectors.issuperset(w))

@@ -72,8 +72,8 @@ json_leaves = (
 )
 json_values = st.recursive(
     json_leaves,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
-    max_leaves=12,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
 )
 numbers = st.sampled_from([0, -1, 1, 90, 90.0001, -90.0001, 180.5, -180.5, 1e308, -1e308, 5e-324, 2**63 - 1])
 offsets = st.none() | st.integers(-1439, 1439).map(lambda minutes: timezone(timedelta(minutes=minutes)))

@@ -32,6 +32,7 @@ from services.runtime.broker import free_port
 from services.runtime.settings import Settings
 from tests.support.kafka import Record, read_topic
 from tests.support.reports import START, encode, report
+from tests.support.worker import WorkerProcess
 
 Outcome = Literal["accepted", "duplicate", "dead_lettered"]
 Identity = tuple[str, str]  # (source, report_id)
@@ -391,3 +392,21 @@ async def group_stable(settings: Settings, members: int) -> bool:
 def replica(settings: Settings, data_dir: Path) -> Settings:
     """Another worker of the same app (same group and topics), with its own local state and web port."""
     return settings.model_copy(update={"data_dir": data_dir, "web_port": free_port()})
+
+
+def rebalance_done(worker: WorkerProcess) -> bool:
+    """The worker finished at least one rebalance and is not in one now (Faust's own gauges).
+
+    The broker calls a group Stable before Faust has finished its side of the assignment (pausing,
+    table recovery, resuming); records that arrive in that window are the ones at risk (see the
+    ingest crash tests), so tests that count exactly produce only after this."""
+    try:
+        samples = worker.scrape()
+    except OSError:
+        return False
+    value = {name: v for (name, labels), v in samples.items() if not labels}.get
+    return (
+        value("ceasefire_faust_rebalance_done_latency_count", 0.0) >= 1
+        and value("ceasefire_faust_total_rebalances", 1.0) == 0
+        and value("ceasefire_faust_total_rebalances_recovering", 1.0) == 0
+    )
