@@ -80,10 +80,9 @@ class Correlator:
             survivor = IncidentState(incident_id(self.ceasefire.id, held.source, held.report_id))
             self.open[survivor.incident_id] = survivor
         else:
-            ordered = sorted(partners.values(), key=lambda p: p[0].precedence)
-            survivor, (_, partner, link) = ordered[0][0], ordered[0][1]
+            survivor, partner, link = partners[0]
             held.join(partner, link)
-            for absorbed, (_, bridge, bridge_link) in ordered[1:]:
+            for absorbed, bridge, bridge_link in partners[1:]:
                 absorbed.version += 1
                 records.append(
                     publish(absorbed, self.ceasefire.id, status="merged", merged_into=survivor.incident_id)
@@ -125,13 +124,18 @@ class Correlator:
 
     def take_changes(self) -> dict[str, str | None]:
         """Entries changed since the last call (None: delete), for the shell's changelogged table."""
+        # Order matters: the shell writes entries in this order and a crash can stop it anywhere.
+        # Incidents (with their new versions) come first, so any stored prefix holds versions at least
+        # as high as any published: re-processing after a crash skips a version, never repeats one.
+        # Evicted incidents are deleted last, after their reports.
         changes: dict[str, str | None] = {}
-        for key in self._dirty_reports:
+        incidents = {INCIDENT_PREFIX + iid: self._encode_incident(iid) for iid in sorted(self._dirty_incidents)}
+        changes.update((k, v) for k, v in incidents.items() if v is not None)
+        for key in sorted(self._dirty_reports):
             held = self.reports.get(key)
             entry = REPORT_PREFIX + key[0] + "\x1f" + key[1]
             changes[entry] = None if held is None else _encode_report(held, self.home[key].incident_id)
-        for iid in self._dirty_incidents:
-            changes[INCIDENT_PREFIX + iid] = self._encode_incident(iid)
+        changes.update((k, v) for k, v in incidents.items() if v is None)
         if self._dirty_meta:
             meta = {"watermark_us": self.watermark_us, "horizon_us": self.horizon_us, "seq": self.seq}
             changes[META_KEY] = orjson.dumps(meta).decode()
@@ -149,9 +153,13 @@ class Correlator:
 
     # -- transitions -------------------------------------------------------------------------------
 
-    def _partners(self, held: HeldReport) -> dict[int, tuple[IncidentState, tuple[object, HeldReport, Link]]]:
-        """For each incident the report links to: its best link there (closest in time, then place)."""
-        best: dict[int, tuple[IncidentState, tuple[object, HeldReport, Link]]] = {}
+    def _partners(self, held: HeldReport) -> list[tuple[IncidentState, HeldReport, Link]]:
+        """Each incident the report links to, with its best link there; the future survivor first.
+
+        Best: the closest in time, then place, then the smallest key, so that the choice does not
+        depend on the order the index yields candidates in (a rebuilt state must choose the same).
+        """
+        best: dict[str, tuple[tuple[tuple[float, int, float], str, str], IncidentState, HeldReport, Link]] = {}
         for candidate in self.index.candidates(held):
             if candidate.observed_us < self.horizon_us:
                 continue
@@ -160,10 +168,11 @@ class Correlator:
                 continue
             state = self.home[candidate.key]
             rank = (link.rank, candidate.source, candidate.report_id)
-            current = best.get(id(state))
-            if current is None or rank < current[1][0]:  # type: ignore[operator]
-                best[id(state)] = (state, (rank, candidate, link))
-        return best
+            current = best.get(state.incident_id)
+            if current is None or rank < current[0]:
+                best[state.incident_id] = (rank, state, candidate, link)
+        ordered = sorted(best.values(), key=lambda entry: entry[1].precedence)
+        return [(state, candidate, link) for _, state, candidate, link in ordered]
 
     def _reroot(self, bridge: HeldReport, newcomer: HeldReport, link: Link) -> None:
         """Hang an absorbed incident's link tree from the newcomer: reverse the path bridge -> founder.
@@ -172,7 +181,11 @@ class Correlator:
         the merged incident again form one tree: the merge is explained by `bridge.linked_to`.
         """
         node: HeldReport | None = bridge
-        carried: tuple[Key | None, float | None, float | None] = (newcomer.key, link.distance_km, link.gap_minutes)
+        carried: tuple[Key | None, float | None, float | None] = (
+            newcomer.key,
+            link.distance_km,
+            link.gap_minutes,
+        )
         while node is not None:
             after = node.linked_to
             upward = (node.key, node.distance_km, node.gap_minutes)
@@ -187,8 +200,11 @@ class Correlator:
         self.merged[absorbed.incident_id] = (absorbed.version, survivor.incident_id)
         self._dirty_incidents.add(absorbed.incident_id)
         del self.open[absorbed.incident_id]
-        identity = (survivor.incident_id, survivor.version, [*survivor.absorbed, absorbed.incident_id, *absorbed.absorbed])
-        keep, moved = (survivor, absorbed) if len(survivor.members) >= len(absorbed.members) else (absorbed, survivor)
+        absorbed_ids = [*survivor.absorbed, absorbed.incident_id, *absorbed.absorbed]
+        identity = (survivor.incident_id, survivor.version, absorbed_ids)
+        keep, moved = survivor, absorbed
+        if len(survivor.members) < len(absorbed.members):
+            keep, moved = absorbed, survivor
         keep.absorb(moved)
         for member in moved.members:
             self.home[member.key] = keep
@@ -220,7 +236,8 @@ class Correlator:
         for key, text in persisted:
             doc = orjson.loads(text)
             if key == META_KEY:
-                self.watermark_us, self.horizon_us, self.seq = doc["watermark_us"], doc["horizon_us"], doc["seq"]
+                self.watermark_us, self.horizon_us = doc["watermark_us"], doc["horizon_us"]
+                self.seq = doc["seq"]
             elif key.startswith(INCIDENT_PREFIX):
                 incidents[key[len(INCIDENT_PREFIX) :]] = doc
             elif key.startswith(REPORT_PREFIX):
@@ -239,7 +256,9 @@ class Correlator:
             self._hold(held, state)
         self._dirty_reports.clear()
         for iid in [iid for iid, state in self.open.items() if not state.members]:
-            del self.open[iid]  # only reachable from torn writes: nothing left to publish
+            # Only reachable from a torn write: its reports were not stored, so they are processed
+            # again and re-publish the same versions with the same content.
+            del self.open[iid]
         for state in self.open.values():
             state.absorbed.sort()
             self._expiry.append((state.last_us, state.incident_id))

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import timedelta
 from typing import Any
 
+import orjson
 import pytest
 
 from schemas.ceasefire import Ceasefire, Registry, great_circle_km
 from schemas.incident import Incident, Severity
 from schemas.report import AcceptedReport
 from services.correlate.state import Correlator
+from services.runtime.settings import PROJECT_ROOT
 from tests.support.reports import START, at, report
 
 HOUR = 60
@@ -30,11 +33,13 @@ def accepted(report_id: str, minute: float = 0, **overrides: Any) -> AcceptedRep
 
 
 def pk(report_id: str, minute: float = 0, **overrides: Any) -> AcceptedReport:
-    return accepted(report_id, minute, **{"source": "pk.ispr", "source_party": "PK", "accused_party": "IN", **overrides})
+    side = {"source": "pk.ispr", "source_party": "PK", "accused_party": "IN"}
+    return accepted(report_id, minute, **{**side, **overrides})
 
 
 def un(report_id: str, minute: float = 0, **overrides: Any) -> AcceptedReport:
-    return accepted(report_id, minute, source="un.unmogip", source_party="NEUTRAL", accused_party=..., **overrides)
+    side = {"source": "un.unmogip", "source_party": "NEUTRAL", "accused_party": ...}
+    return accepted(report_id, minute, **{**side, **overrides})
 
 
 def far(lat_offset: float) -> dict[str, Any]:
@@ -265,7 +270,8 @@ def test_eviction_drops_incidents_that_can_no_longer_link(ceasefire: Ceasefire) 
     correlator.add(accepted("c", 6 * HOUR + 40, **far(2)))  # horizon = 10 minutes after START
     correlator.take_changes()
     assert correlator.evict() == [old.incident_id]
-    assert {i.incident_id for i in correlator.incidents()} == {kept.incident_id, one(correlator.add(accepted("d", 6 * HOUR + 41, **far(2)))).incident_id}
+    newest = one(correlator.add(accepted("d", 6 * HOUR + 41, **far(2))))
+    assert {i.incident_id for i in correlator.incidents()} == {kept.incident_id, newest.incident_id}
     changes = correlator.take_changes()
     assert changes["r\x1fin.army\x1fa"] is None
     assert changes["i\x1f" + old.incident_id] is None
@@ -348,3 +354,68 @@ def test_a_crash_before_the_changes_are_written_reproduces_the_same_records(ceas
     apply(store, live.take_changes())
     published = live.add(stream[2])  # the shell publishes these, then dies before writing the changes
     assert Correlator(ceasefire, store.items()).add(stream[2]) == published
+
+
+# -- the worked example of docs/link-rule.md -------------------------------------------------------
+
+
+def _block(text: str, marker: str) -> str:
+    found = re.search(rf"<!-- example:{marker} -->\n```\w+\n(.*?)```", text, re.DOTALL)
+    assert found is not None, marker
+    return found.group(1)
+
+
+def test_the_worked_example_in_the_docs_holds(ceasefire: Ceasefire) -> None:
+    text = (PROJECT_ROOT / "docs" / "link-rule.md").read_text(encoding="utf-8")
+    correlator, outcome = Correlator(ceasefire), []
+    for line in _block(text, "reports").splitlines():
+        doc = orjson.loads(line)
+        doc.update(ceasefire_id=ceasefire.id, ingested_at=doc["observed_at"])
+        for record in correlator.add(AcceptedReport.model_validate(doc)):
+            outcome.append([
+                doc["report_id"], record.incident_id, record.version, record.status, record.merged_into,
+                int(record.severity), [r.report_id for r in record.reports],
+            ])
+    assert outcome == orjson.loads(_block(text, "outcome"))
+
+
+def test_a_torn_write_never_reuses_a_published_version() -> None:
+    """The shell stores take_changes() in order and may die anywhere: whatever prefix was stored,
+    re-processing the batch re-emits a published (incident, version) only with the same content, and
+    otherwise publishes versions above every version already published."""
+    from tests.support.reports import report as report_doc
+
+    ceasefire = _torn_ceasefire()
+    docs = [
+        report_doc(report_id=f"t{n}", observed_at=f"2025-05-10T12:{n * 5:02d}:00Z", ingested_at="2025-05-10T13:00:00Z")
+        for n in range(4)
+    ]
+    reports = [AcceptedReport.model_validate(d) for d in docs]
+    base = Correlator(ceasefire)
+    stored = dict(base.take_changes())
+    for r in reports[:2]:
+        base.add(r)
+    stored.update(base.take_changes())
+    published = [i for r in reports[2:] for i in base.add(r)]
+    changes = list(base.take_changes().items())
+    by_version = {(i.incident_id, i.version): i for i in published}
+    highest = max(i.version for i in published)
+    for cut in range(len(changes) + 1):
+        entries = dict(stored)
+        for key, value in changes[:cut]:
+            if value is None:
+                entries.pop(key, None)
+            else:
+                entries[key] = value
+        rebuilt = Correlator(ceasefire, entries.items())
+        again = [i for r in reports[2:] for i in rebuilt.add(r)]
+        for incident in again:
+            earlier = by_version.get((incident.incident_id, incident.version))
+            assert earlier == incident or incident.version > highest, (cut, incident.version, highest)
+
+
+def _torn_ceasefire():  # noqa: ANN202 - the shipped registry's ceasefire
+    from schemas.ceasefire import load_registry
+    from services.runtime.settings import PROJECT_ROOT
+
+    return load_registry(PROJECT_ROOT / "deploy" / "ceasefires.yaml").get("in-pk-2025-05-10")
