@@ -67,6 +67,8 @@ class LinkSettings(BaseModel):
     window_minutes: float = Field(default=30, gt=0)
     distance_km: float = Field(default=10, ge=0)
     allowed_lateness_hours: float = Field(default=6, ge=0)
+    # How long correlation remembers an evicted report's identity, so a re-delivery changes nothing.
+    remember_hours: float = Field(default=14 * 24, ge=0)
 
 
 class Ceasefire(BaseModel):

@@ -12,7 +12,7 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 
-from schemas.ceasefire import NEUTRAL, great_circle_km
+from schemas.ceasefire import EARTH_RADIUS_KM, NEUTRAL
 from schemas.incident import RUNG, CasualtyRange, Centre, Incident, Status
 from services.correlate.link import HeldReport, from_epoch_us
 
@@ -61,7 +61,9 @@ def _sort_key(report: HeldReport) -> tuple[int, str, str]:
 
 
 def status_of(members: list[HeldReport]) -> Status:
-    """`corroborated` if a neutral source reports; `mutual` if two parties accuse each other; else `claimed`."""
+    """`corroborated` if a neutral source reports, `mutual` if two parties accuse each other, else `claimed`.
+
+    Neutral wins: an observer's word is the strongest confirmation an incident can have."""
     accusations: set[tuple[str, str]] = set()
     for report in members:
         if report.source_party == NEUTRAL:
@@ -75,25 +77,27 @@ def status_of(members: list[HeldReport]) -> Status:
 
 def centre_of(members: list[HeldReport]) -> Centre | None:
     """Mean of the unit vectors weighted by 1/precision², back on the sphere; radius reaches every report."""
-    x = y = z = 0.0
-    located = [r for r in members if r.lat is not None and r.lon is not None]
+    located = [(v, r.precision_km) for r in members if (v := r.unit_vector()) is not None]
     if not located:
         return None
-    for report in located:
-        assert report.lat is not None and report.lon is not None
-        weight = 1.0 / (report.precision_km * report.precision_km)
-        lat, lon = math.radians(report.lat), math.radians(report.lon)
-        x += weight * math.cos(lat) * math.cos(lon)
-        y += weight * math.cos(lat) * math.sin(lon)
-        z += weight * math.sin(lat)
+    x = y = z = 0.0
+    for (vx, vy, vz), precision in located:
+        weight = 1.0 / (precision * precision)
+        x += weight * vx
+        y += weight * vy
+        z += weight * vz
+    norm = math.sqrt(x * x + y * y + z * z) or 1.0  # zero only for reports at antipodes
+    cx, cy, cz = x / norm, y / norm, z / norm
     lat_c = math.degrees(math.atan2(z, math.hypot(x, y)))
     lon_c = math.degrees(math.atan2(y, x))
-    radius = max(
-        great_circle_km(lat_c, lon_c, r.lat, r.lon) + r.precision_km  # type: ignore[arg-type]
-        for r in located
-    )
+    # Great-circle distance from the chord between unit vectors: the haversine without re-deriving
+    # every report's trigonometry on every publication of a large incident.
+    widest = 0.0
+    for (vx, vy, vz), precision in located:
+        chord = math.sqrt((vx - cx) ** 2 + (vy - cy) ** 2 + (vz - cz) ** 2)
+        widest = max(widest, 2 * EARTH_RADIUS_KM * math.asin(min(1.0, chord / 2)) + precision)
     # Rounded (1e-7 degrees is about 1 cm, radius to 1 m): float noise of the sphere round trip is not news.
-    return Centre(lat=round(lat_c, 7), lon=round(lon_c, 7), radius_km=round(radius, 3))
+    return Centre(lat=round(lat_c, 7), lon=round(lon_c, 7), radius_km=round(widest, 3))
 
 
 def _range(values: list[int]) -> tuple[int | None, int | None]:

@@ -104,18 +104,21 @@ class LinkIndex:
     def candidates(self, report: HeldReport) -> Iterator[HeldReport]:
         """Held reports in link range of `report` by time and place (a superset; the link rule decides)."""
         middle = self.bucket_of(report.observed_us)
-        near = [b for b in (self.buckets.get(middle - 1), self.buckets.get(middle), self.buckets.get(middle + 1)) if b]
+        near = [b for b in map(self.buckets.get, (middle - 1, middle, middle + 1)) if b is not None]
         if not near:
             return iter(())
         if report.lat is not None and report.lon is not None:
             return self._near_point(report, report.lat, report.lon, near)
         return self._near_sector(report, near)
 
-    def _near_point(self, report: HeldReport, lat: float, lon: float, near: list[_Bucket]) -> Iterator[HeldReport]:
+    def _near_point(
+        self, report: HeldReport, lat: float, lon: float, near: list[_Bucket]
+    ) -> Iterator[HeldReport]:
         reach = self.ceasefire.link.distance_km + report.precision_km + self.widest_precision_km
         cells = self.grid.cover(lat, lon, reach)
         # Sector-only reports link by their sector: the one this report names, or one holding its point.
-        sectors = {s.name for s in self.sectors_near.get(self.grid.cell(lat, lon), ()) if s.contains(lat, lon)}
+        nearby = self.sectors_near.get(self.grid.cell(lat, lon), ())
+        sectors = {s.name for s in nearby if s.contains(lat, lon)}
         if report.sector is not None:
             sectors.add(report.sector)
         for bucket in near:
@@ -151,11 +154,12 @@ class LinkIndex:
         dropped = 0
         for b in stale:
             bucket = self.buckets.pop(b)
-            dropped += sum(len(v) for v in bucket.located.values()) + sum(len(v) for v in bucket.unlocated.values())
+            dropped += _count(bucket)
         return dropped
 
     def __len__(self) -> int:
-        return sum(
-            sum(len(v) for v in b.located.values()) + sum(len(v) for v in b.unlocated.values())
-            for b in self.buckets.values()
-        )
+        return sum(_count(b) for b in self.buckets.values())
+
+
+def _count(bucket: _Bucket) -> int:
+    return sum(len(v) for v in bucket.located.values()) + sum(len(v) for v in bucket.unlocated.values())

@@ -8,6 +8,7 @@ the facts the rule and the incident fold need, so a hot ceasefire does not hold 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -55,6 +56,7 @@ class HeldReport:
     distance_km: float | None = None
     gap_minutes: float | None = None
     record: ReportLink | None = None  # built once, when first published
+    vector: tuple[float, float, float] | None = None  # unit vector of the point, for the incident centre
 
     @classmethod
     def from_accepted(cls, report: AcceptedReport, seq: int = 0) -> HeldReport:
@@ -113,6 +115,13 @@ class HeldReport:
             )
         return self.record
 
+    def unit_vector(self) -> tuple[float, float, float] | None:
+        """The point on the unit sphere (None without coordinates); cached, the centre needs it often."""
+        if self.vector is None and self.lat is not None and self.lon is not None:
+            lat, lon = math.radians(self.lat), math.radians(self.lon)
+            self.vector = (math.cos(lat) * math.cos(lon), math.cos(lat) * math.sin(lon), math.sin(lat))
+        return self.vector
+
     def join(self, other: HeldReport, link: Link) -> None:
         """Record the link that brought this report into its incident."""
         self.linked_to = other.key
@@ -149,9 +158,11 @@ def parties_agree(a: HeldReport, b: HeldReport) -> bool:
     return a.source_party == b.accused_party and b.source_party == a.accused_party
 
 
-def _in_sector(sector: str, lat: float, lon: float, ceasefire: Ceasefire) -> bool:
+def _point_in_sector(point: HeldReport, sector: str | None, ceasefire: Ceasefire) -> bool:
+    if sector is None or point.lat is None or point.lon is None:
+        return False
     found: Sector | None = ceasefire.sector(sector)
-    return found is not None and found.contains(lat, lon)
+    return found is not None and found.contains(point.lat, point.lon)
 
 
 def explain(a: HeldReport, b: HeldReport, ceasefire: Ceasefire) -> Link:
@@ -170,10 +181,7 @@ def explain(a: HeldReport, b: HeldReport, ceasefire: Ceasefire) -> Link:
         return Link(km <= limit, "distance" if km <= limit else "place", gap, km)
     if a.sector is not None and a.sector == b.sector:
         return Link(True, "sector", gap)
-    if a.sector is not None and b.lat is not None and b.lon is not None:
-        if _in_sector(a.sector, b.lat, b.lon, ceasefire):
-            return Link(True, "sector_contains", gap)
-    elif b.sector is not None and a.lat is not None and a.lon is not None:
-        if _in_sector(b.sector, a.lat, a.lon, ceasefire):
-            return Link(True, "sector_contains", gap)
+    # Here at most one of the two is located: its point against the other's sector.
+    if _point_in_sector(b, a.sector, ceasefire) or _point_in_sector(a, b.sector, ceasefire):
+        return Link(True, "sector_contains", gap)
     return Link(False, "place", gap)

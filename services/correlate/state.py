@@ -24,6 +24,7 @@ from schemas.incident import Incident
 from schemas.report import AcceptedReport, ViolationType
 from services.correlate.fold import IncidentState, incident_id, publish
 from services.correlate.index import LinkIndex
+from services.correlate.seen import SEEN_PREFIX, SeenReports
 from services.correlate.link import MINUTE_US, HeldReport, Link, explain, from_epoch_us
 
 Key = tuple[str, str]
@@ -54,6 +55,7 @@ class Correlator:
         self._dirty_reports: set[Key] = set()
         self._dirty_incidents: set[str] = set()
         self._dirty_meta = False
+        self.seen = SeenReports(round(settings.remember_hours * 60 * MINUTE_US))
         self._restore(persisted)
 
     @property
@@ -63,8 +65,8 @@ class Correlator:
 
     def add(self, report: AcceptedReport) -> list[Incident]:
         """Fold one report in; the records to publish: the incident it is in, then any it merged away."""
-        if report.identity in self.reports:
-            return []
+        if report.identity in self.reports or report.identity in self.seen:
+            return []  # re-delivered: idempotent on (source, report_id), even after eviction
         held = HeldReport.from_accepted(report, self.seq)
         self.seq += 1
         if self.watermark_us is not None:
@@ -112,6 +114,7 @@ class Correlator:
                 continue  # merged away, or a newer entry stands for it
             del self.open[gone_id]
             for member in state.members:
+                self.seen.remember(member.key, member.observed_us)
                 del self.reports[member.key]
                 del self.home[member.key]
                 self._dirty_reports.add(member.key)
@@ -131,11 +134,16 @@ class Correlator:
         changes: dict[str, str | None] = {}
         incidents = {INCIDENT_PREFIX + iid: self._encode_incident(iid) for iid in sorted(self._dirty_incidents)}
         changes.update((k, v) for k, v in incidents.items() if v is not None)
+        if self.watermark_us is not None:
+            self.seen.expire(self.watermark_us)
+        remembered, forgotten = self.seen.take_changes()
+        changes.update(remembered)  # before the evicted reports' entries go
         for key in sorted(self._dirty_reports):
             held = self.reports.get(key)
             entry = REPORT_PREFIX + key[0] + "\x1f" + key[1]
             changes[entry] = None if held is None else _encode_report(held, self.home[key].incident_id)
         changes.update((k, v) for k, v in incidents.items() if v is None)
+        changes.update(forgotten)
         if self._dirty_meta:
             meta = {"watermark_us": self.watermark_us, "horizon_us": self.horizon_us, "seq": self.seq}
             changes[META_KEY] = orjson.dumps(meta).decode()
@@ -240,6 +248,8 @@ class Correlator:
                 self.seq = doc["seq"]
             elif key.startswith(INCIDENT_PREFIX):
                 incidents[key[len(INCIDENT_PREFIX) :]] = doc
+            elif key.startswith(SEEN_PREFIX):
+                self.seen.restore(key, text)
             elif key.startswith(REPORT_PREFIX):
                 joined.append(_decode_report(doc))
         for iid, doc in incidents.items():

@@ -419,3 +419,25 @@ def _torn_ceasefire():  # noqa: ANN202 - the shipped registry's ceasefire
     from services.runtime.settings import PROJECT_ROOT
 
     return load_registry(PROJECT_ROOT / "deploy" / "ceasefires.yaml").get("in-pk-2025-05-10")
+
+
+def test_an_evicted_report_delivered_again_changes_nothing() -> None:
+    """Upstream re-emits can bring back a report that eviction already dropped; it must not found a
+    second, late incident — before or after a rebuild from the stored entries."""
+    from tests.support.reports import report as report_doc
+
+    ceasefire = _torn_ceasefire()
+    early = AcceptedReport.model_validate(
+        report_doc(report_id="early", observed_at="2025-05-10T12:00:00Z", ingested_at="2025-05-10T12:01:00Z")
+    )
+    much_later = AcceptedReport.model_validate(
+        report_doc(report_id="later", observed_at="2025-05-11T12:00:00Z", ingested_at="2025-05-11T12:01:00Z")
+    )
+    correlator = Correlator(ceasefire)
+    correlator.add(early)
+    correlator.add(much_later)
+    assert correlator.evict(), "the early incident should be evicted a day later"
+    stored = correlator.take_changes()
+    assert correlator.add(early) == []
+    rebuilt = Correlator(ceasefire, [(k, v) for k, v in stored.items() if v is not None])
+    assert rebuilt.add(early) == []
