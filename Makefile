@@ -21,6 +21,17 @@ system-deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq kcat prometheus >/dev/null; \
 	fi
 
+BENCH_STAMP := $(VENV)/.bench-$(shell sha1sum pyproject.toml | cut -c1-12)
+QUICK ?=
+
+# The benchmark harness (bench/): its own extra, never part of `make test`. QUICK=1: under 3 minutes.
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench]'
+	@rm -f $(VENV)/.bench-* && touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(PY) -m bench $(if $(QUICK),--quick,)
+
 run: $(STAMP)
 	$(VENV)/bin/ceasefire run --demo
 

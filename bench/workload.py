@@ -1,11 +1,11 @@
 """The benchmark's report mix: seeded, fast to make, and shaped like a real feed.
 
-Reports come in *engagements*: one to four reports of one exchange of fire from the two parties and
-sometimes an observer, minutes and a few kilometres apart, so the link rule has incidents to build.
+Reports come in *engagements*: three to eight reports of one exchange of fire from the two parties and
+sometimes an observer, up to ten minutes and a kilometre or two apart, so the link rule has incidents to build.
 Engagements are spread uniformly over the ceasefire's bounding box and over `days` of event time (the
 density of 1,000,000 reports in 30 days: ~23 a minute), roughly in event-time order. Of the records,
 ~10 % repeat an earlier report (half exact copies, half resubmissions with a new id) and ~3 % are
-garbage that validation dead-letters. ~10 % of the engagements belong to a second ceasefire, so
+garbage that validation dead-letters. ~3 % of the engagements belong to a second ceasefire, so
 correlation has two keys to spread over partitions (it is keyed by ceasefire).
 
 `build(n, days, seed)` returns the records as (key, value) bytes; nothing here imports faust.
@@ -23,6 +23,11 @@ import orjson
 START = datetime(2025, 5, 10, 12, 0, tzinfo=UTC)
 DUPLICATE_SHARE = 0.10
 GARBAGE_SHARE = 0.03
+REPORTS_PER_ENGAGEMENT = 39 / 7  # mean of the sizes drawn in `_Mix.engagement`
+# One roll makes one garbage record, one repeat or a whole engagement: solve for the record shares.
+_ENGAGEMENTS = (1 - GARBAGE_SHARE - DUPLICATE_SHARE) / REPORTS_PER_ENGAGEMENT
+GARBAGE_ROLL = GARBAGE_SHARE / (GARBAGE_SHARE + DUPLICATE_SHARE + _ENGAGEMENTS)
+DUPLICATE_ROLL = DUPLICATE_SHARE / (GARBAGE_SHARE + DUPLICATE_SHARE + _ENGAGEMENTS)
 
 
 @dataclass(frozen=True)
@@ -79,16 +84,16 @@ class _Mix:
 
     def engagement(self, at_s: float) -> Iterator[dict[str, object]]:
         rng = self.rng
-        theatre = THEATRES[0] if rng.random() < 0.9 else THEATRES[1]
+        theatre = THEATRES[0] if rng.random() < 0.97 else THEATRES[1]
         min_lat, min_lon, max_lat, max_lon = theatre.box
         lat, lon = rng.uniform(min_lat, max_lat), rng.uniform(min_lon, max_lon)
-        for _ in range(rng.choice((1, 2, 2, 3, 3, 4))):
+        for _ in range(rng.choice((3, 4, 5, 6, 6, 7, 8))):
             source, party = rng.choice(theatre.sources)
             if party == "NEUTRAL":
                 accused: str | None = rng.choice(theatre.parties)
             else:
                 accused = theatre.parties[1] if party == theatre.parties[0] else theatre.parties[0]
-            observed = START + timedelta(seconds=at_s + rng.uniform(0, 1200))
+            observed = START + timedelta(seconds=at_s + rng.uniform(0, 600))
             self.serial += 1
             yield {
                 "report_id": f"b-{self.serial:08d}",
@@ -98,8 +103,8 @@ class _Mix:
                 "ceasefire_id": theatre.ceasefire_id,
                 "observed_at": observed.isoformat(),
                 "location": {
-                    "lat": round(min(max(lat + rng.uniform(-0.03, 0.03), min_lat), max_lat), 4),
-                    "lon": round(min(max(lon + rng.uniform(-0.03, 0.03), min_lon), max_lon), 4),
+                    "lat": round(min(max(lat + rng.uniform(-0.01, 0.01), min_lat), max_lat), 4),
+                    "lon": round(min(max(lon + rng.uniform(-0.01, 0.01), min_lon), max_lon), 4),
                     "precision_km": 2,
                 },
                 "violation_type": rng.choice(VIOLATIONS),
@@ -124,10 +129,10 @@ def build(n: int, days: float = 1.0, seed: int = 20250510) -> Workload:
     rng = mix.rng
     while len(records) < n:
         roll = rng.random()
-        if roll < GARBAGE_SHARE:
+        if roll < GARBAGE_ROLL:
             records.append((None, rng.choice(GARBAGE)))
             garbage += 1
-        elif roll < GARBAGE_SHARE + DUPLICATE_SHARE and mix.recent:
+        elif roll < GARBAGE_ROLL + DUPLICATE_ROLL and mix.recent:
             records.append(mix.repeat())  # same key as the original: same partition, after it
             duplicates += 1
         else:

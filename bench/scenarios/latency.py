@@ -1,0 +1,128 @@
+"""Latency at a steady rate: from a report's send to its first incident record and to its alert record.
+
+One worker runs the whole topology, settled on empty topics. A paced producer sends the report mix
+at `rate` reports/s (sends spread evenly, every 10 ms), noting each report's send time (wall clock,
+the same clock as the broker-side CreateTime the worker's producer stamps on its records). Then:
+- to incident: for each accepted report, the CreateTime of the first incident record listing it,
+  minus its send time;
+- to alert: for each alert record, its CreateTime minus the send time of the newest report (sent
+  before the alert) of the newest incident it names: the report that made the alert fire or move.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from bench.procs import Worker, bench_settings, read_timestamps, wait_for
+from bench.scenarios.throughput import WARM_UP, settle
+from bench.workload import Workload
+from schemas.topics import Role
+from services.runtime.admin import ensure_topics
+
+TICK_SECONDS = 0.01
+
+
+def percentiles(values: list[float]) -> dict[str, float | int | None]:
+    if not values:
+        return {"count": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
+
+    return {"count": len(ordered), "p50_ms": at(0.50), "p99_ms": at(0.99), "max_ms": round(ordered[-1] * 1000, 1)}
+
+
+async def paced_send(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]], rate: float) -> dict[str, float]:
+    """Send at `rate`/s; returns report_id → send time for the valid reports."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    await producer.start()
+    sent_at: dict[str, float] = {}
+    per_tick = rate * TICK_SECONDS
+    start = time.monotonic()
+    try:
+        owed, i = 0.0, 0
+        pending = []
+        while i < len(records):
+            owed += per_tick
+            while owed >= 1 and i < len(records):
+                key, value = records[i]
+                now = time.time()
+                pending.append(await producer.send(topic, value, key=key))
+                if value[:1] == b"{":
+                    try:
+                        sent_at.setdefault(orjson.loads(value)["report_id"], now)
+                    except (orjson.JSONDecodeError, KeyError):
+                        pass
+                owed -= 1
+                i += 1
+            tick_end = start + (i / rate)
+            await asyncio.sleep(max(0.0, tick_end - time.monotonic()))
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return sent_at
+
+
+async def measure(broker: str, workdir: Path, workload: Workload, rate: float) -> dict[str, Any]:
+    settings = bench_settings(broker, workdir)
+    await ensure_topics(settings)
+    worker = Worker(settings, ("ingest", "correlate", "alert"), workdir, name=f"latency-{int(rate)}").start()
+    try:
+        await settle(settings, [worker])
+        begun = time.monotonic()
+        sent_at = await paced_send(settings.bootstrap, settings.topic(Role.REPORTS), workload.records, rate)
+        achieved = len(workload) / (time.monotonic() - begun)
+        by_ceasefire = settings.topic(Role.BY_CEASEFIRE)
+
+        def drained() -> bool:
+            probe = worker.probe()
+            return probe["done"].get(settings.topic(Role.REPORTS), [0])[0] >= len(workload) + len(WARM_UP) and probe["done"].get(
+                by_ceasefire, [0])[0] >= probe["sent"].get(by_ceasefire, [0])[0]
+
+        kept_up = True
+        try:
+            await wait_for(drained, 120, "pipeline drained", [worker], every=0.1)
+        except TimeoutError:
+            kept_up = False
+        lag_at_end = time.time() - worker.done(by_ceasefire)[2]
+    finally:
+        worker.stop()
+    incidents = await read_timestamps(settings.bootstrap, settings.topic(Role.INCIDENTS))
+    alerts = await read_timestamps(settings.bootstrap, settings.topic(Role.ALERTS))
+    first_seen: dict[str, float] = {}
+    members: dict[str, list[str]] = {}
+    for _, value, ts in incidents:
+        doc = orjson.loads(value)  # type: ignore[arg-type]
+        ids = [r["report_id"] for r in doc["reports"]]
+        members.setdefault(doc["incident_id"], [])
+        members[doc["incident_id"]] = list(dict.fromkeys(members[doc["incident_id"]] + ids))
+        for report_id in ids:
+            if report_id not in first_seen or ts < first_seen[report_id]:
+                first_seen[report_id] = ts
+    to_incident = [first_seen[r] - sent for r, sent in sent_at.items() if r in first_seen]
+    to_alert = []
+    for _, value, ts in alerts:
+        doc = orjson.loads(value)  # type: ignore[arg-type]
+        ids = doc["annotations"].get("incident_ids") or []
+        if not ids:
+            continue
+        sends = [sent_at[r] for r in members.get(ids[0], []) if r in sent_at and sent_at[r] <= ts]
+        if sends:
+            to_alert.append(ts - max(sends))
+    return {
+        "rate_asked": rate,
+        "rate_achieved": round(achieved, 1),
+        "reports": len(workload),
+        "kept_up": kept_up,
+        "seconds_behind_at_end": round(max(0.0, lag_at_end), 2) if not kept_up else 0.0,
+        "to_incident": percentiles(to_incident),
+        "to_alert": percentiles(to_alert),
+        "reports_without_incident": sum(1 for r in sent_at if r not in first_seen and "-re" not in r),
+    }
