@@ -2,7 +2,9 @@
 
 Pure functions of the incident summaries, the watermark and (for hysteresis) the current severity;
 episodes, repeats and versions are `services/alert/episodes.py`'s business. Semantics and defaults:
-docs/alerts.md.
+docs/alerts.md. Each rule over all summaries (`violations`, `escalations`, ...) is the reference; the
+engine builds the same conditions one scope at a time (`violation`, `escalation`, ...) from its indexes
+(`services/alert/held.py`), so the wording and figures of a condition come from one place.
 """
 
 from __future__ import annotations
@@ -15,12 +17,20 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.alert import AlertName, AlertSeverity
-from schemas.fragility import FragilitySnapshot
+from schemas.fragility import FragilityComponents, FragilitySnapshot
 from schemas.incident import Severity
 from services.alert.fragility import HOUR, FragilityConfig
 from services.alert.recent import IncidentSummary, Timeline, newest_first, within
 
 MAX_IDS = 20  # incident ids carried in annotations, newest first
+SEVERITY: dict[AlertName, AlertSeverity] = {  # of each rule's alerts (FragilityHigh's varies)
+    AlertName.CEASEFIRE_VIOLATION: "warning",
+    AlertName.MUTUAL_ACCUSATION: "warning",
+    AlertName.ESCALATION: "critical",
+    AlertName.CASUALTIES: "critical",
+    AlertName.VIOLATION_SURGE: "critical",
+}
+TOP_RUNG = int(max(Severity))
 Summaries = Sequence[IncidentSummary]
 
 
@@ -88,7 +98,10 @@ class Condition:
     until: datetime | None = None  # when it stops holding if no incident arrives; None: evaluated afresh
 
 
-def _labels(name: AlertName, ceasefire_id: str, severity: AlertSeverity, **scope: str) -> dict[str, str]:
+def _labels(
+    name: AlertName, ceasefire_id: str, *, level: AlertSeverity | None = None, **scope: str
+) -> dict[str, str]:
+    severity = SEVERITY[name] if level is None else level
     return {"alertname": name.value, "ceasefire": ceasefire_id, "severity": severity, **scope}
 
 
@@ -111,53 +124,69 @@ def _by_sector(summaries: Iterable[IncidentSummary]) -> dict[str, list[IncidentS
 
 def violations(ceasefire_id: str, summaries: Summaries, now: datetime, rules: AlertRules) -> list[Condition]:
     """CeasefireViolation per sector: any incident there within the hold."""
-    hours = rules.violation_hold / HOUR
     return [
-        Condition(
-            labels=_labels(AlertName.CEASEFIRE_VIOLATION, ceasefire_id, "warning", sector=sector),
-            count=len(found),
-            summary=f"Ceasefire violation in {sector}",
-            description=f"{len(found)} incident(s) in {sector} within the last {hours:g} h of event time.",
-            incident_ids=_ids(found),
-            until=max(s.seen_at for s in found) + rules.violation_hold,
-        )
+        violation(ceasefire_id, sector, len(found), found, max(s.seen_at for s in found), rules)
         for sector, found in _by_sector(_held(summaries, now, rules.violation_hold)).items()
     ]
+
+
+def violation(
+    ceasefire_id: str, sector: str, count: int, newest: Summaries, last_seen: datetime, rules: AlertRules
+) -> Condition:
+    """CeasefireViolation in one sector: `count` (> 0) incidents held there, of which `newest` are the
+    newest (all of them, or at least `MAX_IDS`), the latest version having arrived at `last_seen`."""
+    hours = rules.violation_hold / HOUR
+    return Condition(
+        labels=_labels(AlertName.CEASEFIRE_VIOLATION, ceasefire_id, sector=sector),
+        count=count,
+        summary=f"Ceasefire violation in {sector}",
+        description=f"{count} incident(s) in {sector} within the last {hours:g} h of event time.",
+        incident_ids=_ids(newest),
+        until=last_seen + rules.violation_hold,
+    )
 
 
 def mutual_accusations(
     ceasefire_id: str, summaries: Summaries, now: datetime, rules: AlertRules
 ) -> list[Condition]:
     """MutualAccusation per incident: each side blames the other (tit-for-tat)."""
-    return [
-        Condition(
-            labels=_labels(AlertName.MUTUAL_ACCUSATION, ceasefire_id, "warning", incident=s.incident_id),
-            count=0,
-            summary=f"Both parties accuse each other over incident {s.incident_id}",
-            description=f"Incident {s.incident_id} ({', '.join(s.alert_sectors)}) is reported by both sides.",
-            incident_ids=(s.incident_id,),
-            until=s.seen_at + rules.incident_hold,
-        )
-        for s in _held(summaries, now, rules.incident_hold)
-        if s.reciprocal
-    ]
+    found = (mutual_accusation(ceasefire_id, s, rules) for s in _held(summaries, now, rules.incident_hold))
+    return [c for c in found if c is not None]
+
+
+def mutual_accusation(ceasefire_id: str, s: IncidentSummary, rules: AlertRules) -> Condition | None:
+    """MutualAccusation for one live incident within its hold, if it is tit-for-tat."""
+    if not s.reciprocal:
+        return None
+    return Condition(
+        labels=_labels(AlertName.MUTUAL_ACCUSATION, ceasefire_id, incident=s.incident_id),
+        count=0,
+        summary=f"Both parties accuse each other over incident {s.incident_id}",
+        description=f"Incident {s.incident_id} ({', '.join(s.alert_sectors)}) is reported by both sides.",
+        incident_ids=(s.incident_id,),
+        until=s.seen_at + rules.incident_hold,
+    )
 
 
 def casualties(ceasefire_id: str, summaries: Summaries, now: datetime, rules: AlertRules) -> list[Condition]:
     """Casualties per incident: someone was (or is said to have been) killed; re-emits if the toll rises."""
-    return [
-        Condition(
-            labels=_labels(AlertName.CASUALTIES, ceasefire_id, "critical", incident=s.incident_id),
-            count=s.killed,
-            summary=f"Up to {s.killed} killed in incident {s.incident_id}",
-            description=f"Incident {s.incident_id} ({', '.join(s.alert_sectors)}): up to {s.killed} killed, "
-            f"up to {s.injured} injured.",
-            incident_ids=(s.incident_id,),
-            until=s.seen_at + rules.incident_hold,
-        )
-        for s in _held(summaries, now, rules.incident_hold)
-        if s.killed > 0
-    ]
+    found = (casualty(ceasefire_id, s, rules) for s in _held(summaries, now, rules.incident_hold))
+    return [c for c in found if c is not None]
+
+
+def casualty(ceasefire_id: str, s: IncidentSummary, rules: AlertRules) -> Condition | None:
+    """Casualties for one live incident within its hold, if anyone was killed."""
+    if s.killed <= 0:
+        return None
+    return Condition(
+        labels=_labels(AlertName.CASUALTIES, ceasefire_id, incident=s.incident_id),
+        count=s.killed,
+        summary=f"Up to {s.killed} killed in incident {s.incident_id}",
+        description=f"Incident {s.incident_id} ({', '.join(s.alert_sectors)}): up to {s.killed} killed, "
+        f"up to {s.injured} injured.",
+        incident_ids=(s.incident_id,),
+        until=s.seen_at + rules.incident_hold,
+    )
 
 
 def _escalates(x: IncidentSummary, sector: Timeline, rules: AlertRules) -> bool:
@@ -167,6 +196,17 @@ def _escalates(x: IncidentSummary, sector: Timeline, rules: AlertRules) -> bool:
     earlier = sector.before(x.at - rules.escalation_lookback, x.at)
     prior = max((y.severity for y in earlier), default=Severity.LIGHT)
     return x.severity >= prior + rules.escalation_rungs
+
+
+def escalation_ceiling(x: IncidentSummary, rules: AlertRules) -> int | None:
+    """The highest rung the sector may have reached in the look-back for `x` still to escalate.
+
+    `TOP_RUNG`: `x` escalates whatever came before. None: it cannot (it would need a rung below LIGHT).
+    """
+    if x.severity >= rules.escalation_rung:
+        return TOP_RUNG
+    ceiling = x.severity - rules.escalation_rungs
+    return ceiling if ceiling >= Severity.LIGHT else None
 
 
 def escalations(ceasefire_id: str, summaries: Summaries, now: datetime, rules: AlertRules) -> list[Condition]:
@@ -181,29 +221,37 @@ def escalations(ceasefire_id: str, summaries: Summaries, now: datetime, rules: A
         for sector in x.alert_sectors:
             if _escalates(x, sectors[sector], rules):
                 found[sector].append(x)
-    conditions = []
-    for sector, escalating in found.items():
-        top = max(s.severity for s in escalating)
-        conditions.append(
-            Condition(
-                labels=_labels(AlertName.ESCALATION, ceasefire_id, "critical", sector=sector),
-                count=len(escalating),
-                summary=f"Escalation to {top.name.lower()} in {sector}",
-                description=f"{len(escalating)} incident(s) in {sector} climbed the weapon ladder to "
-                f"{top.name.lower()} (rung {int(top)}).",
-                incident_ids=_ids(escalating),
-                until=max(s.seen_at for s in escalating) + rules.escalation_hold,
-            )
-        )
-    return conditions
+    return [escalation(ceasefire_id, sector, escalating, rules) for sector, escalating in found.items()]
+
+
+def escalation(ceasefire_id: str, sector: str, escalating: Summaries, rules: AlertRules) -> Condition:
+    """Escalation in one sector, given the (non-empty) escalating incidents held there."""
+    top = max(s.severity for s in escalating)
+    return Condition(
+        labels=_labels(AlertName.ESCALATION, ceasefire_id, sector=sector),
+        count=len(escalating),
+        summary=f"Escalation to {top.name.lower()} in {sector}",
+        description=f"{len(escalating)} incident(s) in {sector} climbed the weapon ladder to "
+        f"{top.name.lower()} (rung {int(top)}).",
+        incident_ids=_ids(escalating),
+        until=max(s.seen_at for s in escalating) + rules.escalation_hold,
+    )
 
 
 def _surge_at(timeline: Timeline, at: datetime, rules: AlertRules) -> tuple[int, float, float]:
     """Incidents in the window ending at `at`, the baseline's hourly mean, and the threshold to meet."""
     start = at - rules.surge_window
-    count = timeline.count(start, at)
-    mean = timeline.count(start - rules.surge_baseline, start) / (rules.surge_baseline / HOUR)
+    before = timeline.count(start - rules.surge_baseline, start)
+    return surge_measure(timeline.count(start, at), before, rules)
+
+
+def surge_measure(count: int, before: int, rules: AlertRules) -> tuple[int, float, float]:
+    """The window's count, the baseline's hourly mean (from its count `before`), the threshold to meet."""
+    mean = before / (rules.surge_baseline / HOUR)
     return count, mean, max(rules.surge_minimum, rules.surge_factor * mean * (rules.surge_window / HOUR))
+
+
+Met = tuple[IncidentSummary, int, float, float]  # an incident that met the surge threshold, and its figures
 
 
 def surge(ceasefire_id: str, summaries: Summaries, now: datetime, rules: AlertRules) -> list[Condition]:
@@ -217,26 +265,30 @@ def surge(ceasefire_id: str, summaries: Summaries, now: datetime, rules: AlertRu
     if not held:
         return []
     timeline = Timeline(summaries)
-    met: list[tuple[IncidentSummary, int, float, float]] = []
+    met: list[Met] = []
     for x in held:
         count, mean, threshold = _surge_at(timeline, x.at, rules)
         if count >= threshold:
             met.append((x, count, mean, threshold))
     if not met:
         return []
+    return [surge_condition(ceasefire_id, met, within(summaries, now - rules.surge_window, now), rules)]
+
+
+def surge_condition(ceasefire_id: str, met: Sequence[Met], latest: Summaries, rules: AlertRules) -> Condition:
+    """ViolationSurge, given the (non-empty) held incidents that met the threshold and the window's
+    incidents (all of them, or at least the `MAX_IDS` newest)."""
     _, count, mean, threshold = max(met, key=lambda m: (m[1], m[0].at, m[0].incident_id))
     hours = rules.surge_window / HOUR
-    return [
-        Condition(
-            labels=_labels(AlertName.VIOLATION_SURGE, ceasefire_id, "critical"),
-            count=count,
-            summary=f"Surge: {count} incidents in {hours:g} h",
-            description=f"{count} incidents in {hours:g} h against an hourly mean of {mean:.2f} over the "
-            f"{rules.surge_baseline / HOUR:g} h before (threshold {threshold:.2f}).",
-            incident_ids=_ids(within(summaries, now - rules.surge_window, now)),
-            until=max(m[0].seen_at for m in met) + rules.surge_hold,
-        )
-    ]
+    return Condition(
+        labels=_labels(AlertName.VIOLATION_SURGE, ceasefire_id),
+        count=count,
+        summary=f"Surge: {count} incidents in {hours:g} h",
+        description=f"{count} incidents in {hours:g} h against an hourly mean of {mean:.2f} over the "
+        f"{rules.surge_baseline / HOUR:g} h before (threshold {threshold:.2f}).",
+        incident_ids=_ids(latest),
+        until=max(m[0].seen_at for m in met) + rules.surge_hold,
+    )
 
 
 def fragility_level(index: float, current: str | None, rules: AlertRules) -> AlertSeverity | None:
@@ -250,18 +302,23 @@ def fragility_level(index: float, current: str | None, rules: AlertRules) -> Ale
 
 
 def fragility_high(snapshot: FragilitySnapshot, current: str | None, rules: AlertRules) -> list[Condition]:
-    level = fragility_level(snapshot.index, current, rules)
+    found = fragility_condition(snapshot.ceasefire_id, snapshot.index, snapshot.components, current, rules)
+    return [] if found is None else [found]
+
+
+def fragility_condition(
+    ceasefire_id: str, index: float, c: FragilityComponents, current: str | None, rules: AlertRules
+) -> Condition | None:
+    """FragilityHigh from the index and its components (no need for a whole snapshot)."""
+    level = fragility_level(index, current, rules)
     if level is None:
-        return []
-    c = snapshot.components
-    return [
-        Condition(
-            labels=_labels(AlertName.FRAGILITY_HIGH, snapshot.ceasefire_id, level),
-            count=0,
-            summary=f"Ceasefire fragility {snapshot.index:.1f}/100",
-            description=f"Fragility index {snapshot.index:.1f}: intensity {c.intensity:.2f}, "
-            f"trend {c.trend:.2f}, severity {c.severity:.2f}, casualties {c.casualties:.2f}, "
-            f"reciprocity {c.reciprocity:.2f}, "
-            f"spread {c.spread:.2f}, recency {c.recency:.2f}.",
-        )
-    ]
+        return None
+    return Condition(
+        labels=_labels(AlertName.FRAGILITY_HIGH, ceasefire_id, level=level),
+        count=0,
+        summary=f"Ceasefire fragility {index:.1f}/100",
+        description=f"Fragility index {index:.1f}: intensity {c.intensity:.2f}, "
+        f"trend {c.trend:.2f}, severity {c.severity:.2f}, casualties {c.casualties:.2f}, "
+        f"reciprocity {c.reciprocity:.2f}, "
+        f"spread {c.spread:.2f}, recency {c.recency:.2f}.",
+    )

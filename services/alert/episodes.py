@@ -9,11 +9,18 @@ conditions that hold at event time `now`, it emits
   - `resolved`, exactly once: the alert is firing and its condition no longer holds. `ends_at` (and
     `updated_at`) is when the condition ended: its hold's expiry when the rule knows it, else `now`.
 Nothing else: a count that falls (an incident ages out of a window) is not news.
+
+Between changes of its inputs a condition only weakens (a window count falls, a hold runs out), so
+the book also says when a firing alert next needs a look without any new incident (`due`: its hold's
+end or its next repeat), and which resolved alerts ended before a time (`resolved_by`). The engine
+then reconciles only the fingerprints whose inputs changed or that are due (`settle`), which emits
+exactly what reconciling every condition would.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import heapq
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
@@ -36,6 +43,11 @@ class AlertBook:
         self.repeat_interval = repeat_interval
         self.episodes: dict[str, Episode] = {e.alert.fingerprint: e for e in episodes}
         self.changed: set[str] = set()
+        # (when, fingerprint), possibly stale: checked against the episode when they come up
+        self._due: list[tuple[datetime, str]] = []
+        self._ended: list[tuple[datetime, str]] = []
+        for episode in self.episodes.values():
+            self._watch(episode)
 
     def current(self, fp: str) -> Alert | None:
         """The firing alert of this fingerprint, if any."""
@@ -55,23 +67,75 @@ class AlertBook:
         emitted += [self._resolve(fp, now) for fp in self.episodes if fp not in wanted]
         return sorted((a for a in emitted if a is not None), key=lambda a: (a.alertname, a.fingerprint))
 
+    def settle(self, conditions: Mapping[str, Condition | None], now: datetime) -> list[Alert]:
+        """`reconcile` for some fingerprints only: those mapped to None no longer hold."""
+        emitted = [
+            self._hold(fp, c, now)
+            if c is not None
+            else (self._resolve(fp, now) if fp in self.episodes else None)
+            for fp, c in conditions.items()
+        ]
+        return sorted((a for a in emitted if a is not None), key=lambda a: (a.alertname, a.fingerprint))
+
+    def due(self, now: datetime) -> list[Episode]:
+        """Firing alerts whose hold has ended or whose repeat has fallen due by `now`."""
+        found = []
+        while self._due and self._due[0][0] <= now:
+            when, fp = heapq.heappop(self._due)
+            episode = self.episodes.get(fp)
+            if episode is not None and self._next_look(episode) == when:
+                found.append(episode)
+        return found
+
+    def look_again(self, episodes: Iterable[Episode]) -> None:
+        """Keep watching these `due` episodes if settling them changed nothing (so they stay due)."""
+        for episode in episodes:
+            if self.episodes.get(episode.alert.fingerprint) is episode:
+                self._watch(episode)
+
+    def resolved_by(self, cutoff: datetime) -> list[Alert]:
+        """Resolved alerts that ended at or before `cutoff` (each returned once per resolution)."""
+        found = []
+        while self._ended and self._ended[0][0] <= cutoff:
+            when, fp = heapq.heappop(self._ended)
+            episode = self.episodes.get(fp)
+            if episode is not None and episode.alert.ends_at == when:
+                found.append(episode.alert)
+        return found
+
     def forget(self, fps: Iterable[str]) -> None:
         for fp in fps:
             if self.episodes.pop(fp, None) is not None:
                 self.changed.add(fp)
 
-    def _hold(self, fp: str, condition: Condition, now: datetime) -> Alert | None:
+    def renew(self, fp: str, severity: str, count: int, until: datetime | None, now: datetime) -> bool:
+        """A condition with this severity, count and end holds at `now`: if its alert is firing and
+        that is no news (same severity, no new peak, no repeat due), remember the end and say so.
+
+        Lets the engine skip writing a condition's text when nothing would be emitted.
+        """
         episode = self.episodes.get(fp)
-        annotations = Annotations(
-            summary=condition.summary,
-            description=condition.description,
-            incident_ids=list(condition.incident_ids),
-        )
+        if episode is None or episode.alert.status != "firing":
+            return False
+        last = episode.alert
+        if last.severity != severity or count > episode.peak or now - last.updated_at >= self.repeat_interval:
+            return False
+        if until != episode.until:  # renewed quietly: remember when it will end (no validation needed)
+            renewed = Episode.model_construct(alert=last, peak=episode.peak, until=until)
+            self.episodes[fp] = renewed
+            self.changed.add(fp)
+            self._watch(renewed)
+        return True
+
+    def _hold(self, fp: str, condition: Condition, now: datetime) -> Alert | None:
+        if self.renew(fp, condition.labels["severity"], condition.count, condition.until, now):
+            return None
+        episode = self.episodes.get(fp)
         if episode is None or episode.alert.status == "resolved":
             alert = Alert(
                 fingerprint=fp,
                 labels=condition.labels,
-                annotations=annotations,
+                annotations=_annotations(condition),
                 status="firing",
                 starts_at=now,
                 updated_at=now,
@@ -79,15 +143,9 @@ class AlertBook:
             )
             return self._keep(Episode(alert=alert, peak=condition.count, until=condition.until))
         last = episode.alert
-        changed = last.severity != condition.labels["severity"] or condition.count > episode.peak
-        if not changed and now - last.updated_at < self.repeat_interval:
-            if condition.until != episode.until:  # renewed quietly: remember when it will end
-                self.episodes[fp] = episode.model_copy(update={"until": condition.until})
-                self.changed.add(fp)
-            return None
         update = {
             "labels": condition.labels,
-            "annotations": annotations,
+            "annotations": _annotations(condition),
             "updated_at": now,
             "version": last.version + 1,
         }
@@ -112,4 +170,28 @@ class AlertBook:
     def _keep(self, episode: Episode) -> Alert:
         self.episodes[episode.alert.fingerprint] = episode
         self.changed.add(episode.alert.fingerprint)
+        self._watch(episode)
         return episode.alert
+
+    def _next_look(self, episode: Episode) -> datetime | None:
+        """When a firing alert changes without new input: its hold ends, or a repeat falls due."""
+        if episode.alert.status != "firing":
+            return None
+        repeat = episode.alert.updated_at + self.repeat_interval
+        return repeat if episode.until is None else min(repeat, episode.until)
+
+    def _watch(self, episode: Episode) -> None:
+        fp = episode.alert.fingerprint
+        when = self._next_look(episode)
+        if when is not None:
+            heapq.heappush(self._due, (when, fp))
+        elif episode.alert.ends_at is not None:
+            heapq.heappush(self._ended, (episode.alert.ends_at, fp))
+
+
+def _annotations(condition: Condition) -> Annotations:
+    return Annotations(
+        summary=condition.summary,
+        description=condition.description,
+        incident_ids=list(condition.incident_ids),
+    )

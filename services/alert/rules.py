@@ -22,21 +22,33 @@ API
 Incidents outside the ceasefire's period of force are not violations and are ignored, as are
 incidents last observed more than `rules.horizon` before the watermark (too late to change anything).
 Rule semantics: docs/alerts.md.
+
+Cost: an incident costs about the same however many are held. Rather than re-deriving every rule over
+every summary, the engine re-evaluates only the scopes whose inputs changed (the incident's sectors,
+the incident, the ceasefire-wide surge; forgetting an incident is a change too) plus the alerts the
+book says are due (a hold ended, a repeat fell due), and FragilityHigh, which moves with event time.
+Between input changes a condition only weakens (its count falls, its hold runs out), so a scope left
+alone would have emitted nothing: the records are exactly those of evaluating everything each time
+(a test checks this against that reference on random streams). The questions the rules ask are
+answered by indexes over the held incidents (`services/alert/held.py`), which are rebuilt from the
+persisted summaries, never persisted themselves.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from functools import partial
 
 from schemas.alert import Alert, AlertName, fingerprint
 from schemas.ceasefire import Ceasefire
-from schemas.fragility import FragilitySnapshot
+from schemas.fragility import FragilityComponents, FragilitySnapshot
 from schemas.incident import Incident
 from services.alert import conditions as rule
 from services.alert.conditions import AlertRules, Condition
 from services.alert.episodes import AlertBook, Episode
-from services.alert.fragility import snapshot
+from services.alert.fragility import component_values, snapshot_of, weighted_index
+from services.alert.held import HeldIncidents, micros
 from services.alert.recent import IncidentSummary, summarise
 
 __all__ = ["AlertEngine", "AlertRules"]
@@ -46,6 +58,7 @@ INCIDENT = "incident" + SEP
 ALERT = "alert" + SEP
 WATERMARK = "watermark"
 LAST_VIOLATION = "last_violation"
+Wanted = dict[str, Condition | None]  # by fingerprint: the condition to reconcile, None: it no longer holds
 
 
 class AlertEngine:
@@ -56,12 +69,12 @@ class AlertEngine:
         self.rules = rules if rules is not None else AlertRules()
         self.watermark: datetime = ceasefire.effective_from
         self.last_violation_at: datetime | None = None
-        self.incidents: dict[str, IncidentSummary] = {}
+        self.held = HeldIncidents(self.rules)
+        loaded: list[IncidentSummary] = []
         episodes: list[Episode] = []
         for key, value in persisted:
             if key.startswith(INCIDENT):
-                summary = IncidentSummary.model_validate_json(value)
-                self.incidents[summary.incident_id] = summary
+                loaded.append(IncidentSummary.model_validate_json(value))
             elif key.startswith(ALERT):
                 episodes.append(Episode.model_validate_json(value))
             elif key == WATERMARK:
@@ -70,6 +83,23 @@ class AlertEngine:
                 self.last_violation_at = datetime.fromisoformat(value)
         self.book = AlertBook(self.rules.repeat_interval, episodes)
         self._changed: set[str] = set()
+        # scopes to re-evaluate at the next evaluation: after a rebuild, all of them once
+        self._stale_sectors: set[str] = set()
+        self._stale_incidents: set[str] = set()
+        self._stale_surge = False
+        for summary in sorted(loaded, key=lambda s: (s.seen_at, s.incident_id)):
+            self.held.put(summary)
+            self._touch(summary)
+        for episode in episodes:
+            self._touch_scope(episode.alert.labels)
+        self._fingerprints: dict[tuple[str, str], str] = {}  # by (alert name, sector or incident id or "")
+        self._forgotten: list[str] = []  # incidents whose fingerprints to drop after this evaluation
+        self._weights = self.rules.fragility.weights.model_dump()
+
+    @property
+    def incidents(self) -> Mapping[str, IncidentSummary]:
+        """The latest summary of every incident held (merged ones as tombstones), by id."""
+        return self.held.summaries
 
     def observe(self, incident: Incident) -> list[Alert]:
         """An incident version arrives (any status, `merged` included)."""
@@ -87,7 +117,8 @@ class AlertEngine:
         # and this incident starts another, rather than silently continuing the first.
         emitted = self._evaluate() if self._move_to(at) else []
         summary = summarise(incident, self.watermark)
-        self.incidents[incident.incident_id] = summary
+        self._touch(self.held.put(summary))
+        self._touch(summary)
         self._changed.add(INCIDENT + incident.incident_id)
         if not summary.merged and (self.last_violation_at is None or at > self.last_violation_at):
             self.last_violation_at = at
@@ -100,8 +131,8 @@ class AlertEngine:
         return self._evaluate()
 
     def fragility(self) -> FragilitySnapshot:
-        config, last = self.rules.fragility, self.last_violation_at
-        return snapshot(self.ceasefire.id, self.incidents.values(), self.watermark, config, last)
+        config, now = self.rules.fragility, self.watermark
+        return snapshot_of(self.ceasefire.id, self.held.tally(now), now, config, self.last_violation_at)
 
     def firing(self) -> list[Alert]:
         return self.book.firing()
@@ -131,35 +162,145 @@ class AlertEngine:
         self._changed.add(WATERMARK)
         return True
 
+    def _touch(self, summary: IncidentSummary | None) -> None:
+        """The scopes whose conditions read this summary: its incident, its sectors, the surge."""
+        if summary is None:
+            return
+        self._stale_incidents.add(summary.incident_id)
+        if not summary.merged:
+            self._stale_sectors.update(summary.alert_sectors)
+            self._stale_surge = True
+
+    def _touch_scope(self, labels: Mapping[str, str]) -> None:
+        if "sector" in labels:
+            self._stale_sectors.add(labels["sector"])
+        elif "incident" in labels:
+            self._stale_incidents.add(labels["incident"])
+        elif labels["alertname"] == AlertName.VIOLATION_SURGE:
+            self._stale_surge = True
+
     def _evaluate(self) -> list[Alert]:
         now = self.watermark
         self._forget_old(now)
-        summaries = list(self.incidents.values())
-        cid = self.ceasefire.id
-        conditions: list[Condition] = [
-            *rule.violations(cid, summaries, now, self.rules),
-            *rule.mutual_accusations(cid, summaries, now, self.rules),
-            *rule.escalations(cid, summaries, now, self.rules),
-            *rule.casualties(cid, summaries, now, self.rules),
-            *rule.surge(cid, summaries, now, self.rules),
-        ]
-        fragile = self.book.current(fingerprint({"alertname": AlertName.FRAGILITY_HIGH, "ceasefire": cid}))
-        level = None if fragile is None else fragile.severity
-        conditions += rule.fragility_high(self.fragility(), level, self.rules)
-        return self.book.reconcile(conditions, now)
+        due = self.book.due(now)
+        for episode in due:
+            self._touch_scope(episode.alert.labels)
+        wanted: Wanted = {}
+        for sector in sorted(self._stale_sectors):
+            self._sector(wanted, sector, now)
+        for incident_id in sorted(self._stale_incidents):
+            self._incident(wanted, incident_id, now)
+        if self._stale_surge:
+            self._surge(wanted, now)
+        self._fragile(wanted, now)
+        self._stale_sectors.clear()
+        self._stale_incidents.clear()
+        self._stale_surge = False
+        emitted = self.book.settle(wanted, now)
+        self.book.look_again(due)
+        for incident_id in self._forgotten:
+            self._fingerprints.pop((AlertName.MUTUAL_ACCUSATION, incident_id), None)
+            self._fingerprints.pop((AlertName.CASUALTIES, incident_id), None)
+        self._forgotten.clear()
+        return emitted
+
+    def _fingerprint(self, name: AlertName, scope: str = "", value: str = "") -> str:
+        """Of the ceasefire's alert `name` in a scope ("sector" or "incident" and its value, or none)."""
+        fp = self._fingerprints.get((name, value))
+        if fp is None:
+            labels = {"alertname": name, "ceasefire": self.ceasefire.id}
+            fp = fingerprint({**labels, scope: value} if scope else labels)
+            self._fingerprints[name, value] = fp
+        return fp
+
+    def _want(
+        self, wanted: Wanted, fp: str, severity: str, count: int, until: datetime | None,
+        condition: Callable[[], Condition | None],
+    ) -> None:
+        """The alert `fp` should fire: write its condition only if that could be news (most often it
+        is firing already and nothing about it changed)."""
+        if not self.book.renew(fp, severity, count, until, self.watermark):
+            wanted[fp] = condition()
+
+    def _sector(self, wanted: Wanted, sector: str, now: datetime) -> None:
+        """CeasefireViolation and Escalation in one sector."""
+        cid, rules, held = self.ceasefire.id, self.rules, self.held
+        name = AlertName.CEASEFIRE_VIOLATION
+        fp = self._fingerprint(name, "sector", sector)
+        since = micros(now - rules.violation_hold)
+        found = held.violation(sector, since)
+        if found is None:
+            wanted[fp] = None
+        else:
+            count, last = found
+            until = last + rules.violation_hold
+
+            def violation() -> Condition:
+                return rule.violation(cid, sector, count, held.newest(sector, since, count), last, rules)
+
+            self._want(wanted, fp, rule.SEVERITY[name], count, until, violation)
+        name = AlertName.ESCALATION
+        fp = self._fingerprint(name, "sector", sector)
+        escalating = held.escalating(sector, micros(now - rules.escalation_hold))
+        if not escalating:
+            wanted[fp] = None
+        else:
+            until = max(s.seen_at for s in escalating) + rules.escalation_hold
+            build = partial(rule.escalation, cid, sector, escalating, rules)
+            self._want(wanted, fp, rule.SEVERITY[name], len(escalating), until, build)
+
+    def _incident(self, wanted: Wanted, incident_id: str, now: datetime) -> None:
+        """MutualAccusation and Casualties for one incident."""
+        cid, rules = self.ceasefire.id, self.rules
+        s = self.held.summaries.get(incident_id)
+        holds = s is not None and not s.merged and now - s.seen_at < rules.incident_hold
+        for name, condition in (
+            (AlertName.MUTUAL_ACCUSATION, rule.mutual_accusation),
+            (AlertName.CASUALTIES, rule.casualty),
+        ):
+            fp = self._fingerprint(name, "incident", incident_id)
+            found = condition(cid, s, rules) if holds and s is not None else None
+            wanted[fp] = found
+
+    def _surge(self, wanted: Wanted, now: datetime) -> None:
+        """ViolationSurge, checked at each held incident's time (see `conditions.surge`)."""
+        rules, fp = self.rules, self._fingerprint(AlertName.VIOLATION_SURGE)
+        met = self.held.surging(micros(now - rules.surge_hold))
+        if not met:
+            wanted[fp] = None
+            return
+        count = max(met, key=lambda m: (m[1], m[0].at, m[0].incident_id))[1]
+        until = max(m[0].seen_at for m in met) + rules.surge_hold
+
+        def surge() -> Condition:
+            latest = self.held.newest_between(micros(now - rules.surge_window), micros(now))
+            return rule.surge_condition(self.ceasefire.id, met, latest, rules)
+
+        self._want(wanted, fp, rule.SEVERITY[AlertName.VIOLATION_SURGE], count, until, surge)
+
+    def _fragile(self, wanted: Wanted, now: datetime) -> None:
+        """FragilityHigh: the index moves with event time, but only a new level or a repeat is news."""
+        fp, config = self._fingerprint(AlertName.FRAGILITY_HIGH), self.rules.fragility
+        fragile = self.book.current(fp)
+        current = None if fragile is None else fragile.severity
+        values = component_values(self.held.tally(now), now, config, self.last_violation_at)
+        index = weighted_index(values, self._weights)  # as `fragility_index` computes it, minus the models
+        level = rule.fragility_level(index, current, self.rules)
+        if level is None:
+            wanted[fp] = None
+            return
+
+        def fragile() -> Condition | None:
+            components = FragilityComponents(**values)
+            return rule.fragility_condition(self.ceasefire.id, index, components, current, self.rules)
+
+        self._want(wanted, fp, level, 0, None, fragile)
 
     def _forget_old(self, now: datetime) -> None:
         """Drop incidents no rule can see any more and resolved per-incident alerts past retention."""
-        horizon = now - self.rules.horizon
-        for incident_id in [i for i, s in self.incidents.items() if s.seen_at <= horizon]:
-            del self.incidents[incident_id]
-            self._changed.add(INCIDENT + incident_id)
+        for summary in self.held.forget(now - self.rules.horizon):
+            self._changed.add(INCIDENT + summary.incident_id)
+            self._touch(summary)
+            self._forgotten.append(summary.incident_id)
         retention = now - self.rules.episode_retention
-        self.book.forget(
-            [
-                fp
-                for fp, e in self.book.episodes.items()
-                if "incident" in e.alert.labels and e.alert.ends_at is not None
-                if e.alert.ends_at <= retention
-            ]
-        )
+        self.book.forget(a.fingerprint for a in self.book.resolved_by(retention) if "incident" in a.labels)
