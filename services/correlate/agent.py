@@ -2,7 +2,8 @@
 
 Input: `ceasefire.reports.accepted.v1`, key `ceasefire_id` (one ceasefire's reports meet on one
 partition). Output: `ceasefire.incidents.v1`, key `incident_id`, the whole incident per version; and
-`ceasefire.internal.incidents.by-ceasefire.v1`, one `IncidentBatch` per input partition and batch,
+`ceasefire.internal.incidents.by-ceasefire.v1`, one `IncidentBatch` (schemas/incident.py; assembled
+here from the already-encoded incidents) per input partition and batch,
 written to the same partition number, for the alert stage.
 State: table `correlation` (changelogged), per ceasefire the entries a `Correlator` persists
 (`<ceasefire_id>\\x1f<key>`); the in-memory `Correlator` is rebuilt from it after each rebalance.
@@ -21,9 +22,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+import orjson
 from faust.types import TP
 
-from schemas.incident import Incident, IncidentBatch
+from schemas.incident import Incident
 from schemas.report import AcceptedReport
 from schemas.topics import Role
 from services.correlate import api
@@ -107,17 +109,17 @@ class CorrelateStage:
         send = self.app.producer.send
         pending: list[Awaitable[Any]] = []
         for partition, incidents in published.items():
-            for incident in incidents:
-                pending.append(
-                    await send(self.topics[Role.INCIDENTS], incident.incident_id.encode(), encode(incident), None, None, None)
-                )
+            encoded = [encode(incident) for incident in incidents]  # once, for both topics
+            for incident, record in zip(incidents, encoded, strict=True):
+                key = incident.incident_id.encode()
+                pending.append(await send(self.topics[Role.INCIDENTS], key, record, None, None, None))
             watermarks = {
-                c: wm
+                c: wm.isoformat()
                 for c, e in touched.items()
                 if e.message.partition == partition and (wm := self.correlators[c].watermark) is not None
             }
-            batch = IncidentBatch(watermarks=watermarks, incidents=incidents)
-            pending.append(await send(self.topics[Role.BY_CEASEFIRE], None, encode(batch), partition, None, None))
+            batch = b'{"watermarks":' + orjson.dumps(watermarks) + b',"incidents":[' + b",".join(encoded) + b"]}"
+            pending.append(await send(self.topics[Role.BY_CEASEFIRE], None, batch, partition, None, None))
         await asyncio.gather(*pending)
         self._observe(published)
 

@@ -336,43 +336,38 @@ def _expected_by_bytes(stream: MixedStream) -> dict[tuple[bytes | None, bytes | 
     return table
 
 
-async def group_caught_up(settings: Settings, roles: tuple[Role, ...] = (Role.REPORTS, Role.BY_SOURCE)) -> bool:
-    """True when the service's consumer group has committed every partition of `roles` up to its end
-    (high watermark from a fetch: the broker's ListOffsets answer is wrong)."""
+async def group_lag(
+    settings: Settings, roles: tuple[Role, ...] = (Role.REPORTS, Role.BY_SOURCE)
+) -> dict[str, int]:
+    """Records not yet committed by the service's consumer group, per "topic/partition" of `roles`
+    (ends from a fetch high watermark: the broker's ListOffsets answer is wrong)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap, group_id=settings.app_id, enable_auto_commit=False
     )
     await consumer.start()
     try:
         tps = [TopicPartition(settings.topic(role), p) for role in roles for p in range(settings.partitions)]
-        ends = {tp: r.highwater for tp, r in (await _fetch_ends(consumer, tps)).items()}
-        for tp in tps:
-            committed = await consumer.committed(tp)
-            if (committed or 0) < ends[tp]:
-                return False
-        return True
+        ends = await _fetch_ends(consumer, tps)
+        return {f"{tp.topic}/{tp.partition}": ends[tp] - ((await consumer.committed(tp)) or 0) for tp in tps}
     finally:
         await consumer.stop()
 
 
-@dataclass(frozen=True)
-class _End:
-    highwater: int
+async def group_caught_up(settings: Settings, roles: tuple[Role, ...] = (Role.REPORTS, Role.BY_SOURCE)) -> bool:
+    """True when the service's consumer group has committed every partition of `roles` up to its end."""
+    return not any((await group_lag(settings, roles)).values())
 
 
-async def _fetch_ends(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> dict[TopicPartition, _End]:
-    """Read each partition from its end minus one, to learn the fetch high watermark."""
+async def _fetch_ends(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """Fetch each partition from near its end, to learn the fetch high watermark."""
     consumer.assign(tps)
     await consumer.seek_to_end(*tps)  # a lower bound on this broker; the fetch corrects it
-    ends: dict[TopicPartition, _End] = {}
     for tp in tps:
         consumer.seek(tp, max(0, await consumer.position(tp) - 1))
+    ends: dict[TopicPartition, int] = {}
     while len(ends) < len(tps):
         await consumer.getmany(*[tp for tp in tps if tp not in ends], timeout_ms=200)
-        for tp in tps:
-            hw = consumer.highwater(tp)
-            if hw is not None:
-                ends[tp] = _End(hw)
+        ends.update({tp: hw for tp in tps if (hw := consumer.highwater(tp)) is not None})
     return ends
 
 

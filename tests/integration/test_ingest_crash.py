@@ -1,0 +1,166 @@
+"""SIGKILL in the middle of the mixed stream: nothing valid is lost, every record ends somewhere,
+and the dedup table comes back (re-posting an accepted report yields a duplicate, not a second accept).
+
+At-least-once: re-emits after a crash are allowed (a report accepted twice, a record dead-lettered
+twice), losses are not. The dedup table is a FencedTable (services/runtime/tables.py): without the
+fence, the embedded broker's wrong ListOffsets answer could make the restore skip its newest batch.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from schemas.topics import Role
+from services.runtime.settings import Settings
+from tests.support.kafka import eventually, produce
+from tests.support.mixed import (
+    Ledger,
+    MixedStream,
+    Sent,
+    group_caught_up,
+    group_lag,
+    group_stable,
+    mixed_stream,
+    rebalance_done,
+    replica,
+)
+from tests.support.worker import WorkerProcess, isolated_settings
+
+RECORDS = 10_000
+KILL_AFTER = 1_500  # records counted by the victim before the SIGKILL: some, far from all
+
+
+def start(settings: Settings, name: str, tmp_path: Path, workers: list) -> WorkerProcess:
+    worker = WorkerProcess(settings, ("ingest",), tmp_path / f"{name}.log").start()
+    workers.append(worker)
+    return worker
+
+
+async def settle(settings: Settings, running: list[WorkerProcess]) -> None:
+    """All workers serve, the group is Stable and each finished its side of the assignment."""
+    for worker in running:
+        await worker.wait_serving()
+
+    async def settled() -> bool:
+        return await group_stable(settings, len(running)) and all(rebalance_done(w) for w in running)
+
+    await eventually(settled, timeout=60, what="group settled")
+
+
+async def kill_mid_stream(victim: WorkerProcess, stream: MixedStream, settings: Settings) -> Ledger:
+    """SIGKILL once the victim has counted some records, prove it was mid-stream, return the books then."""
+
+    async def some_processed() -> bool:
+        return victim.sum_metric("ceasefire_reports_total") >= KILL_AFTER
+
+    await eventually(some_processed, timeout=60, interval=0.05, what="some records processed")
+    victim.kill()
+    before = await Ledger.read(settings, len(stream.records))
+    accepted = set(before.accepted_identities())
+    assert 0 < len(accepted) < len(stream.accepted), "the kill must land mid-stream"
+    return before
+
+
+async def caught_up(settings: Settings, running: list[WorkerProcess], timeout: float = 90) -> None:
+    try:
+        await eventually(lambda: group_caught_up(settings), timeout=timeout, what="group caught up")
+    except TimeoutError:
+        counted = [w.sum_metric("ceasefire_reports_total") for w in running]
+        raise AssertionError(f"not caught up: lag {await group_lag(settings)}, counted {counted}") from None
+
+
+async def books_after_recovery(settings: Settings, stream: MixedStream, running: list[WorkerProcess]) -> Ledger:
+    """Wait until the group has committed everything, then read the books and check for losses."""
+    await caught_up(settings, running)
+    books = await Ledger.read(settings, len(stream.records))
+    missing = books.unaccounted(stream)
+    assert missing == [], f"{len(missing)} input records ended nowhere, e.g. {missing[:5]}"
+    accepted = set(books.accepted_identities())
+    lost, extra = sorted(stream.accepted - accepted), sorted(accepted - stream.accepted)
+    # extra: a repeat accepted after the restart, i.e. the dedup table came back without its entry
+    assert (lost, extra) == ([], []), f"lost {len(lost)} {lost[:5]}, accepted repeats {len(extra)} {extra[:5]}"
+    return books
+
+
+def repost_sample(stream: MixedStream, before: Ledger, newest: int = 500, others: int = 500) -> list[Sent]:
+    """The reports accepted last before the kill (their dedup entries are the newest changelog batches,
+    the ones a restore up to a wrong end would skip) and a seeded sample of all the others."""
+    by_identity = {r.expected.identity: r for r in stream.originals}
+    last = [orjson.loads(r.value) for r in sorted(before.accepted, key=lambda r: r.offset)[-newest:]]  # type: ignore[arg-type]
+    chosen = {(d["source"], d["report_id"]) for d in last}
+    rest = sorted(set(by_identity) - chosen)  # type: ignore[arg-type]
+    chosen |= set(random.Random(7).sample(rest, min(others, len(rest))))
+    return [by_identity[identity] for identity in sorted(chosen)]
+
+
+async def assert_dedup_table_survived(
+    settings: Settings, books: Ledger, reposts: list[Sent], running: list[WorkerProcess]
+) -> None:
+    """Re-post accepted reports: each must be an exact duplicate now, none a second accept."""
+    await produce(settings.bootstrap, settings.topic(Role.REPORTS), [(r.key, r.value) for r in reposts])
+    await caught_up(settings, running)
+    after = await Ledger.read(settings, len(books.inputs) + len(reposts))
+    assert after.accepted_identities() == books.accepted_identities(), "a re-posted report was accepted again"
+    reposted = set(after.inputs) - set(books.inputs)
+    verdicts = Counter(
+        (d["source"], d["report_id"], d["rule"])
+        for d in after.duplicate_docs()
+        if (d["origin"]["partition"], d["origin"]["offset"]) in reposted
+    )
+    assert verdicts == Counter((*r.expected.identity, "exact") for r in reposts)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("local_state", ["kept", "wiped"])
+async def test_sigkill_then_restart_loses_nothing(broker, workers, tmp_path: Path, local_state: str) -> None:
+    stream = mixed_stream(RECORDS)
+    settings = isolated_settings(broker.url, tmp_path / "state", store="rocksdb://")
+    victim = start(settings, "victim", tmp_path, workers)
+    await settle(settings, [victim])
+    await produce(settings.bootstrap, settings.topic(Role.REPORTS), stream.pairs)
+    before = await kill_mid_stream(victim, stream, settings)
+
+    if local_state == "wiped":
+        shutil.rmtree(settings.data_dir)
+    survivor = start(replica(settings, settings.data_dir), "restarted", tmp_path, workers)
+    await survivor.wait_serving()
+
+    books = await books_after_recovery(settings, stream, [survivor])
+    await assert_dedup_table_survived(settings, books, repost_sample(stream, before), [survivor])
+
+
+async def test_sigkill_one_of_two_workers_the_other_takes_over(broker, workers, tmp_path: Path) -> None:
+    stream = mixed_stream(RECORDS)
+    settings = isolated_settings(broker.url, tmp_path / "state-a", partitions=4)
+    victim = start(settings, "victim", tmp_path, workers)
+    survivor = start(replica(settings, tmp_path / "state-b"), "survivor", tmp_path, workers)
+    await settle(settings, [victim, survivor])
+    await produce(settings.bootstrap, settings.topic(Role.REPORTS), stream.pairs)
+
+    async def both_working() -> bool:
+        return survivor.sum_metric("ceasefire_reports_total") > 0
+
+    await eventually(both_working, timeout=60, what="the survivor is processing its share")
+    before = await kill_mid_stream(victim, stream, settings)
+
+    books = await books_after_recovery(settings, stream, [survivor])
+    await assert_dedup_table_survived(settings, books, repost_sample(stream, before), [survivor])
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="Records that arrive while a fresh worker finishes its first assignment can be skipped and "
+    "committed past (seen in ~half of runs); see the ingest crash-test report",
+)
+async def test_records_arriving_during_first_assignment_are_not_lost(broker, workers, tmp_path: Path) -> None:
+    stream = mixed_stream(2_000)  # losses were seen in the first few dozen offsets of a partition
+    settings = isolated_settings(broker.url, tmp_path / "state")
+    worker = start(settings, "worker", tmp_path, workers)
+    await worker.wait_serving()  # the web server is up long before the assignment is finished
+    await produce(settings.bootstrap, settings.topic(Role.REPORTS), stream.pairs)
+    await books_after_recovery(settings, stream, [worker])
