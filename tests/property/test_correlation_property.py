@@ -59,7 +59,8 @@ def links(a: AcceptedReport, b: AcceptedReport) -> bool:
         return True
     for named, point in ((pa, pb), (pb, pa)):
         sector = CEASEFIRE.sector(named.sector) if named.sector else None
-        if sector is not None and point.lat is not None and sector.contains(point.lat, point.lon):  # type: ignore[arg-type]
+        located = point.lat is not None and point.lon is not None
+        if sector is not None and located and sector.contains(point.lat, point.lon):  # type: ignore[arg-type]
             return True
     return False
 
@@ -180,7 +181,8 @@ def test_any_order_gives_the_batch_components(data: st.DataObject, reports: list
     last = last_records(published)
     open_now = [r for r in last.values() if r.status != "merged"]
     assert {frozenset((x.source, x.report_id) for x in r.reports) for r in open_now} == expected
-    assert sorted(i.model_dump_json() for i in correlator.incidents()) == sorted(r.model_dump_json() for r in open_now)
+    held = sorted(i.model_dump_json() for i in correlator.incidents())
+    assert held == sorted(r.model_dump_json() for r in open_now)
     by_key = {r.identity: r for r in reports}
     for incident in open_now:
         check_link_tree(incident, by_key)
@@ -199,7 +201,8 @@ def test_merges_never_lose_a_report_and_re_delivery_changes_nothing(
     for report in order:
         out = correlator.add(report)
         survivor, merged = out[0], out[1:]
-        before = {k for k, iid in holder.items() if iid in {m.incident_id for m in merged} | {survivor.incident_id}}
+        involved = {m.incident_id for m in merged} | {survivor.incident_id}
+        before = {k for k, iid in holder.items() if iid in involved}
         now = {(x.source, x.report_id) for x in survivor.reports}
         assert before | {report.identity} == now  # the survivor holds everything it and the absorbed held
         for key in now:
@@ -230,11 +233,15 @@ def test_eviction_does_not_change_results_within_the_allowed_lateness(
     most = int(lateness.total_seconds() // 60)
     delay = st.one_of(st.just(0), st.just(most), st.integers(most - 60, most), st.integers(0, most))  # edges
     delays = data.draw(st.lists(delay, min_size=len(reports), max_size=len(reports)))
-    order = [r for _, r in sorted(zip(delays, reports, strict=True), key=lambda p: p[1].observed_at + timedelta(minutes=p[0]))]
+    arrivals = sorted(
+        zip(delays, reports, strict=True), key=lambda pair: pair[1].observed_at + timedelta(minutes=pair[0])
+    )
+    order = [r for _, r in arrivals]
     evictions = data.draw(st.lists(st.booleans(), min_size=len(order), max_size=len(order)))
     published = deliver(Correlator(CEASEFIRE), order, evictions)
     assert published == deliver(Correlator(CEASEFIRE), order, [])  # eviction changes no record at all
     last = last_records(published)
-    final = {frozenset((x.source, x.report_id) for x in r.reports) for r in last.values() if r.status != "merged"}
+    open_now = [r for r in last.values() if r.status != "merged"]
+    final = {frozenset((x.source, x.report_id) for x in r.reports) for r in open_now}
     assert final == components(reports)
     assert not any(r.late for r in published)

@@ -134,7 +134,8 @@ def test_a_sector_only_report_does_not_link_to_coordinates_outside_its_sector(ce
 
 
 def test_coordinates_outside_the_sector_still_link_when_they_name_it(ceasefire: Ceasefire) -> None:
-    named = held(report_id="b", location={"lat": POONCH["lat"] + 0.3, "lon": POONCH["lon"], "sector": "Poonch"})
+    outside = {"lat": POONCH["lat"] + 0.3, "lon": POONCH["lon"], "sector": "Poonch"}  # 33 km from the centre
+    named = held(report_id="b", location=outside)
     link = explain(sector_only("Poonch"), named, ceasefire)
     assert link.linked and link.reason == "sector"
 
@@ -192,7 +193,8 @@ def test_half_a_mirror_is_not_a_mirror() -> None:
 
 
 def test_close_in_place_but_not_in_time_does_not_link(ceasefire: Ceasefire) -> None:
-    assert not both_ways(sector_only("Poonch"), sector_only("Poonch", report_id="b", observed_at=at(31)), ceasefire)
+    later = sector_only("Poonch", report_id="b", observed_at=at(31))
+    assert not both_ways(sector_only("Poonch"), later, ceasefire)
 
 
 def test_close_in_time_but_not_in_place_does_not_link(ceasefire: Ceasefire) -> None:
