@@ -42,7 +42,7 @@ schemas: $(STAMP)
 	$(PY) -m schemas.export
 
 lint: $(STAMP)
-	$(PY) -m ruff check schemas services tests
+	$(PY) -m ruff check schemas services tests deploy bench
 
 clean:
 	rm -rf $(VENV) .state .pytest_cache .hypothesis

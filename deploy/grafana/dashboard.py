@@ -275,10 +275,9 @@ def build() -> dash.Dashboard:
         .tooltip(DashboardCursorSync.CROSSHAIR)
         .with_variable(ceasefire_variable())
     )
-    panel_id = 0
-    for item in (*fragility_row(), *incidents_row(), *alerts_row(), *pipeline_row()):
-        panel_id += 1
-        item = item.id(panel_id)
+    items = (*fragility_row(), *incidents_row(), *alerts_row(), *pipeline_row())
+    for panel_id, built in enumerate(items, start=1):
+        item = built.id(panel_id)
         board = board.with_row(item) if isinstance(item, dash.Row) else board.with_panel(item)
     return board
 

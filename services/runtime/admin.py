@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
@@ -10,7 +11,6 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from schemas.topics import TOPICS, Role
 from services.runtime.broker import BrokerError
 from services.runtime.settings import Settings
-
 
 # Topics whose partition is chosen by us (hash of source; the accepted partition of a ceasefire).
 CO_PARTITIONED = frozenset({Role.BY_SOURCE, Role.ACCEPTED, Role.BY_CEASEFIRE})
@@ -37,10 +37,8 @@ async def ensure_topics(settings: Settings, roles: list[Role] | None = None, tim
             if settings.topic(spec.role) not in existing
         ]
         if new:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race: fine
                 await admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                pass  # another worker won the race: fine
         await _check_partitions(admin, settings, [spec.role for spec in wanted if spec.role in CO_PARTITIONED])
     finally:
         await admin.close()

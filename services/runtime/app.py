@@ -7,12 +7,12 @@ creation, raw bytes on every topic (models are decoded in `codec`).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 
-import importlib
 from services.runtime.collectors import StateCollector
 from services.runtime.consumer import MonitorApp
 from services.runtime.context import Context

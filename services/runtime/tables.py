@@ -71,4 +71,4 @@ def owned_partitions(app: faust.App, topic: str) -> set[int]:
 
 def scopes(table: faust.Table, separator: str) -> set[str]:
     """The scope prefixes (ceasefire ids) of the keys this worker holds."""
-    return {key.split(separator, 1)[0] for key in table.keys()}
+    return {key.split(separator, 1)[0] for key in table}
