@@ -10,7 +10,15 @@ from datetime import datetime
 from pathlib import Path
 
 import yaml
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 NEUTRAL = "NEUTRAL"
 EARTH_RADIUS_KM = 6371.0088

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+
 class FragilityComponents(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     intensity: float = Field(ge=0, le=1)

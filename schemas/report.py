@@ -25,7 +25,6 @@ from pydantic import (
     StrictInt,
     model_validator,
 )
-
 from pydantic_core import PydanticCustomError
 
 from schemas.ceasefire import NEUTRAL

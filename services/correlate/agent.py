@@ -15,7 +15,6 @@ in between re-processes the reports, and the `Correlator` rebuilt from the table
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import defaultdict
 from collections.abc import Awaitable
 from datetime import UTC, datetime

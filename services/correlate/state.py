@@ -24,8 +24,8 @@ from schemas.incident import Incident
 from schemas.report import AcceptedReport, ViolationType
 from services.correlate.fold import IncidentState, incident_id, publish
 from services.correlate.index import LinkIndex
-from services.correlate.seen import SEEN_PREFIX, SeenReports
 from services.correlate.link import MINUTE_US, HeldReport, Link, explain, from_epoch_us
+from services.correlate.seen import SEEN_PREFIX, SeenReports
 
 Key = tuple[str, str]
 REPORT_PREFIX = "r\x1f"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from schemas.report import Report
-from services.ingest.dedup import WATERMARK_KEY, DedupState, Decision, content_fingerprint, identity_key
+from services.ingest.dedup import WATERMARK_KEY, Decision, DedupState, content_fingerprint, identity_key
 from tests.support.reports import report
 
 HOUR = 3600.0

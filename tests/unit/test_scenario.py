@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from schemas.ceasefire import NEUTRAL, Registry, great_circle_km
 from schemas.alert import Alert, AlertName
+from schemas.ceasefire import NEUTRAL, Registry, great_circle_km
 from schemas.incident import RUNG, Incident, Severity
 from schemas.report import AcceptedReport
-from services.ingest.dedup import DedupState
 from services.alert.rules import AlertEngine
 from services.correlate.state import Correlator
+from services.ingest.dedup import DedupState
 from services.ingest.validate import Reason, Rules, primary_reason, validate
 from services.runtime import scenario as generator
 from services.runtime.scenario import (
