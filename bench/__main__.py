@@ -24,7 +24,6 @@ from typing import Any
 import orjson
 
 from bench import baselines, report
-from bench.procs import Worker
 from bench.scenarios import correlation, latency, memory, throughput
 from bench.workload import build
 from services.runtime.broker import EmbeddedBroker
@@ -38,20 +37,28 @@ PACKAGES = ("faust-streaming", "mode-streaming", "aiokafka", "orjson", "pydantic
 @dataclass(frozen=True)
 class Profile:
     name: str
-    throughput_reports: int
+    throughput_reports: int  # the report mix of the peer, per-stage and end-to-end runs
     limit_reports: int
-    stage_cap_s: float
+    stage_cap_s: float  # per stage alone
     e2e_cap_s: float
     latency_seconds: float
     latency_rates: tuple[float, ...]
-    memory_reports: int
-    memory_cap_s: float
+    latency_drain_cap_s: float
+    memory_slice_s: float  # the memory run; its report count is sized from this run's stage rates
     correlation_held: tuple[int, ...]
-    scale_out: tuple[int, ...]
+    correlation_measured: int
+    correlation_repeats: int
+    scale_out: tuple[int, ...]  # processes per stage; () skips the scale-out runs
+    profile_alert_s: float  # 0 skips the profiled alert run
 
 
-QUICK = Profile("quick", 6_000, 50_000, 20, 25, 6, (500,), 20_000, 40, (1_000, 20_000), (1, 2))
-FULL = Profile("full", 30_000, 200_000, 60, 90, 30, (500, 1000), 1_000_000, 480, (1_000, 100_000), (1, 2, 4))
+# Quick: every scenario once, small, no scale-out and no profile: under 3 minutes on a loaded 2-core box.
+QUICK = Profile("quick", 3_000, 20_000, 12, 20, 4, (500,), 10, 12, (1_000, 10_000), 2_000, 1, (), 0)
+FULL = Profile("full", 20_000, 200_000, 45, 75, 20, (500, 1000), 30, 120, (1_000, 50_000), 5_000, 2, (1, 2), 60)
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def environment() -> dict[str, Any]:
@@ -65,21 +72,41 @@ def environment() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "load_average_at_start": os.getloadavg(),
+        "load_average_at_start": load_average(),
         "packages": versions,
     }
 
 
-def top_entries(path: Path, n: int = 15) -> list[dict[str, Any]]:
-    """The profile's heaviest functions by own time, with cumulative time: where the time goes."""
+def _short(filename: str) -> str:
+    return filename.split("site-packages/")[-1].replace(str(PROJECT_ROOT) + "/", "")
+
+
+def top_entries(path: Path, n: int = 15) -> dict[str, list[dict[str, Any]]]:
+    """Where the time goes: the profile's functions by cumulative time, all and ours (services/,
+    schemas/) apart, and by own time. Coroutines count only while running, never while awaiting."""
     stats = pstats.Stats(str(path))
     rows = []
     for (filename, line, func), (_, calls, own, cumulative, _) in stats.stats.items():  # type: ignore[attr-defined]
-        short = filename.split("site-packages/")[-1].replace(str(PROJECT_ROOT) + "/", "")
-        rows.append({"function": f"{short}:{line}({func})", "calls": calls, "own_s": round(own, 3),
-                     "cumulative_s": round(cumulative, 3)})
-    rows.sort(key=lambda r: r["own_s"], reverse=True)
-    return rows[:n]
+        rows.append({"function": f"{_short(filename)}:{line}({func})", "calls": calls, "own_s": round(own, 3),
+                     "cumulative_s": round(cumulative, 3), "ours": _short(filename).startswith(("services/", "schemas/"))})
+    total = round(max(stats.total_tt, 1e-9), 3)  # type: ignore[attr-defined]
+    by_cumulative = sorted(rows, key=lambda r: r["cumulative_s"], reverse=True)
+    return {
+        "total_s": total,  # type: ignore[dict-item]
+        "ours_by_cumulative": [r for r in by_cumulative if r["ours"]][:n],
+        "all_by_cumulative": by_cumulative[:n],
+        "all_by_own": sorted(rows, key=lambda r: r["own_s"], reverse=True)[:n],
+    }
+
+
+def memory_reports(stages: dict[str, Any], slice_s: float) -> int:
+    """As many reports as `ingest correlate` in one process should finish in the slice at the rates
+    this run measured for each stage alone (their times add up on one event loop), less a margin."""
+    rates = [(stages.get(s) or {}).get("reports_per_second") for s in ("ingest", "correlate")]
+    if not all(rates):
+        return int(200 * slice_s)
+    combined = 1 / (1 / rates[0] + 1 / rates[1])
+    return max(1_000, int(combined * slice_s * 0.8))
 
 
 async def run(profile: Profile, out: Path, workdir: Path) -> dict[str, Any]:
@@ -92,22 +119,30 @@ async def run(profile: Profile, out: Path, workdir: Path) -> dict[str, Any]:
                            "garbage": mix.garbage, "event_days": round(days, 3),
                            "mean_record_bytes": round(sum(len(v) for _, v in mix.records) / len(mix), 1)}
     broker_log = workdir / "broker.log"
+    loads: dict[str, list[float]] = {}
     with EmbeddedBroker(log_path=broker_log) as broker:
         assert broker.process is not None
 
         async def step(name: str, coro: Any) -> None:
             began = time.monotonic()
-            print(f"bench: {name} …", flush=True)
+            print(f"bench: {name} … (load {load_average()[0]})", flush=True)
             try:
                 sc[name] = await coro
             except Exception as exc:  # a failed scenario is a result too; the others still run
                 sc[name] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
             sc[name + "_wall_s"] = round(time.monotonic() - began, 1)
+            loads[name] = load_average()
             print(f"bench: {name} done in {sc[name + '_wall_s']} s: {str(sc[name])[:300]}", flush=True)
 
         await step("limit", baselines.measure_limit(broker.url, workdir, build(profile.limit_reports, days=days)))
         await step("peer", baselines.measure_peer(broker.url, workdir, mix))
-        await step("stages", throughput.per_stage(broker.url, workdir, mix, profile.stage_cap_s))
+        prof = (out.with_suffix(".alert.prof"), profile.profile_alert_s) if profile.profile_alert_s else None
+        await step("stages", throughput.per_stage(broker.url, workdir, mix, profile.stage_cap_s, prof))
+        if "profile_alert" in sc["stages"]:
+            block = sc["stages"].pop("profile_alert")
+            path = block["file"]
+            sc["profile_alert"] = {**block, "file": str(path.relative_to(PROJECT_ROOT)),
+                                   **(top_entries(path) if path.exists() else {"error": "no profile written"})}
         all_stages = ("ingest", "correlate", "alert")
         await step("end_to_end_one_process",
                    throughput.topology(broker.url, workdir, mix, [all_stages], False, profile.e2e_cap_s))
@@ -118,47 +153,22 @@ async def run(profile: Profile, out: Path, workdir: Path) -> dict[str, Any]:
             layout = [(s,) for s in all_stages for _ in range(k)]
             await step(f"scale_out_{k}", throughput.topology(broker.url, workdir, mix, layout, True, profile.e2e_cap_s))
             scale[str(k)] = sc.pop(f"scale_out_{k}")
-        sc["scale_out"] = scale
+        if scale:
+            sc["scale_out"] = scale
         for rate in profile.latency_rates:
             n = int(rate * profile.latency_seconds)
-            await step(f"latency_{int(rate)}", latency.measure(broker.url, workdir, build(n, days=n / 1e6 * 30, seed=11), rate))
-        await step("correlation_cost", asyncio.to_thread(correlation.measure, profile.correlation_held))
-        await step("profile_alert", _profile_alert(broker.url, workdir, mix, out, 10 if profile.name == "quick" else 30))
-        big = build(profile.memory_reports, days=30.0, seed=30)
+            await step(f"latency_{int(rate)}", latency.measure(broker.url, workdir, build(n, days=n / 1e6 * 30, seed=11),
+                                                               rate, profile.latency_drain_cap_s))
+        await step("correlation_cost", asyncio.to_thread(correlation.measure, profile.correlation_held,
+                                                         profile.correlation_measured, profile.correlation_repeats))
+        n = memory_reports(sc.get("stages") or {}, profile.memory_slice_s)
+        big = build(n, days=30.0, seed=30)
         await step("memory_recovery", memory.memory_and_recovery(broker.url, broker.process.pid, workdir, big,
-                                                                  profile.memory_cap_s))
+                                                                  profile.memory_slice_s))
     results["finished"] = datetime.now(UTC).isoformat()
+    results["environment"]["load_average_at_end"] = load_average()
+    results["environment"]["load_average_after_step"] = loads
     return results
-
-
-async def _profile_alert(broker: str, workdir: Path, mix: Any, out: Path, profile_seconds: float) -> dict[str, Any]:
-    """The alert stage alone under cProfile (correlate fills its input first), capped; top entries."""
-    from bench.procs import bench_settings, load, wait_for
-    from schemas.topics import Role
-    from services.runtime.admin import ensure_topics
-
-    base = bench_settings(broker, workdir)
-    await ensure_topics(base)
-    await load(base.bootstrap, base.topic(Role.REPORTS), mix.records)
-    for stage in ("ingest", "correlate"):
-        w = Worker(throughput.stage_settings(base, stage), (stage,), workdir, name=f"prof-{stage}").start()
-        topic = base.topic(Role.BY_SOURCE if stage == "ingest" else Role.ACCEPTED)
-        src = base.topic(Role.REPORTS if stage == "ingest" else Role.ACCEPTED)
-
-        def idle(w: Worker = w, topic: str = topic, src: str = src) -> bool:
-            p = w.probe()
-            got = p["done"].get(src, [0])[0]
-            return got > 0 and p["done"].get(topic, [0])[0] >= p["sent"].get(topic, [0])[0] and (
-                time.time() - p["done"].get(src, [0, 0, 0])[2] > 2)
-
-        await wait_for(idle, 300, f"profile: {stage}", [w])
-        w.stop()
-    path = out.with_suffix(".alert.prof")
-    w = Worker(throughput.stage_settings(base, "alert"), ("alert",), workdir, name="prof-alert", profile=path).start()
-    await asyncio.sleep(profile_seconds)
-    w.stop(timeout=60)
-    return {"file": str(path.relative_to(PROJECT_ROOT)), "batches_done": w.done(base.topic(Role.BY_CEASEFIRE))[0],
-            "top_by_own_time": top_entries(path) if path.exists() else []}
 
 
 def main() -> int:

@@ -21,7 +21,6 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas.topics import Role
-from services.runtime.broker import free_port
 from services.runtime.settings import PROJECT_ROOT, Settings
 
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -68,7 +67,7 @@ class Worker:
     stages: tuple[str, ...]
     workdir: Path
     name: str = "worker"
-    profile: Path | None = None  # write a cProfile of the whole process here
+    profile: Path | None = None  # cProfile from the first record received to `stop_profile()`
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     probe_path: Path = field(init=False)
@@ -79,10 +78,8 @@ class Worker:
         self.log_path = self.workdir / f"{self.name}-{tag}.log"
 
     def start(self) -> Worker:
-        prefix = [sys.executable]
-        if self.profile is not None:
-            prefix += ["-m", "cProfile", "-o", str(self.profile)]
-        command = [*prefix, "-m", "bench.worker", str(self.probe_path), *self.stages]
+        profiling = ["--profile", str(self.profile)] if self.profile is not None else []
+        command = [sys.executable, "-m", "bench.worker", str(self.probe_path), *profiling, *self.stages]
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.started_at = time.time()
         self.process = subprocess.Popen(
@@ -117,11 +114,21 @@ class Worker:
             tail = self.log_path.read_text(errors="replace")[-2000:]
             raise RuntimeError(f"{self.name} exited with {self.process.returncode}: {tail}")
 
+    async def stop_profile(self, timeout: float = 30.0) -> None:
+        """Ask the worker to write its profile now (the window ends here, shutdown excluded)."""
+        assert self.profile is not None
+        stop = self.profile.with_suffix(".stop")
+        stop.touch()
+        try:
+            await wait_for(self.profile.exists, timeout, f"{self.name}: profile written", [self])
+        finally:
+            stop.unlink(missing_ok=True)
+
     def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM (lets cProfile write its file), SIGKILL if it hangs."""
+        """SIGTERM, SIGKILL if it hangs."""
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGINT if self.profile else signal.SIGTERM)
+        self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

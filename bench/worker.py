@@ -1,11 +1,16 @@
 """A worker process for the benchmark: `ceasefire worker` plus a probe, or the *peer* baseline.
 
-`python -m bench.worker PROBE_PATH STAGE...` runs the named stages exactly as `ceasefire worker`
-does (runner.run_worker: same app factory, settings from CEASEFIRE_* and uvloop), with one hook
-added: a Faust sensor that counts, per topic, the records each agent finished (`on_message_out`,
-called once the record is acked, i.e. after the agent body handled it) and the records sent, with
-the wall time of the first and last of each. A timer writes these to PROBE_PATH (JSON, replaced
+`python -m bench.worker PROBE_PATH [--profile PROF_PATH] STAGE...` runs the named stages exactly as
+`ceasefire worker` does (runner.run_worker: same app factory, settings from CEASEFIRE_* and uvloop),
+with one hook added: a Faust sensor that counts, per topic, the records each agent finished
+(`on_message_out`, called once the record is acked, i.e. after the agent body handled it) and the
+records sent, with the wall time of the first and last of each. A timer writes these, and how long
+the last table recovery took (Faust's own monotonic marks), to PROBE_PATH (JSON, replaced
 atomically) every 0.1 s, so the harness reads progress without scraping HTTP.
+
+With `--profile`, cProfile runs on the event loop's thread from the first record received (start-up,
+imports and the group join excluded) until the harness creates PROF_PATH + ".stop"; then the
+profile is written to PROF_PATH. The agents run on that thread; Faust's fetcher thread is not profiled.
 
 STAGE `peer` installs the peer baseline instead: a bare agent forwarding each event of the reports
 topic to the accepted topic, as a user would write it by hand (`async for`, one `send` per event).
@@ -13,6 +18,7 @@ topic to the accepted topic, as a user would write it by hand (`async for`, one 
 
 from __future__ import annotations
 
+import cProfile
 import os
 import sys
 import time
@@ -41,15 +47,20 @@ class Probe(Sensor):
         self.done: dict[str, list[float]] = {}
         self.sent: dict[str, list[float]] = {}
         self.born = time.time()
+        self.recovery_seconds: float | None = None
+        self.profiler: cProfile.Profile | None = None  # enabled on the first record received
 
     def on_message_in(self, tp: TP, offset: int, message: Any) -> None:
+        if self.profiler is not None and not self.received:
+            self.profiler.enable()
         _tick(self.received, tp.topic)
 
     def on_message_out(self, tp: TP, offset: int, message: Any) -> None:
         _tick(self.done, tp.topic)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), "started": self.born, "received": self.received, "done": self.done, "sent": self.sent}
+        return {"pid": os.getpid(), "started": self.born, "received": self.received, "done": self.done,
+                "sent": self.sent, "recovery_seconds": self.recovery_seconds}
 
 
 def _tick(table: dict[str, list[float]], topic: str) -> None:
@@ -62,9 +73,11 @@ def _tick(table: dict[str, list[float]], topic: str) -> None:
         row[2] = now
 
 
-def probe_hook(path: Path) -> Any:
+def probe_hook(path: Path, profile: Path | None = None) -> Any:
     def install(app: faust.App, ctx: Context) -> None:
         probe = Probe()
+        if profile is not None:
+            probe.profiler = cProfile.Profile()
         app.sensors.add(probe)
         # Agents send with `app.producer.send`, which calls no sensor: count there.
         producer = app.producer
@@ -78,6 +91,14 @@ def probe_hook(path: Path) -> Any:
 
         @app.timer(PROBE_EVERY_SECONDS)
         async def write_probe() -> None:
+            recovery = app.tables.recovery
+            began, ended = getattr(recovery, "_recovery_started_at", None), getattr(recovery, "_recovery_ended_at", None)
+            if began is not None and ended is not None and ended >= began:
+                probe.recovery_seconds = ended - began
+            if probe.profiler is not None and profile is not None and profile.with_suffix(".stop").exists():
+                probe.profiler.disable()
+                probe.profiler.dump_stats(str(profile))
+                probe.profiler = None
             tmp = path.with_suffix(".tmp")
             tmp.write_bytes(orjson.dumps(probe.snapshot()))
             tmp.replace(path)
@@ -99,7 +120,10 @@ def peer_hook(app: faust.App, ctx: Context) -> None:
 
 def main(argv: list[str]) -> int:
     probe_path, *stages = argv
-    hooks = [probe_hook(Path(probe_path))]
+    profile = None
+    if stages[:1] == ["--profile"]:
+        profile, stages = Path(stages[1]), stages[2:]
+    hooks = [probe_hook(Path(probe_path), profile)]
     if stages == ["peer"]:
         hooks.append(peer_hook)
         stages = []

@@ -12,6 +12,7 @@ the same clock as the broker-side CreateTime the worker's producer stamps on its
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -56,10 +57,8 @@ async def paced_send(bootstrap: str, topic: str, records: list[tuple[bytes | Non
                 now = time.time()
                 pending.append(await producer.send(topic, value, key=key))
                 if value[:1] == b"{":
-                    try:
+                    with contextlib.suppress(orjson.JSONDecodeError, KeyError):
                         sent_at.setdefault(orjson.loads(value)["report_id"], now)
-                    except (orjson.JSONDecodeError, KeyError):
-                        pass
                 owed -= 1
                 i += 1
             tick_end = start + (i / rate)
@@ -70,7 +69,7 @@ async def paced_send(bootstrap: str, topic: str, records: list[tuple[bytes | Non
     return sent_at
 
 
-async def measure(broker: str, workdir: Path, workload: Workload, rate: float) -> dict[str, Any]:
+async def measure(broker: str, workdir: Path, workload: Workload, rate: float, drain_cap: float = 120) -> dict[str, Any]:
     settings = bench_settings(broker, workdir)
     await ensure_topics(settings)
     worker = Worker(settings, ("ingest", "correlate", "alert"), workdir, name=f"latency-{int(rate)}").start()
@@ -88,7 +87,7 @@ async def measure(broker: str, workdir: Path, workload: Workload, rate: float) -
 
         kept_up = True
         try:
-            await wait_for(drained, 120, "pipeline drained", [worker], every=0.1)
+            await wait_for(drained, drain_cap, "pipeline drained", [worker], every=0.1)
         except TimeoutError:
             kept_up = False
         lag_at_end = time.time() - worker.done(by_ceasefire)[2]

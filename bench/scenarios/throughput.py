@@ -10,6 +10,10 @@ End to end and scale-out: workers started and settled on empty topics, then the 
 (~50K/s, never the bottleneck); timed from the first report sent to the last IncidentBatch
 finished by the alert stage. A stage that has not finished within its cap is reported with the
 share it did finish (`complete: false`), never extrapolated silently.
+Profile (full mode): after the alert stage's timed run, a second alert worker (its own consumer
+group, so it reads the same by-ceasefire records from the start) runs under cProfile for a fixed
+time; the profile covers its first record received to the end of that time (start-up excluded),
+and a profiled run is never a throughput figure.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from schemas.topics import Role
 from services.runtime.admin import ensure_topics
 from services.runtime.settings import Settings
 
-SETTLE_SECONDS = 2.0  # after the warm-up: late joiners of the other stages' groups
+SETTLE_SECONDS = 1.0  # after the warm-up: late joiners of the other stages' groups
 CHAIN = (("ingest", Role.REPORTS, Role.BY_SOURCE), ("correlate", Role.ACCEPTED, Role.ACCEPTED),
          ("alert", Role.BY_CEASEFIRE, Role.BY_CEASEFIRE))
 
@@ -58,7 +62,26 @@ def stage_settings(base: Settings, stage: str) -> Settings:
     return base.model_copy(update={"app_id": f"{base.app_id}-{stage}", "data_dir": base.data_dir / stage})
 
 
-async def per_stage(broker: str, workdir: Path, workload: Workload, cap_seconds: float) -> dict[str, Any]:
+async def profile_alert(base: Settings, workdir: Path, path: Path, seconds: float) -> dict[str, Any]:
+    """The alert stage under cProfile on the by-ceasefire records the per-stage run left."""
+    settings = stage_settings(base, "alert").model_copy(update={"app_id": f"{base.app_id}-alert-profile",
+                                                                 "data_dir": base.data_dir / "alert-profile"})
+    worker = Worker(settings, ("alert",), workdir, name="profile-alert", profile=path).start()
+    topic = base.topic(Role.BY_CEASEFIRE)
+    try:
+        await wait_for(lambda: worker.done(topic)[0] >= 1, 120, "profile: first batch", [worker])
+        await asyncio.sleep(seconds)
+        await worker.stop_profile()
+        batches, first, last = _sum([worker], "received", topic)
+        done = worker.done(topic)[0]
+    finally:
+        worker.stop()
+    return {"file": path, "seconds": seconds, "batches_received": batches, "batches_done": int(done)}
+
+
+async def per_stage(
+    broker: str, workdir: Path, workload: Workload, cap_seconds: float, profile: tuple[Path, float] | None = None
+) -> dict[str, Any]:
     base = bench_settings(broker, workdir)
     await ensure_topics(base)
     await load(base.bootstrap, base.topic(Role.REPORTS), workload.records)
@@ -68,9 +91,10 @@ async def per_stage(broker: str, workdir: Path, workload: Workload, cap_seconds:
     for stage, first_role, last_role in CHAIN:
         worker = Worker(stage_settings(base, stage), (stage,), workdir, name=f"stage-{stage}").start()
         first_topic, last_topic = base.topic(first_role), base.topic(last_role)
-        want_first = expected[first_role.value] if first_role.value in expected else None
+        want_first = expected[first_role.value]
         try:
-            def finished() -> bool:
+            def finished(worker: Worker = worker, first_topic: str = first_topic, last_topic: str = last_topic,
+                         want_first: int = want_first) -> bool:
                 probe = worker.probe()
                 done = probe.get("done", {})
                 if done.get(first_topic, [0])[0] < want_first:
@@ -112,6 +136,8 @@ async def per_stage(broker: str, workdir: Path, workload: Workload, cap_seconds:
                 results[stage]["sent"].get("incidents", 0) / seconds, 1)
         else:
             results[stage]["incident_versions_in"] = results["correlate"]["sent"].get("incidents", 0)
+    if profile is not None:
+        results["profile_alert"] = await profile_alert(base, workdir, *profile)
     return results
 
 
