@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -49,6 +50,28 @@ def broker_for(settings: Settings, log_path: Path | None = None) -> Iterator[Set
         yield settings.model_copy(update={"broker": broker.url})
 
 
+CLEAN_MARK = "stopped-cleanly"
+
+
+def prepare_local_state(data_dir: Path) -> bool:
+    """Keep local table state only if the last worker on it stopped cleanly; returns True if wiped.
+
+    Faust writes a table update to RocksDB at once but only queues its changelog record, so after a
+    SIGKILL the local files can hold entries the changelog never got. The restarted worker would then
+    treat the re-delivered reports as already seen and never write those entries, and a later rebuild
+    from the changelog (a takeover, a lost disk) would lack them. Rebuilding from the changelog after
+    every unclean stop keeps the two equal; the fence (tables.py) makes that rebuild exact.
+    """
+    mark = data_dir / CLEAN_MARK
+    wiped = False
+    if data_dir.exists() and not mark.exists() and any(data_dir.iterdir()):
+        shutil.rmtree(data_dir)
+        wiped = True
+    data_dir.mkdir(parents=True, exist_ok=True)
+    mark.unlink(missing_ok=True)  # until this worker stops cleanly
+    return wiped
+
+
 def run_worker(
     settings: Settings,
     stages: Sequence[str],
@@ -60,6 +83,11 @@ def run_worker(
     if settings.web_port and not port_free(settings.web_host, settings.web_port):
         raise BrokerError(
             f"web port {settings.web_host}:{settings.web_port} is in use; set CEASEFIRE_WEB_PORT (or --web-port)"
+        )
+    if prepare_local_state(settings.data_dir):
+        logging.getLogger("ceasefire.runner").warning(
+            "the last worker on %s did not stop cleanly: local table state is rebuilt from the changelogs",
+            settings.data_dir,
         )
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -77,10 +105,13 @@ def run_worker(
         redirect_stdouts=False,
         override_logging=True,
     )
+    code = 0
     try:
         worker.execute_from_commandline()
     except SystemExit as stop:
-        return int(stop.code or 0)
+        code = int(stop.code or 0)
     finally:
         logging.shutdown()
-    return 0
+    if code == 0:
+        (settings.data_dir / CLEAN_MARK).touch()
+    return code
