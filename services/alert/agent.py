@@ -24,12 +24,11 @@ from schemas.fragility import FragilitySnapshot
 from schemas.incident import IncidentBatch
 from schemas.topics import Role
 from services.alert.rules import AlertEngine
+from services.runtime.ceasefire_state import CeasefireStates
 from services.runtime.codec import decode_or_count, encode
 from services.runtime.context import Context
 from services.runtime.failure import or_die
-from services.runtime.tables import fenced_table, key_partition, owned_partitions, scopes
 
-SEP = "\x1f"
 FRAGILITY_REPEAT_SECONDS = 60.0
 
 
@@ -38,38 +37,29 @@ class AlertStage:
         self.app = app
         self.ctx = ctx
         self.topics = {role: ctx.settings.topic(role) for role in Role}
-        self.table = fenced_table(app, "alerting", partitions=ctx.settings.partitions, key_type=str, value_type=str)
-        self.engines: dict[str, AlertEngine] = {}
-        self.partition_of: dict[str, int] = {}
+        self.states: CeasefireStates[AlertEngine] = CeasefireStates(
+            app,
+            ctx.registry,
+            "alerting",
+            self.topics[Role.BY_CEASEFIRE],
+            ctx.settings.partitions,
+            lambda ceasefire, persisted: AlertEngine(ceasefire, persisted=persisted),
+        )
+        self.engines = self.states.states  # ceasefire id → engine, for the collector and live view
         self.snapshots: dict[str, FragilitySnapshot] = {}
         self.recent: deque[Alert] = deque(maxlen=12)  # the newest alert records, for the live view
 
     def forget(self, revoked: set[TP]) -> None:
-        gone = {tp.partition for tp in revoked if tp.topic == self.topics[Role.BY_CEASEFIRE]}
-        for ceasefire_id in [c for c, p in self.partition_of.items() if p in gone]:
-            self.engines.pop(ceasefire_id, None)
-            self.partition_of.pop(ceasefire_id, None)
+        for ceasefire_id in self.states.forget(revoked):
             self.snapshots.pop(ceasefire_id, None)
 
     async def warm(self) -> None:
         """After a restore, rebuild the engines (and fragility gauges) of the ceasefires owned now."""
-        owned = owned_partitions(self.app, self.topics[Role.BY_CEASEFIRE])
-        for ceasefire_id in sorted(scopes(self.table, SEP)):
-            partition = key_partition(ceasefire_id, self.ctx.settings.partitions)
-            if partition in owned and self.engine(ceasefire_id, partition) is not None:
-                self.snapshots.setdefault(ceasefire_id, self.engines[ceasefire_id].fragility())
+        for ceasefire_id in self.states.warm():
+            self.snapshots.setdefault(ceasefire_id, self.engines[ceasefire_id].fragility())
 
     def engine(self, ceasefire_id: str, partition: int) -> AlertEngine | None:
-        found = self.engines.get(ceasefire_id)
-        if found is None:
-            ceasefire = self.ctx.registry.get(ceasefire_id)
-            if ceasefire is None:
-                return None
-            prefix = ceasefire_id + SEP
-            persisted = [(k[len(prefix) :], v) for k, v in self.table.items() if k.startswith(prefix)]
-            found = self.engines[ceasefire_id] = AlertEngine(ceasefire, persisted=persisted)
-            self.partition_of[ceasefire_id] = partition
-        return found
+        return self.states.get(ceasefire_id, partition)
 
     async def alert_batch(self, event: faust.EventT) -> None:
         batch = decode_or_count(IncidentBatch, event.message.value, "alert", self.ctx)
@@ -95,12 +85,7 @@ class AlertStage:
         newest = max((r.ingested_at for i in batch.incidents for r in i.reports), default=None)
         await self._publish(alerts, snapshots, newest)
         for ceasefire_id in touched:
-            for key, value in self.engines[ceasefire_id].take_changes().items():
-                full = ceasefire_id + SEP + key
-                if value is None:
-                    self.table.pop(full, None)
-                else:
-                    self.table[full] = value
+            self.states.store(ceasefire_id, self.engines[ceasefire_id].take_changes())
 
     def _changed_snapshot(self, ceasefire_id: str) -> FragilitySnapshot | None:
         snapshot = self.engines[ceasefire_id].fragility()
@@ -140,7 +125,7 @@ def install(app: faust.App, ctx: Context) -> None:
         s.topic(Role.BY_CEASEFIRE), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
 
-    stage.table.on_recover(stage.warm)
+    stage.states.table.on_recover(stage.warm)
 
     @app.on_partitions_revoked.connect
     async def forget_revoked(sender: faust.App, revoked: set[TP], **_: Any) -> None:

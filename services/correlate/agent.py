@@ -29,12 +29,12 @@ from schemas.report import AcceptedReport
 from schemas.topics import Role
 from services.correlate import api
 from services.correlate.state import Correlator
+from services.runtime.ceasefire_state import CeasefireStates
 from services.runtime.codec import decode_or_count, encode
 from services.runtime.context import Context
 from services.runtime.failure import or_die
-from services.runtime.tables import fenced_table, key_partition, owned_partitions, scopes, writes_for
+from services.runtime.tables import writes_for
 
-SEP = "\x1f"
 EVICT_EVERY_SECONDS = 300.0  # event time between evictions of one ceasefire
 
 
@@ -43,38 +43,24 @@ class CorrelateStage:
         self.app = app
         self.ctx = ctx
         self.topics = {role: ctx.settings.topic(role) for role in Role}
-        self.table = fenced_table(app, "correlation", partitions=ctx.settings.partitions, key_type=str, value_type=str)
-        self.correlators: dict[str, Correlator] = {}
-        self.partition_of: dict[str, int] = {}
+        self.states: CeasefireStates[Correlator] = CeasefireStates(
+            app, ctx.registry, "correlation", self.topics[Role.ACCEPTED], ctx.settings.partitions, Correlator
+        )
+        self.correlators = self.states.states  # ceasefire id → correlator, for the API and gauges
         self.evicted_at: dict[str, float] = {}
 
     def forget(self, revoked: set[TP]) -> None:
         """Partitions moved: drop their correlators; they are rebuilt from the table when needed."""
-        gone = {tp.partition for tp in revoked if tp.topic == self.topics[Role.ACCEPTED]}
-        for ceasefire_id in [c for c, p in self.partition_of.items() if p in gone]:
-            self.correlators.pop(ceasefire_id, None)
-            self.partition_of.pop(ceasefire_id, None)
+        self.states.forget(revoked)
 
     async def warm(self) -> None:
         """After a restore, rebuild the correlators of the ceasefires this worker now owns, so its
         read API and gauges answer before the next report arrives."""
-        owned = owned_partitions(self.app, self.topics[Role.ACCEPTED])
-        for ceasefire_id in sorted(scopes(self.table, SEP)):
-            partition = key_partition(ceasefire_id, self.ctx.settings.partitions)
-            if partition in owned:
-                self.correlator(ceasefire_id, partition)
+        self.states.warm()
 
     def correlator(self, ceasefire_id: str, partition: int) -> Correlator | None:
-        found = self.correlators.get(ceasefire_id)
-        if found is None:
-            ceasefire = self.ctx.registry.get(ceasefire_id)
-            if ceasefire is None:  # accepted reports are validated; a registry change could do this
-                return None
-            prefix = ceasefire_id + SEP
-            persisted = [(k[len(prefix) :], v) for k, v in self.table.items() if k.startswith(prefix)]
-            found = self.correlators[ceasefire_id] = Correlator(ceasefire, persisted)
-            self.partition_of[ceasefire_id] = partition
-        return found
+        # None only for a ceasefire gone from the registry since its reports were accepted
+        return self.states.get(ceasefire_id, partition)
 
     async def correlate_batch(self, events: list[faust.EventT]) -> None:
         published: dict[int, list[Incident]] = defaultdict(list)
@@ -97,12 +83,7 @@ class CorrelateStage:
             correlator = self.correlators[ceasefire_id]
             self._maybe_evict(ceasefire_id, correlator)
             with writes_for(event):
-                for key, value in correlator.take_changes().items():
-                    full = ceasefire_id + SEP + key
-                    if value is None:
-                        self.table.pop(full, None)
-                    else:
-                        self.table[full] = value
+                self.states.store(ceasefire_id, correlator.take_changes())
 
     async def _publish(self, published: dict[int, list[Incident]], touched: dict[str, faust.EventT]) -> None:
         send = self.app.producer.send
@@ -149,7 +130,7 @@ def install(app: faust.App, ctx: Context) -> None:
         s.topic(Role.ACCEPTED), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
 
-    stage.table.on_recover(stage.warm)
+    stage.states.table.on_recover(stage.warm)
 
     @app.on_partitions_revoked.connect
     async def forget_revoked(sender: faust.App, revoked: set[TP], **_: Any) -> None:

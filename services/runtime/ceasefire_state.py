@@ -1,0 +1,82 @@
+"""Per-ceasefire state kept in one changelogged table, shared by the correlate and alert stages.
+
+Each ceasefire's state object (a `Correlator`, an `AlertEngine`) persists entries through
+`take_changes()`; here they are stored as `<ceasefire_id>\\x1f<key>` in a `FencedTable`. The objects
+live in memory for the ceasefires whose partition this worker owns: built from the table on first
+use, or right after a restore (`warm`), and dropped when the partition is revoked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Generic, TypeVar
+
+import faust
+from faust.types import TP
+
+from schemas.ceasefire import Ceasefire, Registry
+from services.runtime.tables import fenced_table, key_partition, owned_partitions, scopes
+
+SEP = "\x1f"
+S = TypeVar("S")
+
+
+class CeasefireStates(Generic[S]):
+    def __init__(
+        self,
+        app: faust.App,
+        registry: Registry,
+        table_name: str,
+        topic: str,
+        partitions: int,
+        build: Callable[[Ceasefire, Iterable[tuple[str, str]]], S],
+    ) -> None:
+        self.app = app
+        self.registry = registry
+        self.topic = topic  # the input topic whose partitions decide ownership
+        self.partitions = partitions
+        self.build = build
+        self.table = fenced_table(app, table_name, partitions=partitions, key_type=str, value_type=str)
+        self.states: dict[str, S] = {}
+        self.partition_of: dict[str, int] = {}
+
+    def get(self, ceasefire_id: str, partition: int) -> S | None:
+        """The state of a ceasefire (built from the table if needed); None for one not in the registry."""
+        found = self.states.get(ceasefire_id)
+        if found is None:
+            ceasefire = self.registry.get(ceasefire_id)
+            if ceasefire is None:
+                return None
+            prefix = ceasefire_id + SEP
+            persisted = [(k[len(prefix) :], v) for k, v in self.table.items() if k.startswith(prefix)]
+            found = self.states[ceasefire_id] = self.build(ceasefire, persisted)
+            self.partition_of[ceasefire_id] = partition
+        return found
+
+    def forget(self, revoked: set[TP]) -> list[str]:
+        """Drop the states of revoked partitions; returns their ceasefire ids."""
+        gone = {tp.partition for tp in revoked if tp.topic == self.topic}
+        dropped = [c for c, p in self.partition_of.items() if p in gone]
+        for ceasefire_id in dropped:
+            self.states.pop(ceasefire_id, None)
+            self.partition_of.pop(ceasefire_id, None)
+        return dropped
+
+    def warm(self) -> list[str]:
+        """After a restore, build the states of every owned ceasefire found in the table."""
+        owned = owned_partitions(self.app, self.topic)
+        built = []
+        for ceasefire_id in sorted(scopes(self.table, SEP)):
+            partition = key_partition(ceasefire_id, self.partitions)
+            if partition in owned and self.get(ceasefire_id, partition) is not None:
+                built.append(ceasefire_id)
+        return built
+
+    def store(self, ceasefire_id: str, changes: dict[str, str | None]) -> None:
+        """Write entries in the order given (it matters: see services/correlate/state.py)."""
+        for key, value in changes.items():
+            full = ceasefire_id + SEP + key
+            if value is None:
+                self.table.pop(full, None)
+            else:
+                self.table[full] = value
