@@ -12,10 +12,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.ceasefire import NEUTRAL, Ceasefire, great_circle_km
+from schemas.ceasefire import NEUTRAL, Ceasefire
 from schemas.incident import Incident
 from schemas.report import AcceptedReport
 from services.correlate.state import Correlator
+from tests.support import batch
 
 START = datetime(2025, 5, 10, 12, 0, tzinfo=UTC)
 # Three parties, so that the parties clause can also fail; sectors overlap one another.
@@ -36,51 +37,15 @@ SOURCES = [("a.army", "A"), ("a.police", "A"), ("b.army", "B"), ("c.army", "C"),
 Key = tuple[str, str]
 
 
-# -- the batch definition -----------------------------------------------------------------------------
+# -- the batch definition (tests/support/batch.py, written independently of services/correlate) --------
 
 
 def links(a: AcceptedReport, b: AcceptedReport) -> bool:
-    rule = CEASEFIRE.link
-    if abs(a.observed_at - b.observed_at) > timedelta(minutes=rule.window_minutes):
-        return False
-    if not (
-        NEUTRAL in (a.source_party, b.source_party)
-        or a.accused_party is None
-        or b.accused_party is None
-        or a.accused_party == b.accused_party
-        or (a.source_party == b.accused_party and b.source_party == a.accused_party)
-    ):
-        return False
-    pa, pb = a.location, b.location
-    if pa.lat is not None and pb.lat is not None:
-        km = great_circle_km(pa.lat, pa.lon, pb.lat, pb.lon)  # type: ignore[arg-type]
-        return km <= rule.distance_km + pa.precision_km + pb.precision_km
-    if pa.sector is not None and pa.sector == pb.sector:
-        return True
-    for named, point in ((pa, pb), (pb, pa)):
-        sector = CEASEFIRE.sector(named.sector) if named.sector else None
-        located = point.lat is not None and point.lon is not None
-        if sector is not None and located and sector.contains(point.lat, point.lon):  # type: ignore[arg-type]
-            return True
-    return False
+    return batch.links(a, b, CEASEFIRE)
 
 
 def components(reports: list[AcceptedReport]) -> set[frozenset[Key]]:
-    parent = list(range(len(reports)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            i = parent[i]
-        return i
-
-    for i in range(len(reports)):
-        for j in range(i + 1, len(reports)):
-            if links(reports[i], reports[j]):
-                parent[find(i)] = find(j)
-    groups: dict[int, set[Key]] = {}
-    for i, r in enumerate(reports):
-        groups.setdefault(find(i), set()).add(r.identity)
-    return {frozenset(g) for g in groups.values()}
+    return batch.components(reports, CEASEFIRE)
 
 
 # -- generated reports --------------------------------------------------------------------------------
