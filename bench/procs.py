@@ -20,7 +20,6 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from schemas.topics import Role
 from services.runtime.settings import PROJECT_ROOT, Settings
 
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -28,26 +27,12 @@ PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 def bench_settings(broker_url: str, data_dir: Path, **overrides: Any) -> Settings:
     """A topic set and consumer group of their own; web off (the probe replaces scraping)."""
-    ns = f"b{uuid.uuid4().hex[:8]}"
-    values: dict[str, Any] = {
-        "broker": broker_url,
-        "app_id": ns,
-        "data_dir": data_dir / ns,
-        "web_port": 0,
-        "store": "rocksdb://",
-        **{f"topic_{role.value}": f"{ns}.{role.value}" for role in Role},
-    }
-    values.update(overrides)
-    return Settings(**values)
+    settings = Settings(broker=broker_url, web_port=0, store="rocksdb://").isolated("b")
+    return settings.model_copy(update={"data_dir": data_dir / settings.app_id, **overrides})
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CEASEFIRE_")}
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[f"CEASEFIRE_{name.upper()}"] = str(value)
-    env["PYTHONPATH"] = str(PROJECT_ROOT)
-    return env
+    return {**settings.environment(os.environ), "PYTHONPATH": str(PROJECT_ROOT)}
 
 
 def rss_mb(pid: int) -> float:

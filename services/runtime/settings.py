@@ -5,6 +5,8 @@ Only this module reads the environment. Every field is listed in the README's co
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -63,6 +65,20 @@ class Settings(BaseSettings):
 
     def topic(self, role: Role) -> str:
         return str(getattr(self, f"topic_{role.value}"))
+
+    def isolated(self, prefix: str) -> Settings:
+        """A copy with its own consumer group and topic set (tests, benchmarks, side-by-side runs)."""
+        ns = f"{prefix}{uuid.uuid4().hex[:10]}"
+        topics = {f"topic_{role.value}": f"{ns}.{role.value}" for role in Role}
+        return self.model_copy(update={"app_id": ns, **topics})
+
+    def environment(self, base: Mapping[str, str]) -> dict[str, str]:
+        """`base` (a process environment) with these settings as `CEASEFIRE_*` variables, for a child."""
+        env = {k: v for k, v in base.items() if not k.startswith("CEASEFIRE_")}
+        for name, value in self.model_dump().items():
+            if value is not None:
+                env[f"CEASEFIRE_{name.upper()}"] = str(value)
+        return env
 
     @property
     def bootstrap(self) -> str:

@@ -9,38 +9,22 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from schemas.topics import Role
 from services.runtime.broker import free_port
 from services.runtime.settings import Settings
 
 
 def isolated_settings(broker_url: str, data_dir: Path, **overrides: object) -> Settings:
     """Settings with a topic set and consumer group of their own, so tests never share state."""
-    ns = f"t{uuid.uuid4().hex[:10]}"
-    topics = {f"topic_{role.value}": f"{ns}.{role.value}" for role in Role}
-    values: dict[str, object] = {
-        "broker": broker_url,
-        "app_id": ns,
-        "data_dir": data_dir,
-        "web_port": free_port(),
-        "store": "rocksdb://",
-        **topics,
-    }
-    values.update(overrides)
-    return Settings(**values)
+    base = Settings(broker=broker_url, data_dir=data_dir, web_port=free_port(), store="rocksdb://")
+    return base.isolated("t").model_copy(update=overrides)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CEASEFIRE_")}
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[f"CEASEFIRE_{name.upper()}"] = str(value)
-    return env
+    return settings.environment(os.environ)
 
 
 class WorkerProcess:
