@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
-from faust.types import TP
 
 from schemas.alert import Alert
 from schemas.fragility import FragilitySnapshot
@@ -25,7 +24,7 @@ from schemas.incident import IncidentBatch
 from schemas.topics import Role
 from services.alert.rules import AlertEngine
 from services.runtime.ceasefire_state import CeasefireStates
-from services.runtime.codec import decode_or_count, encode
+from services.runtime.codec import decode_or_count, encode, raw_topic
 from services.runtime.context import Context
 from services.runtime.failure import or_die
 
@@ -49,13 +48,15 @@ class AlertStage:
         self.snapshots: dict[str, FragilitySnapshot] = {}
         self.recent: deque[Alert] = deque(maxlen=12)  # the newest alert records, for the live view
 
-    def forget(self, revoked: set[TP]) -> None:
-        for ceasefire_id in self.states.forget(revoked):
+        self.states.follow_rebalances(self.forget, self.warm)
+
+    def forget(self, dropped: list[str]) -> None:
+        for ceasefire_id in dropped:
             self.snapshots.pop(ceasefire_id, None)
 
-    async def warm(self) -> None:
-        """After a restore, rebuild the engines (and fragility gauges) of the ceasefires owned now."""
-        for ceasefire_id in self.states.warm():
+    def warm(self, built: list[str]) -> None:
+        """After a restore, the fragility gauges of the ceasefires owned now answer at once."""
+        for ceasefire_id in built:
             self.snapshots.setdefault(ceasefire_id, self.engines[ceasefire_id].fragility())
 
     def engine(self, ceasefire_id: str, partition: int) -> AlertEngine | None:
@@ -119,19 +120,9 @@ class AlertStage:
 
 def install(app: faust.App, ctx: Context) -> None:
     """Register the alert agent, its table and the fragility heartbeat on `app`."""
-    s = ctx.settings
     stage = AlertStage(app, ctx)
-    source = app.topic(
-        s.topic(Role.BY_CEASEFIRE), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-    )
 
-    stage.states.table.on_recover(stage.warm)
-
-    @app.on_partitions_revoked.connect
-    async def forget_revoked(sender: faust.App, revoked: set[TP], **_: Any) -> None:
-        stage.forget(revoked)
-
-    @app.agent(source, name="alert")
+    @app.agent(raw_topic(app, ctx.settings.topic(Role.BY_CEASEFIRE)), name="alert")
     async def alert(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             await or_die("alert", stage.alert_batch(event))

@@ -22,7 +22,6 @@ from typing import Any
 
 import faust
 import orjson
-from faust.types import TP
 
 from schemas.incident import Incident
 from schemas.report import AcceptedReport
@@ -30,12 +29,37 @@ from schemas.topics import Role
 from services.correlate import api
 from services.correlate.state import Correlator
 from services.runtime.ceasefire_state import CeasefireStates
-from services.runtime.codec import decode_or_count, encode
+from services.runtime.codec import decode_or_count, encode, raw_topic
 from services.runtime.context import Context
 from services.runtime.failure import or_die
 from services.runtime.tables import writes_for
 
 EVICT_EVERY_SECONDS = 300.0  # event time between evictions of one ceasefire
+
+
+MAX_BATCH_BYTES = 512 * 1024
+
+
+def incident_batches(encoded: list[bytes], watermarks: dict[str, str]) -> list[bytes]:
+    """IncidentBatch records of at most ~MAX_BATCH_BYTES (a broker caps request size); the
+    watermarks ride on the last one, so the alert stage moves event time only after every incident."""
+    chunks: list[list[bytes]] = [[]]
+    size = 0
+    for record in encoded:
+        if chunks[-1] and size + len(record) > MAX_BATCH_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(record)
+        size += len(record) + 1
+    last = len(chunks) - 1
+    return [
+        b'{"watermarks":'
+        + orjson.dumps(watermarks if n == last else {})
+        + b',"incidents":['
+        + b",".join(chunk)
+        + b"]}"
+        for n, chunk in enumerate(chunks)
+    ]
 
 
 class CorrelateStage:
@@ -48,15 +72,9 @@ class CorrelateStage:
         )
         self.correlators = self.states.states  # ceasefire id → correlator, for the API and gauges
         self.evicted_at: dict[str, float] = {}
-
-    def forget(self, revoked: set[TP]) -> None:
-        """Partitions moved: drop their correlators; they are rebuilt from the table when needed."""
-        self.states.forget(revoked)
-
-    async def warm(self) -> None:
-        """After a restore, rebuild the correlators of the ceasefires this worker now owns, so its
-        read API and gauges answer before the next report arrives."""
-        self.states.warm()
+        # Correlators of revoked partitions are dropped and rebuilt from the table when needed; after
+        # a restore those owned now are built at once, so the read API and gauges answer.
+        self.states.follow_rebalances(lambda dropped: None, lambda built: None)
 
     def correlator(self, ceasefire_id: str, partition: int) -> Correlator | None:
         # None only for a ceasefire gone from the registry since its reports were accepted
@@ -98,8 +116,8 @@ class CorrelateStage:
                 for c, e in touched.items()
                 if e.message.partition == partition and (wm := self.correlators[c].watermark) is not None
             }
-            batch = b'{"watermarks":' + orjson.dumps(watermarks) + b',"incidents":[' + b",".join(encoded) + b"]}"
-            pending.append(await send(self.topics[Role.BY_CEASEFIRE], None, batch, partition, None, None))
+            for batch in incident_batches(encoded, watermarks):
+                pending.append(await send(self.topics[Role.BY_CEASEFIRE], None, batch, partition, None, None))
         await asyncio.gather(*pending)
         self._observe(published)
 
@@ -126,15 +144,7 @@ def install(app: faust.App, ctx: Context) -> None:
     """Register the correlate agent and its table on `app`."""
     s = ctx.settings
     stage = CorrelateStage(app, ctx)
-    accepted = app.topic(
-        s.topic(Role.ACCEPTED), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-    )
-
-    stage.states.table.on_recover(stage.warm)
-
-    @app.on_partitions_revoked.connect
-    async def forget_revoked(sender: faust.App, revoked: set[TP], **_: Any) -> None:
-        stage.forget(revoked)
+    accepted = raw_topic(app, s.topic(Role.ACCEPTED))
 
     @app.agent(accepted, name="correlate")
     async def correlate(stream: faust.StreamT[bytes]) -> None:

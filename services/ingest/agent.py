@@ -31,7 +31,7 @@ from schemas.topics import Role
 from services.ingest.deadletter import dead_letter_headers
 from services.ingest.dedup import DedupState
 from services.ingest.validate import Rules, primary_reason, validate
-from services.runtime.codec import decode_or_count, encode
+from services.runtime.codec import decode_or_count, encode, raw_topic
 from services.runtime.context import Context
 from services.runtime.failure import or_die
 from services.runtime.tables import fenced_table
@@ -143,15 +143,14 @@ class IngestStage:
 def install(app: faust.App, ctx: Context) -> None:
     """Register the ingest agents and the dedup table on `app`."""
     s = ctx.settings
-    raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     stage = IngestStage(app, ctx)
 
-    @app.agent(app.topic(s.topic(Role.REPORTS), **raw), name="ingest-validate")
+    @app.agent(raw_topic(app, s.topic(Role.REPORTS)), name="ingest-validate")
     async def validate_reports(stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(s.batch_max, s.batch_within_seconds):
             await or_die("ingest-validate", stage.validate_batch(events))
 
-    @app.agent(app.topic(s.topic(Role.BY_SOURCE), **raw), name="ingest-deduplicate")
+    @app.agent(raw_topic(app, s.topic(Role.BY_SOURCE)), name="ingest-deduplicate")
     async def deduplicate(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             await or_die("ingest-deduplicate", stage.deduplicate_batch(event))

@@ -72,6 +72,20 @@ class CeasefireStates(Generic[S]):
                 built.append(ceasefire_id)
         return built
 
+    def follow_rebalances(
+        self, on_forget: Callable[[list[str]], None], on_warm: Callable[[list[str]], None]
+    ) -> None:
+        """Drop states when partitions go, build them when a restore completes; tell the stage."""
+
+        async def warm() -> None:
+            on_warm(self.warm())
+
+        async def forget(sender: faust.App, revoked: set[TP], **_: object) -> None:
+            on_forget(self.forget(revoked))
+
+        self.table.on_recover(warm)
+        self.app.on_partitions_revoked.connect(forget)
+
     def store(self, ceasefire_id: str, changes: dict[str, str | None]) -> None:
         """Write entries in the order given (it matters: see services/correlate/state.py)."""
         for key, value in changes.items():

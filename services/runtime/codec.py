@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, TypeVar
 from pydantic import BaseModel, ValidationError
 
 if TYPE_CHECKING:
+    import faust
+
     from services.runtime.context import Context
 
 M = TypeVar("M", bound=BaseModel)
@@ -31,3 +33,8 @@ def decode_or_count(model: type[M], raw: bytes | None, stage: str, ctx: Context)
     except ValidationError:
         ctx.metrics.undecodable.labels(stage).inc()
         return None
+
+
+def raw_topic(app: faust.App, name: str) -> faust.TopicT:
+    """A topic whose keys and values reach agents as bytes (decoded here, not by Faust)."""
+    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
