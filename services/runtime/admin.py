@@ -9,7 +9,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from schemas.topics import TOPICS, Role
-from services.runtime.broker import BrokerError
+from services.runtime.broker import BrokerError, quiet_client_logs
 from services.runtime.settings import Settings
 
 # Topics whose partition is chosen by us (hash of source; the accepted partition of a ceasefire).
@@ -21,7 +21,8 @@ async def ensure_topics(settings: Settings, roles: list[Role] | None = None, tim
     wanted = [TOPICS[r] for r in (roles or list(Role))]
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=int(timeout * 1000))
     try:
-        await asyncio.wait_for(admin.start(), timeout)
+        with quiet_client_logs():
+            await asyncio.wait_for(admin.start(), timeout)
     except (KafkaError, OSError, TimeoutError) as exc:
         raise BrokerError(f"cannot reach the Kafka broker at {settings.bootstrap}: {exc!r}") from None
     try:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -22,6 +24,18 @@ PR_SET_PDEATHSIG = 1
 
 class BrokerError(RuntimeError):
     """The broker could not be started or reached; the message is one line for a person."""
+
+
+@contextlib.contextmanager
+def quiet_client_logs() -> Iterator[None]:
+    """aiokafka logs each failed connection attempt itself; a person gets our one line instead."""
+    logger = logging.getLogger("aiokafka")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

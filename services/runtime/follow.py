@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from services.runtime.broker import BrokerError
+from services.runtime.broker import BrokerError, quiet_client_logs
 from services.runtime.settings import Settings
 
 
@@ -20,7 +20,8 @@ async def read_values(settings: Settings, topic: str, follow: bool, idle_seconds
     """
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
     try:
-        await consumer.start()
+        with quiet_client_logs():
+            await consumer.start()
     except (KafkaError, OSError) as exc:
         await consumer.stop()
         raise BrokerError(f"cannot reach the Kafka broker at {settings.bootstrap}: {exc!r}") from None

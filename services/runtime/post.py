@@ -9,7 +9,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from services.runtime.broker import BrokerError
+from services.runtime.broker import BrokerError, quiet_client_logs
 from services.runtime.settings import Settings
 
 
@@ -26,7 +26,8 @@ async def post_lines(settings: Settings, lines: Sequence[bytes], pace_seconds: f
     """Send each line as one record; `pace_seconds` spreads them out (for a live demo)."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=5, max_request_size=4 * 1024 * 1024)
     try:
-        await asyncio.wait_for(producer.start(), 15)
+        with quiet_client_logs():
+            await asyncio.wait_for(producer.start(), 15)
     except (KafkaError, OSError, TimeoutError) as exc:
         await producer.stop()
         raise BrokerError(f"cannot reach the Kafka broker at {settings.bootstrap}: {exc!r}") from None

@@ -51,6 +51,7 @@ def broker_for(settings: Settings, log_path: Path | None = None) -> Iterator[Set
 
 
 CLEAN_MARK = "stopped-cleanly"
+FAUST_APPDIR = "v1"  # Faust keeps its local table data in <datadir>/v<app version>
 
 
 def prepare_local_state(data_dir: Path) -> bool:
@@ -60,13 +61,14 @@ def prepare_local_state(data_dir: Path) -> bool:
     SIGKILL the local files can hold entries the changelog never got. The restarted worker would then
     treat the re-delivered reports as already seen and never write those entries, and a later rebuild
     from the changelog (a takeover, a lost disk) would lack them. Rebuilding from the changelog after
-    every unclean stop keeps the two equal; the fence (tables.py) makes that rebuild exact.
+    every unclean stop keeps the two equal; the fence (tables.py) makes that rebuild exact. Only
+    Faust's own directory goes: logs and anything else in `data_dir` stay.
     """
     mark = data_dir / CLEAN_MARK
-    wiped = False
-    if data_dir.exists() and not mark.exists() and any(data_dir.iterdir()):
-        shutil.rmtree(data_dir)
-        wiped = True
+    tables = data_dir / FAUST_APPDIR
+    wiped = tables.exists() and not mark.exists()
+    if wiped:
+        shutil.rmtree(tables)
     data_dir.mkdir(parents=True, exist_ok=True)
     mark.unlink(missing_ok=True)  # until this worker stops cleanly
     return wiped
