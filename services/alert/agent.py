@@ -27,6 +27,7 @@ from services.runtime.ceasefire_state import CeasefireStates
 from services.runtime.codec import decode_or_count, encode, raw_topic
 from services.runtime.context import Context
 from services.runtime.failure import or_die
+from services.runtime.tables import changelog_sent
 
 FRAGILITY_REPEAT_SECONDS = 60.0
 
@@ -87,6 +88,7 @@ class AlertStage:
         await self._publish(alerts, snapshots, newest)
         for ceasefire_id in touched:
             self.states.store(ceasefire_id, self.engines[ceasefire_id].take_changes())
+        await changelog_sent(self.app)
 
     def _changed_snapshot(self, ceasefire_id: str) -> FragilitySnapshot | None:
         snapshot = self.engines[ceasefire_id].fragility()

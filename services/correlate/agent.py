@@ -32,7 +32,7 @@ from services.runtime.ceasefire_state import CeasefireStates
 from services.runtime.codec import decode_or_count, encode, raw_topic
 from services.runtime.context import Context
 from services.runtime.failure import or_die
-from services.runtime.tables import writes_for
+from services.runtime.tables import changelog_sent, writes_for
 
 EVICT_EVERY_SECONDS = 300.0  # event time between evictions of one ceasefire
 
@@ -102,6 +102,7 @@ class CorrelateStage:
             self._maybe_evict(ceasefire_id, correlator)
             with writes_for(event):
                 self.states.store(ceasefire_id, correlator.take_changes())
+        await changelog_sent(self.app)
 
     async def _publish(self, published: dict[int, list[Incident]], touched: dict[str, faust.EventT]) -> None:
         send = self.app.producer.send

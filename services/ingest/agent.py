@@ -34,7 +34,7 @@ from services.ingest.validate import Rules, primary_reason, validate
 from services.runtime.codec import decode_or_count, encode, raw_topic
 from services.runtime.context import Context
 from services.runtime.failure import or_die
-from services.runtime.tables import fenced_table
+from services.runtime.tables import changelog_sent, fenced_table
 
 MAX_BATCH_BYTES = 512 * 1024
 SWEEP_EVERY_SECONDS = 24 * 3600.0  # event time between expiry sweeps of one partition
@@ -124,6 +124,7 @@ class IngestStage:
         state.commit()  # only after the acknowledgements: a crash before this line re-emits, never drops
         self._count(len(batch.reports), rules)
         self._maybe_sweep(partition, state)
+        await changelog_sent(self.app)
 
     def _count(self, total: int, rules: list[str]) -> None:
         metrics = self.ctx.metrics

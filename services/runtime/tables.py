@@ -72,3 +72,14 @@ def owned_partitions(app: faust.App, topic: str) -> set[int]:
 def scopes(table: faust.Table, separator: str) -> set[str]:
     """The scope prefixes (ceasefire ids) of the keys this worker holds."""
     return {key.split(separator, 1)[0] for key in table}
+
+
+async def changelog_sent(app: faust.App) -> None:
+    """Wait until this batch's table writes have reached the broker.
+
+    Faust sends changelog records with `send_soon` into its own producer buffer and commits offsets
+    without waiting for that buffer: a crash in between would commit records whose state never
+    reached the changelog (found by tests/integration/test_correlate_crash.py). Every stage awaits
+    this at the end of a batch, before Faust may acknowledge it.
+    """
+    await app.producer.flush()
