@@ -117,11 +117,6 @@ async def test_killed_correlator_ends_with_the_batch_incidents(
             for r in i.reports
             if (r.source, r.report_id) in missing
         )
-        live = {i.incident_id: (i.version, i.status) for i in latest_records(records)}
-        merged_last = {
-            i.incident_id: (i.version, i.merged_into) for i in every if i.status == "merged"
-        }
-        survivors = {m[1]: live.get(m[1]) for _, m in merged_last.items()}
         first_id = seen_in[0][0] if seen_in else None
         history = [
             (r.offset, i.version, i.status, i.merged_into, sorted(x.report_id for x in i.reports))
