@@ -194,14 +194,18 @@ class Correlator:
             link.distance_km,
             link.gap_minutes,
         )
-        while node is not None:
+        visited: set[Key] = set()
+        # A torn write (a crash while the entries of one change were being stored) can leave a path
+        # that ends at a report no longer held, or runs in a circle: stop there rather than fail.
+        while node is not None and node.key not in visited:
+            visited.add(node.key)
             after = node.linked_to
             upward = (node.key, node.distance_km, node.gap_minutes)
             node.linked_to, node.distance_km, node.gap_minutes = carried
             node.record = None
             self._dirty_reports.add(node.key)
             carried = upward
-            node = None if after is None else self.reports[after]
+            node = None if after is None else self.reports.get(after)
 
     def _merge(self, survivor: IncidentState, absorbed: IncidentState) -> IncidentState:
         """Join two incidents under the survivor's identity; the smaller member list moves (union by size)."""
