@@ -29,7 +29,7 @@ from schemas.topics import Role
 from services.correlate import api
 from services.correlate.state import Correlator
 from services.runtime.ceasefire_state import CeasefireStates
-from services.runtime.codec import decode_or_count, encode, raw_topic
+from services.runtime.codec import decode_or_count, encode, pack, raw_topic
 from services.runtime.context import Context
 from services.runtime.failure import or_die
 from services.runtime.tables import changelog_sent, writes_for
@@ -37,28 +37,14 @@ from services.runtime.tables import changelog_sent, writes_for
 EVICT_EVERY_SECONDS = 300.0  # event time between evictions of one ceasefire
 
 
-MAX_BATCH_BYTES = 512 * 1024
-
-
 def incident_batches(encoded: list[bytes], watermarks: dict[str, str]) -> list[bytes]:
-    """IncidentBatch records of at most ~MAX_BATCH_BYTES (a broker caps request size); the
-    watermarks ride on the last one, so the alert stage moves event time only after every incident."""
-    chunks: list[list[bytes]] = [[]]
-    size = 0
-    for record in encoded:
-        if chunks[-1] and size + len(record) > MAX_BATCH_BYTES:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(record)
-        size += len(record) + 1
-    last = len(chunks) - 1
+    """IncidentBatch records of at most ~MAX_BATCH_BYTES; the watermarks ride on the last one, so
+    the alert stage moves event time only after every incident."""
+    runs = pack(encoded)
+    last = len(runs) - 1
     return [
-        b'{"watermarks":'
-        + orjson.dumps(watermarks if n == last else {})
-        + b',"incidents":['
-        + b",".join(chunk)
-        + b"]}"
-        for n, chunk in enumerate(chunks)
+        b'{"watermarks":' + orjson.dumps(watermarks if n == last else {}) + b',"incidents":[' + b",".join(run) + b"]}"
+        for n, run in enumerate(runs)
     ]
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import zlib
 from collections import defaultdict
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,12 +31,11 @@ from schemas.topics import Role
 from services.ingest.deadletter import dead_letter_headers
 from services.ingest.dedup import DedupState
 from services.ingest.validate import Rules, primary_reason, validate
-from services.runtime.codec import decode_or_count, encode, raw_topic
+from services.runtime.codec import decode_or_count, encode, pack, raw_topic
 from services.runtime.context import Context
 from services.runtime.failure import or_die
 from services.runtime.tables import changelog_sent, fenced_table
 
-MAX_BATCH_BYTES = 512 * 1024
 SWEEP_EVERY_SECONDS = 24 * 3600.0  # event time between expiry sweeps of one partition
 
 
@@ -45,20 +44,9 @@ def source_partition(source: str, partitions: int) -> int:
     return zlib.crc32(source.encode()) % partitions
 
 
-def chunk_batches(items: Iterable[bytes], limit: int = MAX_BATCH_BYTES) -> list[bytes]:
-    """Join encoded SourcedReports into ReportBatch records of at most ~`limit` bytes each."""
-    records: list[bytes] = []
-    current: list[bytes] = []
-    size = 0
-    for item in items:
-        if current and size + len(item) > limit:
-            records.append(b'{"reports":[' + b",".join(current) + b"]}")
-            current, size = [], 0
-        current.append(item)
-        size += len(item) + 1
-    if current:
-        records.append(b'{"reports":[' + b",".join(current) + b"]}")
-    return records
+def chunk_batches(items: list[bytes]) -> list[bytes]:
+    """Join encoded SourcedReports into ReportBatch records of at most ~MAX_BATCH_BYTES each."""
+    return [b'{"reports":[' + b",".join(run) + b"]}" for run in pack(items) if run]
 
 
 class IngestStage:

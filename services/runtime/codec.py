@@ -38,3 +38,20 @@ def decode_or_count(model: type[M], raw: bytes | None, stage: str, ctx: Context)
 def raw_topic(app: faust.App, name: str) -> faust.TopicT:
     """A topic whose keys and values reach agents as bytes (decoded here, not by Faust)."""
     return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+
+MAX_BATCH_BYTES = 512 * 1024  # internal batch records stay well under a broker's request size
+
+
+def pack(items: list[bytes], limit: int = MAX_BATCH_BYTES) -> list[list[bytes]]:
+    """Group encoded records, in order, into runs of at most ~`limit` bytes (at least one run, and a
+    record larger than `limit` alone in its run): one internal batch record per run."""
+    runs: list[list[bytes]] = [[]]
+    size = 0
+    for item in items:
+        if runs[-1] and size + len(item) > limit:
+            runs.append([])
+            size = 0
+        runs[-1].append(item)
+        size += len(item) + 1
+    return runs

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import orjson
 
-from services.correlate.agent import MAX_BATCH_BYTES, incident_batches
+from services.correlate.agent import incident_batches
+from services.runtime.codec import MAX_BATCH_BYTES
 
 
 def test_many_incidents_are_split_and_the_watermarks_ride_on_the_last_record() -> None:
