@@ -8,8 +8,10 @@ written to the same partition number, for the alert stage.
 State: table `correlation` (changelogged), per ceasefire the entries a `Correlator` persists
 (`<ceasefire_id>\\x1f<key>`); the in-memory `Correlator` is rebuilt from it after each rebalance.
 
-Order: incidents are sent and acknowledged, then the table is written, then offsets commit. A crash
-in between re-processes the reports, and the `Correlator` rebuilt from the table reproduces them.
+Order: the incidents' new versions are stored (`version_entries`), then the incidents are sent and
+acknowledged, then the rest of the state is stored, then offsets commit. A crash anywhere re-processes
+the batch against a state that holds every published version: the rebuilt `Correlator` reproduces the
+incidents under higher versions, and never publishes one version with two contents.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from schemas.incident import Incident
 from schemas.report import AcceptedReport
 from schemas.topics import Role
 from services.correlate import api
-from services.correlate.state import Correlator
+from services.correlate.state import Correlator, version_entries
 from services.runtime.ceasefire_state import CeasefireStates
 from services.runtime.codec import decode_or_count, encode, pack, raw_topic
 from services.runtime.context import Context
@@ -82,12 +84,18 @@ class CorrelateStage:
             changed.sort(key=lambda incident: incident.status != "merged")
             published[event.message.partition].extend(changed)
             touched[report.ceasefire_id] = event
-        await self._publish(published, touched)
+        rest: dict[str, dict[str, str | None]] = {}
         for ceasefire_id, event in touched.items():
             correlator = self.correlators[ceasefire_id]
             self._maybe_evict(ceasefire_id, correlator)
+            reservations, rest[ceasefire_id] = version_entries(correlator.take_changes())
             with writes_for(event):
-                self.states.store(ceasefire_id, correlator.take_changes())
+                self.states.store(ceasefire_id, reservations)
+        await changelog_sent(self.app)
+        await self._publish(published, touched)
+        for ceasefire_id, event in touched.items():
+            with writes_for(event):
+                self.states.store(ceasefire_id, rest[ceasefire_id])
         await changelog_sent(self.app)
 
     async def _publish(self, published: dict[int, list[Incident]], touched: dict[str, faust.EventT]) -> None:

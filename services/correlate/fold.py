@@ -45,6 +45,10 @@ class IncidentState:
 
     def absorb(self, other: IncidentState) -> None:
         """Take over another incident's reports (its identity is the caller's business)."""
+        if not other.members:  # an incident revived after a torn write, its reports not back yet
+            return
+        if not self.members:
+            self.first_us, self.last_us = other.first_us, other.last_us
         self.members.extend(other.members)
         self.members.sort(key=_sort_key)  # two sorted runs: linear
         self.first_us = min(self.first_us, other.first_us)

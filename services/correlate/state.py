@@ -56,6 +56,8 @@ class Correlator:
         self._dirty_incidents: set[str] = set()
         self._dirty_meta = False
         self.seen = SeenReports(round(settings.remember_hours * 60 * MINUTE_US))
+        self._torn: dict[str, IncidentState] = {}  # stored versions whose reports a crash did not store
+        self._torn_until = _NEVER
         self._restore(persisted)
 
     @property
@@ -77,19 +79,28 @@ class Correlator:
         self._dirty_meta = True
 
         partners = self._partners(held)
+        founded = incident_id(self.ceasefire.id, held.source, held.report_id)
+        own = self._founded_before(founded)
+        merging: list[tuple[IncidentState, HeldReport | None, Link | None]] = list(partners)
+        if own is not None and all(own is not state for state, _, _ in partners):
+            merging.append((own, None, None))  # its tree already hangs from this report: no bridge
+            merging.sort(key=lambda entry: entry[0].precedence if entry[0].members else (held.observed_us, founded))
         records: list[Incident] = []
-        if not partners:
-            survivor = IncidentState(incident_id(self.ceasefire.id, held.source, held.report_id))
+        if not merging:
+            survivor = IncidentState(founded)
             self.open[survivor.incident_id] = survivor
         else:
-            survivor, partner, link = partners[0]
-            held.join(partner, link)
-            for absorbed, bridge, bridge_link in partners[1:]:
+            first = partners[0][0] if partners else None
+            if partners:
+                held.join(partners[0][1], partners[0][2])
+            survivor = merging[0][0]
+            for absorbed, bridge, bridge_link in merging[1:]:
                 absorbed.version += 1
                 records.append(
                     publish(absorbed, self.ceasefire.id, status="merged", merged_into=survivor.incident_id)
                 )
-                self._reroot(bridge, held, bridge_link)
+                if bridge is not None and bridge_link is not None and absorbed is not first:
+                    self._reroot(bridge, held, bridge_link)
                 survivor = self._merge(survivor, absorbed)
         survivor.add(held)
         survivor.version += 1
@@ -106,6 +117,15 @@ class Correlator:
         self.horizon_us = self.watermark_us - self.retention_us
         self._dirty_meta = True
         self.index.drop_before(self.horizon_us)
+        if self._torn and self.watermark_us > self._torn_until:
+            # The replay after the crash has passed: what no report came back for was evicted
+            # while its entries were being deleted.
+            for gone_id, state in self._torn.items():
+                for absorbed_id in state.absorbed:
+                    self.merged.pop(absorbed_id, None)
+                    self._dirty_incidents.add(absorbed_id)
+                self._dirty_incidents.add(gone_id)
+            self._torn.clear()
         evicted: list[str] = []
         while self._expiry and self._expiry[0][0] < self.horizon_us:
             last_us, gone_id = heapq.heappop(self._expiry)
@@ -127,10 +147,10 @@ class Correlator:
 
     def take_changes(self) -> dict[str, str | None]:
         """Entries changed since the last call (None: delete), for the shell's changelogged table."""
-        # Order matters: the shell writes entries in this order and a crash can stop it anywhere.
-        # Incidents (with their new versions) come first, so any stored prefix holds versions at least
-        # as high as any published: re-processing after a crash skips a version, never repeats one.
-        # Evicted incidents are deleted last, after their reports.
+        # Order matters: the shell stores the version reservations (`version_entries`) before it
+        # publishes, then these entries in this order, and a crash can stop it anywhere. Incidents
+        # come first; remembered identities before the evicted reports' entries go; evicted incidents
+        # are deleted last, after their reports.
         changes: dict[str, str | None] = {}
         incidents = {INCIDENT_PREFIX + iid: self._encode_incident(iid) for iid in sorted(self._dirty_incidents)}
         changes.update((k, v) for k, v in incidents.items() if v is not None)
@@ -270,13 +290,25 @@ class Correlator:
             self._hold(held, state)
         self._dirty_reports.clear()
         for iid in [iid for iid, state in self.open.items() if not state.members]:
-            # Only reachable from a torn write: its reports were not stored, so they are processed
-            # again and re-publish the same versions with the same content.
-            del self.open[iid]
+            # Only reachable from a torn write: the incident's version was stored, its reports were
+            # not. They are processed again; the incident keeps counting from the stored version.
+            self._torn[iid] = self.open.pop(iid)
+        self._torn_until = (self.watermark_us or 0) + self.retention_us
         for state in self.open.values():
             state.absorbed.sort()
             self._expiry.append((state.last_us, state.incident_id))
         heapq.heapify(self._expiry)
+
+    def _founded_before(self, founded: str) -> IncidentState | None:
+        """The incident a report founded before a crash that stored the incident but not the report.
+
+        Without this, the report would found a second incident under the same id, published from
+        version 1 again while the stored one lives on without it."""
+        root = self._root(founded)
+        state = self.open.get(root)
+        if state is None and root in self._torn:
+            state = self.open[root] = self._torn.pop(root)
+        return state
 
     def _opened(self, iid: str) -> IncidentState:
         """The open incident `iid`; tolerates a torn write (entries of one change set partly stored)."""
@@ -340,3 +372,24 @@ def _decode_report(doc: dict) -> tuple[HeldReport, str]:
         gap_minutes=doc["gap_minutes"],
     )
     return held, doc["incident"]
+
+
+
+def version_entries(changes: dict[str, str | None]) -> tuple[dict[str, str], dict[str, str | None]]:
+    """Split `take_changes()` into version reservations and the rest.
+
+    The shell stores the reservations *before* it publishes the batch's incident records, and the
+    rest after. A reservation raises an incident's stored version and changes nothing else (a merge
+    is stored only with the rest): whatever a crash tears, every version ever published is stored,
+    and re-processing the batch publishes above it, never one (incident, version) with two contents.
+    """
+    reservations: dict[str, str] = {}
+    rest: dict[str, str | None] = {}
+    for key, value in changes.items():
+        if key.startswith(INCIDENT_PREFIX) and value is not None:
+            doc = orjson.loads(value)
+            reservations[key] = orjson.dumps({"version": doc["version"], "merged_into": None}).decode()
+            if doc["merged_into"] is None:
+                continue
+        rest[key] = value
+    return reservations, rest

@@ -61,12 +61,6 @@ def live_components(incidents: list[Incident]) -> tuple[set[frozenset[tuple[str,
 
 
 @pytest.mark.parametrize("local_state", ["kept", "wiped"])
-@pytest.mark.xfail(
-    strict=False,
-    reason="OPEN BUG (issue 4 closing note): in ~1 run of 2 an incident republished after the restart "
-    "lacks reports that its earlier versions held — the restored correlation state misses report "
-    "entries written long before the kill; cause not found yet",
-)
 async def test_killed_correlator_ends_with_the_batch_incidents(
     broker, workers, registry: Registry, tmp_path: Path, local_state: str
 ) -> None:
@@ -125,6 +119,11 @@ async def test_killed_correlator_ends_with_the_batch_incidents(
         ]
         assert not missing, f"missing {sorted(missing)[:5]}; history of {first_id}: {history}"
     assert found == expected
+    contents: dict[tuple[str, int], bytes] = {}
+    for record in records:
+        incident = Incident.model_validate_json(record.value)
+        earlier = contents.setdefault((incident.incident_id, incident.version), record.value)
+        assert earlier == record.value, f"{incident.incident_id} v{incident.version} published with two contents"
 
 
 def latest_records(records: list) -> list[Incident]:

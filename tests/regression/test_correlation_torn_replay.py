@@ -1,53 +1,107 @@
-"""Open bug (issue 4): a crash that tears the last batch's correlation writes, then a replay from an
-earlier committed offset, can leave a report out of every live incident. Pure reproduction of what
-tests/integration/test_correlate_crash.py sees on the broker ~1 run in 2 (no broker needed here)."""
+"""A crash that tears a batch's correlation writes, then a replay from an earlier committed offset.
+
+Models what the correlate shell does per batch (services/correlate/agent.py): store the version
+reservations, publish the incident records, store the rest, commit. The crash stops the last batch's
+writes after any entry (its records are published only if every reservation was stored); the
+restarted worker rebuilds from the stored entries and re-reads from any offset committed before the
+torn batch. Found on the broker by tests/integration/test_correlate_crash.py (~1 run in 2), then here:
+a report that founded an incident came back to a state holding the incident but not the report and
+founded a second incident under the same id; and a merge stored before its records were published
+was never published at all.
+"""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from schemas.ceasefire import Registry
+from schemas.ceasefire import Ceasefire, Registry
 from schemas.incident import Incident
-from services.correlate.state import Correlator
+from schemas.report import AcceptedReport
+from services.correlate.state import Correlator, version_entries
 from tests.integration.test_correlate_crash import CEASEFIRE, live_components, stream
 from tests.support.batch import components
 
 BATCH = 50  # reports per stored batch; offsets are committed only after a batch is stored
 EVICT_EVERY_SECONDS = 300
+Entries = list[tuple[str, str | None]]
 
 
-def feed(correlator: Correlator, reports: list, store: dict[str, str], out: list[Incident]) -> None:
+def store(entries: dict[str, str], changes: Entries) -> None:
+    for key, value in changes:
+        if value is None:
+            entries.pop(key, None)
+        else:
+            entries[key] = value
+
+
+def feed(correlator: Correlator, reports: list[AcceptedReport], entries: dict[str, str], out: list[Incident]) -> list[Incident]:
+    """Process and store whole batches; the records of the last, unstored part are returned."""
+    pending: list[Incident] = []
     last = None
     for n, report in enumerate(reports):
-        out.extend(sorted(correlator.add(report), key=lambda i: i.status != "merged"))
+        pending.extend(sorted(correlator.add(report), key=lambda i: i.status != "merged"))
         mark = correlator.watermark.timestamp()  # type: ignore[union-attr]
         last = mark if last is None else last
         if mark - last >= EVICT_EVERY_SECONDS:
             last = mark
             correlator.evict()
         if n % BATCH == BATCH - 1:
-            for key, value in correlator.take_changes().items():
-                if value is None:
-                    store.pop(key, None)
-                else:
-                    store[key] = value
+            reservations, rest = version_entries(correlator.take_changes())
+            store(entries, list(reservations.items()))
+            out.extend(pending)
+            pending = []
+            store(entries, list(rest.items()))
+    return pending
 
 
-@pytest.mark.xfail(strict=True, reason="open bug: see the module docstring and the issue 4 closing note")
-def test_torn_write_then_replay_keeps_every_report(registry: Registry) -> None:
-    ceasefire = registry.get(CEASEFIRE)
-    reports = stream(2000)
-    kill, stored, replay_from = 794, 109, 218  # found by a seeded search (1 bad case in 120)
-    store: dict[str, str] = {}
+def crash_and_replay(ceasefire: Ceasefire, reports: list[AcceptedReport], kill: int, cut: int, replay_from: int) -> list[Incident]:
+    """Every record published, with a crash after report `kill` that stored `cut` entries of the last batch."""
+    entries: dict[str, str] = {}
     out: list[Incident] = []
     first = Correlator(ceasefire)
-    feed(first, reports[:kill], store, out)
-    for key, value in list(first.take_changes().items())[:stored]:  # the crash tears this batch
-        if value is None:
-            store.pop(key, None)
-        else:
-            store[key] = value
-    feed(Correlator(ceasefire, list(store.items())), reports[replay_from:], store, out)
+    pending = feed(first, reports[:kill], entries, out)
+    reservations, rest = version_entries(first.take_changes())
+    torn: Entries = [*reservations.items(), *rest.items()]
+    store(entries, torn[:cut])
+    if cut >= len(reservations):
+        out.extend(pending)
+    second = Correlator(ceasefire, list(entries.items()))
+    out.extend(feed(second, reports[replay_from:], entries, out))
+    return out
+
+
+def assert_exact(out: list[Incident], reports: list[AcceptedReport], ceasefire: Ceasefire) -> None:
     found, members = live_components(out)
-    assert {r.identity for r in reports} == set(members)
+    assert sorted(members) == sorted(r.identity for r in reports), "a report missing, or in two incidents"
     assert found == components(reports, ceasefire)
+    contents: dict[tuple[str, int], Incident] = {}
+    for incident in out:
+        earlier = contents.setdefault((incident.incident_id, incident.version), incident)
+        assert earlier == incident, f"{incident.incident_id} v{incident.version} published with two contents"
+
+
+@pytest.mark.parametrize(
+    ("kill", "cut", "replay_from"),
+    [(794, 109, 218), (794, 20, 218), (827, 11, 449), (827, 60, 449), (783, 117, 275)],
+)
+def test_torn_write_then_replay_keeps_every_report(registry: Registry, kill: int, cut: int, replay_from: int) -> None:
+    ceasefire = registry.get(CEASEFIRE)
+    reports = stream(1200)
+    assert_exact(crash_and_replay(ceasefire, reports, kill, cut, replay_from), reports, ceasefire)
+
+
+def test_random_crashes_keep_every_report(registry: Registry) -> None:
+    """A seeded sample (the search that found the bugs above ran 290 cases clean after the fix)."""
+    ceasefire = registry.get(CEASEFIRE)
+    reports = stream(900)
+    rng = random.Random(20261125)
+    for _ in range(8):
+        kill = rng.randrange(60, 850)
+        probe = Correlator(ceasefire)
+        feed(probe, reports[:kill], {}, [])
+        size = sum(map(len, version_entries(probe.take_changes())))
+        cut = rng.randrange(size + 1)
+        replay_from = rng.randrange(0, (kill // BATCH) * BATCH + 1)
+        assert_exact(crash_and_replay(ceasefire, reports, kill, cut, replay_from), reports, ceasefire)
