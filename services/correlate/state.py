@@ -30,6 +30,7 @@ from services.correlate.seen import SEEN_PREFIX, SeenReports
 Key = tuple[str, str]
 REPORT_PREFIX = "r\x1f"
 INCIDENT_PREFIX = "i\x1f"
+EVICTION_PREFIX = "e\x1f"
 META_KEY = "~meta"
 _NEVER = -(1 << 62)  # horizon before the first eviction: every report may link
 
@@ -55,6 +56,10 @@ class Correlator:
         self._dirty_reports: set[Key] = set()
         self._dirty_incidents: set[str] = set()
         self._dirty_meta = False
+        # Evictions of this batch: incident id -> its last version and members (see take_changes),
+        # and the markers of the last batch, deleted once that batch is wholly stored.
+        self._evictions: dict[str, tuple[int, list[tuple[str, str, int]]]] = {}
+        self._stale_markers: set[str] = set()
         self.seen = SeenReports(round(settings.remember_hours * 60 * MINUTE_US))
         self._torn: dict[str, IncidentState] = {}  # stored versions whose reports a crash did not store
         self._torn_until = _NEVER
@@ -133,6 +138,7 @@ class Correlator:
             if state is None or state.last_us != last_us:
                 continue  # merged away, or a newer entry stands for it
             del self.open[gone_id]
+            self._evictions[gone_id] = (state.version, [(*m.key, m.observed_us) for m in state.members])
             for member in state.members:
                 self.seen.remember(member.key, member.observed_us)
                 del self.reports[member.key]
@@ -154,6 +160,11 @@ class Correlator:
         changes: dict[str, str | None] = {}
         incidents = {INCIDENT_PREFIX + iid: self._encode_incident(iid) for iid in sorted(self._dirty_incidents)}
         changes.update((k, v) for k, v in incidents.items() if v is not None)
+        # An eviction is stored as one marker before its remembered identities and deletions: a crash
+        # that tears those leaves the marker, and the rebuild completes the eviction from it.
+        for iid in sorted(self._evictions):
+            version, members = self._evictions[iid]
+            changes[EVICTION_PREFIX + iid] = orjson.dumps({"version": version, "members": members}).decode()
         if self.watermark_us is not None:
             self.seen.expire(self.watermark_us)
         remembered, forgotten = self.seen.take_changes()
@@ -163,6 +174,7 @@ class Correlator:
             entry = REPORT_PREFIX + key[0] + "\x1f" + key[1]
             changes[entry] = None if held is None else _encode_report(held, self.home[key].incident_id)
         changes.update((k, v) for k, v in incidents.items() if v is None)
+        changes.update((EVICTION_PREFIX + iid, None) for iid in sorted(self._stale_markers - self._evictions.keys()))
         changes.update(forgotten)
         if self._dirty_meta:
             meta = {"watermark_us": self.watermark_us, "horizon_us": self.horizon_us, "seq": self.seq}
@@ -170,6 +182,8 @@ class Correlator:
         self._dirty_reports.clear()
         self._dirty_incidents.clear()
         self._dirty_meta = False
+        self._stale_markers = set(self._evictions)
+        self._evictions.clear()
         return changes
 
     def incidents(self) -> Iterable[Incident]:
@@ -265,9 +279,16 @@ class Correlator:
     def _restore(self, persisted: Iterable[tuple[str, str]]) -> None:
         incidents: dict[str, dict] = {}
         joined: list[tuple[HeldReport, str]] = []
+        evicted: set[str] = set()
         for key, text in persisted:
             doc = orjson.loads(text)
-            if key == META_KEY:
+            if key.startswith(EVICTION_PREFIX):
+                # Complete an eviction a crash may have torn: its reports are remembered, its entries go.
+                evicted.add(key[len(EVICTION_PREFIX) :])
+                for source, report_id, observed_us in doc["members"]:
+                    self.seen.remember((source, report_id), observed_us)
+                    self._dirty_reports.add((source, report_id))
+            elif key == META_KEY:
                 self.watermark_us, self.horizon_us = doc["watermark_us"], doc["horizon_us"]
                 self.seq = doc["seq"]
             elif key.startswith(INCIDENT_PREFIX):
@@ -276,6 +297,10 @@ class Correlator:
                 self.seen.restore(key, text)
             elif key.startswith(REPORT_PREFIX):
                 joined.append(_decode_report(doc))
+        self._stale_markers = set(evicted)
+        for iid in [i for i in incidents if i in evicted or self._root_in(incidents, i) in evicted]:
+            del incidents[iid]
+            self._dirty_incidents.add(iid)
         for iid, doc in incidents.items():
             if doc["merged_into"] is None:
                 self.open[iid] = IncidentState(iid, version=doc["version"])
@@ -285,10 +310,13 @@ class Correlator:
             self._opened(self._root(iid)).absorbed.append(iid)
         joined.sort(key=lambda pair: pair[0].seq)
         for held, iid in joined:
+            if held.key in self.seen:  # evicted (the marker above, or a deletion a crash cut short)
+                self._dirty_reports.add(held.key)
+                continue
             state = self._opened(self._root(iid))
             state.add(held)
             self._hold(held, state)
-        self._dirty_reports.clear()
+        self._dirty_reports -= self.reports.keys()  # what is left: entries of evicted reports, to delete
         for iid in [iid for iid, state in self.open.items() if not state.members]:
             # Only reachable from a torn write: the incident's version was stored, its reports were
             # not. They are processed again; the incident keeps counting from the stored version.
@@ -316,6 +344,14 @@ class Correlator:
         if state is None:
             state = self.open[iid] = IncidentState(iid)
         return state
+
+    @staticmethod
+    def _root_in(incidents: dict[str, dict], iid: str) -> str:
+        seen: set[str] = set()
+        while iid not in seen and (into := incidents.get(iid, {}).get("merged_into")) is not None:
+            seen.add(iid)
+            iid = into
+        return iid
 
     def _root(self, iid: str) -> str:
         while iid in self.merged:
@@ -386,7 +422,11 @@ def version_entries(changes: dict[str, str | None]) -> tuple[dict[str, str], dic
     reservations: dict[str, str] = {}
     rest: dict[str, str | None] = {}
     for key, value in changes.items():
-        if key.startswith(INCIDENT_PREFIX) and value is not None:
+        if key.startswith(EVICTION_PREFIX) and value is not None:  # published in this batch, maybe
+            version = orjson.loads(value)["version"]
+            iid = INCIDENT_PREFIX + key[len(EVICTION_PREFIX) :]
+            reservations[iid] = orjson.dumps({"version": version, "merged_into": None}).decode()
+        elif key.startswith(INCIDENT_PREFIX) and value is not None:
             doc = orjson.loads(value)
             reservations[key] = orjson.dumps({"version": doc["version"], "merged_into": None}).decode()
             if doc["merged_into"] is None:

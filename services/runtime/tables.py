@@ -9,6 +9,7 @@ is harmless: one tombstone per partition per rebalance.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import weakref
 from collections.abc import Iterator
@@ -17,12 +18,28 @@ from typing import Any
 import faust
 from aiokafka.partitioner import murmur2
 from faust.streams import _current_event
-from faust.types import TP, EventT
+from faust.types import TP, CodecArg, EventT, FutureMessage
 
 FENCE_KEY = "~fence"
 
 
 class FencedTable(faust.Table):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.unacknowledged: list[FutureMessage] = []  # changelog records of the batch in hand
+
+    def send_changelog(
+        self,
+        partition: int | None,
+        key: Any,
+        value: Any,
+        key_serializer: CodecArg | None = None,
+        value_serializer: CodecArg | None = None,
+    ) -> FutureMessage:
+        sent = super().send_changelog(partition, key, value, key_serializer, value_serializer)
+        self.unacknowledged.append(sent)
+        return sent
+
     async def on_rebalance(
         self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP], generation_id: int = 0
     ) -> None:
@@ -75,11 +92,16 @@ def scopes(table: faust.Table, separator: str) -> set[str]:
 
 
 async def changelog_sent(app: faust.App) -> None:
-    """Wait until this batch's table writes have reached the broker.
+    """Wait until the broker has acknowledged every table write made so far.
 
-    Faust sends changelog records with `send_soon` into its own producer buffer and commits offsets
-    without waiting for that buffer: a crash in between would commit records whose state never
-    reached the changelog (found by tests/integration/test_correlate_crash.py). Every stage awaits
-    this at the end of a batch, before Faust may acknowledge it.
+    Faust sends changelog records with `send_soon` into its own producer buffer, and its
+    `producer.flush()` (also what it awaits before committing offsets) is no guarantee: it gives up
+    after 0.1 s without a send, and returns while the last record taken from the buffer may not be
+    handed to the client yet. A crash after such a commit would lose state whose input is never
+    read again. So each write's own future is awaited: it resolves on the broker's acknowledgement.
+    Every stage awaits this before Faust may acknowledge the batch.
     """
-    await app.producer.flush()
+    for table in app.tables.values():
+        if isinstance(table, FencedTable) and table.unacknowledged:
+            pending, table.unacknowledged = table.unacknowledged, []
+            await asyncio.gather(*pending)

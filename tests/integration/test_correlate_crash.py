@@ -8,6 +8,7 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 
 from schemas.ceasefire import Registry
@@ -93,6 +94,7 @@ async def test_killed_correlator_ends_with_the_batch_incidents(
 
     await eventually(caught_up, timeout=120, what="restarted worker caught up")
     records = await read_topic(settings.bootstrap, settings.topic(Role.INCIDENTS), 1)
+    await _keep_for_diagnosis(settings, records, tmp_path)
     found, members = live_components([Incident.model_validate_json(r.value) for r in records])
     twice = {m for m in members if members.count(m) > 1}
     holders = [
@@ -124,6 +126,18 @@ async def test_killed_correlator_ends_with_the_batch_incidents(
         incident = Incident.model_validate_json(record.value)
         earlier = contents.setdefault((incident.incident_id, incident.version), record.value)
         assert earlier == record.value, f"{incident.incident_id} v{incident.version} published with two contents"
+
+
+async def _keep_for_diagnosis(settings, records: list, tmp_path: Path) -> None:  # noqa: ANN001
+    """The incident records and the correlation changelog, as JSON lines beside the worker logs:
+    what a failure here needs to be replayed broker-free."""
+    changelog = await read_topic(settings.bootstrap, f"{settings.app_id}-correlation-changelog")
+    for name, rows in (("incidents.jsonl", records), ("correlation-changelog.jsonl", changelog)):
+        with (tmp_path / name).open("wb") as out:
+            for r in rows:
+                out.write(orjson.dumps({"partition": r.partition, "offset": r.offset,
+                                        "key": None if r.key is None else r.key.decode(errors="replace"),
+                                        "value": None if r.value is None else r.value.decode(errors="replace")}) + b"\n")
 
 
 def latest_records(records: list) -> list[Incident]:
