@@ -23,14 +23,16 @@ system-deps:
 
 BENCH_STAMP := $(VENV)/.bench-$(shell sha1sum pyproject.toml | cut -c1-12)
 QUICK ?=
+SOAK ?=
 
-# The benchmark harness (bench/): its own extra, never part of `make test`. QUICK=1: under 3 minutes.
+# The benchmark harness (bench/): its own extra, never part of `make test`. QUICK=1: under 3 minutes;
+# SOAK=1: only the memory run at 1,000,000 reports (~25 minutes, docs/performance-soak.md).
 $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench]'
 	@rm -f $(VENV)/.bench-* && touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
-	$(PY) -m bench $(if $(QUICK),--quick,)
+	$(PY) -m bench $(if $(QUICK),--quick,) $(if $(SOAK),--soak,)
 
 run: $(STAMP)
 	$(VENV)/bin/ceasefire run --demo
