@@ -5,7 +5,10 @@ topic, so one ceasefire's incidents meet here). Output: `ceasefire.alerts.v1` (k
 `ceasefire.fragility.v1` (key `ceasefire_id`): a snapshot on every change, and the latest again
 every `FRAGILITY_REPEAT_SECONDS` of processing time so a dashboard never goes stale.
 State: table `alerting` (changelogged), per ceasefire the entries an `AlertEngine` persists; the
-engine is rebuilt from it after a rebalance. Order: publish and await, then write the table.
+engine is rebuilt from it after a rebalance. Order: publish and await, then store the engine's changes
+(its journal first) and await them, then the offset may commit. A crash before the journal is stored
+leaves the batch's starting state, and re-processing publishes the same records again; after it, the
+rebuild completes the batch and re-processing publishes nothing (docs/alerts.md, "Crash safety").
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ watermark. Output: `Alert` records (topic `ceasefire.alerts.v1`, key `fingerprin
 State: a summary of each incident within the rules' horizon (`services/alert/recent.py`), the last
 record and peak count per alert fingerprint (`services/alert/episodes.py`), the watermark and the last
 violation's time. It is persisted as string entries (`take_changes()`), and an engine built from them
-(`persisted=`) behaves exactly like the one that wrote them.
+(`persisted=`) behaves exactly like the one that wrote them. A crash may store any prefix of one
+batch's entries: the batch's changes go first as ONE `journal` entry, which the rebuild applies over
+the rest, so a rebuilt engine is always at a batch boundary (docs/alerts.md, "Crash safety").
 
 Event time only: the watermark is the latest of `advance()`'s argument and every accepted incident's
 `last_observed_at`; it never goes back. No wall clock, so replaying an incident stream (with the same
@@ -17,7 +19,8 @@ API
   advance(watermark) -> alerts  event time moved on: resolutions, repeats, surge and fragility re-evaluated
   fragility() -> snapshot       the fragility index at the watermark
   firing() -> alerts            the last record of every firing alert
-  take_changes() -> entries     persisted entries changed since the last call (None: delete the key)
+  take_changes() -> entries     persisted entries changed since the last call (None: delete the key),
+                                the journal of them first
 
 Incidents outside the ceasefire's period of force are not violations and are ignored, as are
 incidents last observed more than `rules.horizon` before the watermark (too late to change anything).
@@ -40,6 +43,8 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from functools import partial
 
+import orjson
+
 from schemas.alert import Alert, AlertName, fingerprint
 from schemas.ceasefire import Ceasefire
 from schemas.fragility import FragilityComponents, FragilitySnapshot
@@ -58,6 +63,7 @@ INCIDENT = "incident" + SEP
 ALERT = "alert" + SEP
 WATERMARK = "watermark"
 LAST_VIOLATION = "last_violation"
+JOURNAL = "journal"  # the last batch's changes, whole (see `take_changes`)
 Wanted = dict[str, Condition | None]  # by fingerprint: the condition to reconcile, None: it no longer holds
 
 
@@ -72,7 +78,7 @@ class AlertEngine:
         self.held = HeldIncidents(self.rules)
         loaded: list[IncidentSummary] = []
         episodes: list[Episode] = []
-        for key, value in persisted:
+        for key, value in journalled(persisted).items():
             if key.startswith(INCIDENT):
                 loaded.append(IncidentSummary.model_validate_json(value))
             elif key.startswith(ALERT):
@@ -138,7 +144,14 @@ class AlertEngine:
         return self.book.firing()
 
     def take_changes(self) -> dict[str, str | None]:
-        """Entries to write (or delete, None) so that `AlertEngine(..., persisted=entries)` resumes here."""
+        """Entries to write (or delete, None), in this order, so that `AlertEngine(..., persisted=entries)`
+        resumes here.
+
+        The first entry is the journal: all the others in one value. A crash that stores only some of
+        them leaves a state no run ever had (summaries without the alerts they raised, a watermark ahead
+        of the book), and re-processing the batch against it republished versions with other contents.
+        With the journal stored the rebuild completes the batch; without it none of the batch is stored.
+        """
         changes: dict[str, str | None] = {}
         for key in sorted(self._changed):
             if key == WATERMARK:
@@ -153,7 +166,9 @@ class AlertEngine:
             changes[ALERT + fp] = None if episode is None else episode.model_dump_json()
         self._changed.clear()
         self.book.changed.clear()
-        return changes
+        if not changes:
+            return changes
+        return {JOURNAL: orjson.dumps(changes).decode(), **changes}
 
     def _move_to(self, watermark: datetime) -> bool:
         if watermark <= self.watermark:
@@ -304,3 +319,21 @@ class AlertEngine:
             self._forgotten.append(summary.incident_id)
         retention = now - self.rules.episode_retention
         self.book.forget(a.fingerprint for a in self.book.resolved_by(retention) if "incident" in a.labels)
+
+
+def journalled(persisted: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The stored entries with the journal applied over them: the state at the end of the last batch
+    whose journal was stored, whatever prefix of that batch's other entries a crash kept.
+
+    The journal is never deleted: the next batch's journal replaces it before any other entry of that
+    batch is stored, so applying it again changes nothing.
+    """
+    entries = dict(persisted)
+    journal = entries.pop(JOURNAL, None)
+    if journal is not None:
+        for key, value in orjson.loads(journal).items():
+            if value is None:
+                entries.pop(key, None)
+            else:
+                entries[key] = value
+    return entries

@@ -465,3 +465,37 @@ def test_last_violation_outlives_the_incidents_it_came_from(ceasefire: Ceasefire
     rebuilt = AlertEngine(ceasefire, persisted=kept.items())
     assert rebuilt.fragility().components.recency == pytest.approx(0.5 ** (31 / 6))
     assert rebuilt.fragility() == engine.fragility()
+
+
+def persisted_state(engine: AlertEngine) -> tuple[object, ...]:
+    return engine.watermark, engine.last_violation_at, dict(engine.incidents), engine.book.episodes
+
+
+def test_any_prefix_of_a_batchs_entries_rebuilds_the_state_before_or_after_it(ceasefire: Ceasefire) -> None:
+    """A crash may store any prefix of one batch's `take_changes()`. The engine rebuilt from it is where
+    the batch began (nothing of it stored: re-processing it publishes the same records again) or where
+    it ended (its journal stored), never a mix such as summaries stored without the alerts they raised."""
+    steps = scenario()
+    engine = AlertEngine(ceasefire)
+    store: dict[str, str] = {}
+
+    def stored(entries: dict[str, str], changes: Iterable[tuple[str, str | None]]) -> dict[str, str]:
+        out = dict(entries)
+        for key, value in changes:
+            if value is None:
+                out.pop(key, None)
+            else:
+                out[key] = value
+        return out
+
+    for start in range(0, len(steps), 4):  # batches of four steps
+        before = persisted_state(AlertEngine(ceasefire, persisted=store.items()))
+        run(engine, steps[start : start + 4])
+        after = persisted_state(engine)
+        changes = list(engine.take_changes().items())
+        assert len(changes) > 2
+        for cut in range(len(changes) + 1):
+            rebuilt = AlertEngine(ceasefire, persisted=stored(store, changes[:cut]).items())
+            want = before if cut == 0 else after
+            assert persisted_state(rebuilt) == want, f"batch at step {start}, cut {cut}"
+        store = stored(store, changes)
