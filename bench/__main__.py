@@ -49,7 +49,7 @@ class Profile:
     correlation_measured: int
     correlation_repeats: int
     scale_out: tuple[int, ...]  # processes per stage; () skips the scale-out runs
-    profile_alert_s: float  # 0 skips the profiled alert run
+    profile_s: float  # seconds of cProfile per stage; 0 skips the profiled runs
 
 
 # Quick: every scenario once, small, no scale-out and no profile: under 3 minutes on a loaded 2-core box.
@@ -58,7 +58,7 @@ QUICK = Profile("quick", 3_000, 20_000, 12, 20, 4, (100, 500), 10, 12, (1_000, 1
 # Soak: the memory scenario alone, at the size; its own page (docs/performance-soak.md).
 SOAK_REPORTS = 1_000_000
 SOAK = Profile("soak", 0, 0, 0, 0, 0, (), 0, 3_600, (), 0, 0, (), 0)
-FULL = Profile("full", 20_000, 200_000, 45, 75, 20, (100, 500, 1000), 30, 120, (1_000, 50_000), 5_000, 2, (1, 2), 60)
+FULL = Profile("full", 20_000, 200_000, 45, 75, 20, (100, 500, 1000), 30, 120, (1_000, 50_000), 5_000, 2, (1, 2, 4), 20)
 
 
 def load_average() -> list[float]:
@@ -140,13 +140,13 @@ async def run(profile: Profile, out: Path, workdir: Path) -> dict[str, Any]:
 
         await step("limit", baselines.measure_limit(broker.url, workdir, build(profile.limit_reports, days=days)))
         await step("peer", baselines.measure_peer(broker.url, workdir, mix))
-        prof = (out.with_suffix(".alert.prof"), profile.profile_alert_s) if profile.profile_alert_s else None
+        prof = (out.with_suffix(""), profile.profile_s) if profile.profile_s else None
         await step("stages", throughput.per_stage(broker.url, workdir, mix, profile.stage_cap_s, prof))
-        if "profile_alert" in sc["stages"]:
-            block = sc["stages"].pop("profile_alert")
+        profiles = (sc["stages"].pop("profiles", None) or {}) if isinstance(sc["stages"], dict) else {}
+        for stage, block in profiles.items():
             path = block["file"]
-            sc["profile_alert"] = {**block, "file": str(path.relative_to(PROJECT_ROOT)),
-                                   **(top_entries(path) if path.exists() else {"error": "no profile written"})}
+            sc[f"profile_{stage}"] = {**block, "file": str(path.relative_to(PROJECT_ROOT)),
+                                      **(top_entries(path) if path.exists() else {"error": "no profile written"})}
         all_stages = ("ingest", "correlate", "alert")
         await step("end_to_end_one_process",
                    throughput.topology(broker.url, workdir, mix, [all_stages], False, profile.e2e_cap_s))

@@ -343,26 +343,29 @@ def _cost_and_profile_lines(results: dict[str, Any]) -> list[str]:
         lines.append(f"- ratio most held / fewest held: {cc['ratio']}")
     if "error" in cc:
         lines.append(f"error: {cc['error'][:300]}")
-    prof = _block(sc, "profile_alert")
-    lines += ["", "## Where the alert stage's time goes (cProfile)", ""]
-    if prof.get("ours_by_cumulative"):
-        lines += [f"Profile `{prof['file']}` (`python -m pstats` to browse): the alert stage alone, {prof['seconds']} s "
-                  f"from its first record received (start-up and shutdown excluded), {prof.get('batches_done')} "
-                  f"IncidentBatch records done, {prof['total_s']} s of CPU on the event loop's thread under the "
-                  "profiler (which slows it ~2×: these are shares, not rates). Cumulative time of a coroutine "
-                  "counts only while it runs, never while it awaits.", "",
+    profiles = {stage: sc[key] for stage in STAGES if (key := f"profile_{stage}") in sc}
+    lines += ["", "## Where each stage's time goes (cProfile)", ""]
+    if not profiles:
+        lines.append("_Not profiled in quick mode (`make bench` without QUICK profiles every stage)._")
+    for stage, prof in profiles.items():
+        lines += ["", f"### {stage}", ""]
+        if "error" in prof or not prof.get("ours_by_cumulative"):
+            lines.append(f"error: {str(prof.get('error', 'empty profile'))[:300]}")
+            continue
+        done = prof.get("records_done", prof.get("batches_done"))
+        lines += [f"Profile `{prof['file']}` (`python -m pstats` to browse): the {stage} stage alone, {prof['seconds']} s "
+                  f"from its first record received (start-up and shutdown excluded), {_fmt(done)} input records done, "
+                  f"{prof['total_s']} s of CPU on the event loop's thread under the profiler (which slows it ~2×: "
+                  "these are shares, not rates). Cumulative time of a coroutine counts only while it runs, never "
+                  "while it awaits.", "",
                   "Our code (services/, schemas/), by cumulative time:", "",
                   "| function | calls | own s | cumulative s | share |", "|---|---|---|---|---|"]
-        for r in prof["ours_by_cumulative"][:15]:
+        for r in prof["ours_by_cumulative"][:12]:
             lines.append(f"| `{r['function']}` | {_fmt(r['calls'])} | {r['own_s']} | {r['cumulative_s']} | "
                          f"{r['cumulative_s'] / prof['total_s']:.0%} |")
         lines += ["", "Everything, by own time:", "", "| function | calls | own s |", "|---|---|---|"]
         for r in prof["all_by_own"][:10]:
             lines.append(f"| `{r['function']}` | {_fmt(r['calls'])} | {r['own_s']} |")
-    elif "error" in prof:
-        lines.append(f"error: {prof['error'][:300]}")
-    else:
-        lines.append("_Not profiled in quick mode (`make bench` without QUICK profiles it)._")
     return lines
 
 

@@ -10,9 +10,8 @@ End to end and scale-out: workers started and settled on empty topics, then the 
 (~50K/s, never the bottleneck); timed from the first report sent to the last IncidentBatch
 finished by the alert stage. A stage that has not finished within its cap is reported with the
 share it did finish (`complete: false`), never extrapolated silently.
-Profile (full mode): after the alert stage's timed run, a second alert worker (its own consumer
-group, so it reads the same by-ceasefire records from the start) runs under cProfile for a fixed
-time; the profile covers its first record received to the end of that time (start-up excluded),
+Profiles (full mode): after the timed runs, each stage runs again under cProfile in a worker of its
+own consumer group (so it reads the same input records from the start) for a fixed time; the profile covers its first record received to the end of that time (start-up excluded),
 and a profiled run is never a throughput figure.
 """
 
@@ -62,25 +61,25 @@ def stage_settings(base: Settings, stage: str) -> Settings:
     return base.model_copy(update={"app_id": f"{base.app_id}-{stage}", "data_dir": base.data_dir / stage})
 
 
-async def profile_alert(base: Settings, workdir: Path, path: Path, seconds: float) -> dict[str, Any]:
-    """The alert stage under cProfile on the by-ceasefire records the per-stage run left."""
-    settings = stage_settings(base, "alert").model_copy(update={"app_id": f"{base.app_id}-alert-profile",
-                                                                 "data_dir": base.data_dir / "alert-profile"})
-    worker = Worker(settings, ("alert",), workdir, name="profile-alert", profile=path).start()
-    topic = base.topic(Role.BY_CEASEFIRE)
+async def profile_stage(base: Settings, workdir: Path, stage: str, path: Path, seconds: float) -> dict[str, Any]:
+    """One stage under cProfile, in its own consumer group, on the input the per-stage runs left."""
+    settings = stage_settings(base, stage).model_copy(update={"app_id": f"{base.app_id}-{stage}-profile",
+                                                               "data_dir": base.data_dir / f"{stage}-profile"})
+    worker = Worker(settings, (stage,), workdir, name=f"profile-{stage}", profile=path).start()
+    topic = base.topic(next(first for name, first, _ in CHAIN if name == stage))
     try:
-        await wait_for(lambda: worker.done(topic)[0] >= 1, 120, "profile: first batch", [worker])
+        await wait_for(lambda: worker.done(topic)[0] >= 1, 120, f"profile {stage}: first record", [worker])
         await asyncio.sleep(seconds)
         await worker.stop_profile()
-        batches, first, last = _sum([worker], "received", topic)
+        received = _sum([worker], "received", topic)[0]
         done = worker.done(topic)[0]
     finally:
         worker.stop()
-    return {"file": path, "seconds": seconds, "batches_received": batches, "batches_done": int(done)}
+    return {"file": path, "seconds": seconds, "records_received": received, "records_done": int(done)}
 
 
 async def per_stage(
-    broker: str, workdir: Path, workload: Workload, cap_seconds: float, profile: tuple[Path, float] | None = None
+    broker: str, workdir: Path, workload: Workload, cap_seconds: float, profile: tuple[Path, float] | None = None,
 ) -> dict[str, Any]:
     base = bench_settings(broker, workdir)
     await ensure_topics(base)
@@ -136,8 +135,12 @@ async def per_stage(
                 results[stage]["sent"].get("incidents", 0) / seconds, 1)
         else:
             results[stage]["incident_versions_in"] = results["correlate"]["sent"].get("incidents", 0)
-    if profile is not None:
-        results["profile_alert"] = await profile_alert(base, workdir, *profile)
+    if profile is not None:  # (path stem, seconds): one profile per stage, `<stem>.<stage>.prof`
+        stem, seconds = profile
+        results["profiles"] = {
+            stage: await profile_stage(base, workdir, stage, stem.with_suffix(f".{stage}.prof"), seconds)
+            for stage, _, _ in CHAIN
+        }
     return results
 
 
