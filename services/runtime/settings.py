@@ -47,6 +47,10 @@ class Settings(BaseSettings):
 
     store: str = Field(default="rocksdb://", description="Faust table store: rocksdb:// or memory://")
     data_dir: Path = Field(default=PROJECT_ROOT / ".state", description="local table state")
+    rocksdb_write_buffer_mb: int = Field(
+        default=4, ge=1, description="RocksDB memtable size per table partition (two per partition at most)"
+    )
+    rocksdb_block_cache_mb: int = Field(default=8, ge=1, description="RocksDB read cache per table partition")
     web_host: str = Field(default="127.0.0.1", description="bind address of the web server (/metrics, API)")
     web_port: int = Field(default=6066, ge=0, le=65535, description="web server port; 0 disables it")
     broker_port: int = Field(default=0, ge=0, le=65535, description="embedded broker port; 0 picks a free one")

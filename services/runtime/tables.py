@@ -57,8 +57,11 @@ class FencedTable(faust.Table):
 
 
 def fenced_table(app: faust.App, name: str, **kwargs: Any) -> FencedTable:
-    """Register a FencedTable the way `app.Table` registers a plain one."""
-    table = FencedTable(app, name=name, beacon=app.tables.beacon, **kwargs)
+    """Register a FencedTable the way `app.Table` registers a plain one, with the app's store options.
+
+    A fresh dict per table: Faust's RocksDB store pops keys from the one it is given."""
+    options = dict(getattr(app, "table_options", None) or {}) if str(app.conf.store).startswith("rocksdb") else {}
+    table = FencedTable(app, name=name, beacon=app.tables.beacon, options=options or None, **kwargs)
     app.tables.add(table)
     return table
 
