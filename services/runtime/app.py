@@ -55,7 +55,9 @@ def create_app(ctx: Context, stages: Sequence[str]) -> faust.App:
         web_host=s.web_host,
         web_port=s.web_port or 6066,
         consumer_max_fetch_size=8 * 1024 * 1024,
-        stream_buffer_maxsize=65536,
+        # Events an agent may hold unprocessed (Faust's default). 65,536 let a lagging correlate stage
+        # buffer ~150 MB of events ahead of itself: the soak run's worker grew with the backlog.
+        stream_buffer_maxsize=4096,
         broker_max_poll_records=5000,
         producer_linger_ms=5,
         producer_max_batch_size=1024 * 1024,
