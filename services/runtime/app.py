@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 
+from services.runtime import allocator
 from services.runtime.collectors import StateCollector
 from services.runtime.consumer import MonitorApp
 from services.runtime.context import Context
@@ -73,6 +74,12 @@ def create_app(ctx: Context, stages: Sequence[str]) -> faust.App:
         "block_cache_size": s.rocksdb_block_cache_mb << 20,
     }
     setup_prometheus_sensors(app, registry=ctx.prometheus, name_prefix="ceasefire_faust")
+    allocator.fix_mmap_threshold()
+
+    @app.timer(allocator.TRIM_EVERY_SECONDS)
+    async def give_back_memory() -> None:
+        allocator.trim()
+
     ctx.prometheus.register(StateCollector(app, ctx))
     for name in dict.fromkeys(stages):
         installer: Installer = importlib.import_module(STAGES[name]).install
