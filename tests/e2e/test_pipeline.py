@@ -15,6 +15,7 @@ from schemas.incident import Incident
 from schemas.topics import Role
 from tests.support.kafka import eventually, produce, read_topic
 from tests.support.reports import encode, report
+from tests.support.versions import newest
 from tests.support.worker import WorkerProcess, isolated_settings
 
 KM_PER_DEGREE_LAT = 111.2
@@ -57,11 +58,7 @@ def exchange(tag: str, hour: int, lat: float, lon: float, *, observer: bool) -> 
 
 
 def latest(incidents: list[Incident]) -> dict[str, Incident]:
-    newest: dict[str, Incident] = {}
-    for incident in incidents:
-        if incident.incident_id not in newest or incident.version > newest[incident.incident_id].version:
-            newest[incident.incident_id] = incident
-    return newest
+    return newest(incidents, lambda incident: incident.incident_id)
 
 
 def holding(newest: dict[str, Incident], report_id: str) -> Incident:

@@ -31,6 +31,7 @@ from services.alert.rules import AlertEngine, AlertRules
 from services.correlate.state import Correlator
 from tests.integration.test_correlate_crash import CEASEFIRE, stream
 from tests.support.incidents import at
+from tests.support.versions import newest
 from tests.unit.test_alert_incremental import RULES, realistic
 
 Batch = tuple[list[Incident], datetime | None]  # one IncidentBatch: its incidents, then its watermark
@@ -100,11 +101,7 @@ def crash_and_replay(
 
 
 def latest(alerts: list[Alert]) -> dict[str, Alert]:
-    newest: dict[str, Alert] = {}
-    for alert in alerts:
-        if alert.fingerprint not in newest or alert.version > newest[alert.fingerprint].version:
-            newest[alert.fingerprint] = alert
-    return newest
+    return newest(alerts, lambda alert: alert.fingerprint)
 
 
 def assert_as_uncrashed(crashed: Crashed, clean: Shell) -> None:
