@@ -298,14 +298,15 @@ class Correlator:
             elif key.startswith(REPORT_PREFIX):
                 joined.append(_decode_report(doc))
         self._stale_markers = set(evicted)
-        for iid in [i for i in incidents if i in evicted or self._root_in(incidents, i) in evicted]:
-            del incidents[iid]
-            self._dirty_incidents.add(iid)
         for iid, doc in incidents.items():
             if doc["merged_into"] is None:
                 self.open[iid] = IncidentState(iid, version=doc["version"])
             else:
                 self.merged[iid] = (doc["version"], doc["merged_into"])
+        for iid in [i for i in [*self.open, *self.merged] if self._root(i) in evicted]:
+            self.open.pop(iid, None)
+            self.merged.pop(iid, None)
+            self._dirty_incidents.add(iid)
         for iid in self.merged:
             self._opened(self._root(iid)).absorbed.append(iid)
         joined.sort(key=lambda pair: pair[0].seq)
@@ -344,14 +345,6 @@ class Correlator:
         if state is None:
             state = self.open[iid] = IncidentState(iid)
         return state
-
-    @staticmethod
-    def _root_in(incidents: dict[str, dict], iid: str) -> str:
-        seen: set[str] = set()
-        while iid not in seen and (into := incidents.get(iid, {}).get("merged_into")) is not None:
-            seen.add(iid)
-            iid = into
-        return iid
 
     def _root(self, iid: str) -> str:
         while iid in self.merged:
@@ -408,7 +401,6 @@ def _decode_report(doc: dict) -> tuple[HeldReport, str]:
         gap_minutes=doc["gap_minutes"],
     )
     return held, doc["incident"]
-
 
 
 def version_entries(changes: dict[str, str | None]) -> tuple[dict[str, str], dict[str, str | None]]:

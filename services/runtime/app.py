@@ -56,23 +56,23 @@ def create_app(ctx: Context, stages: Sequence[str]) -> faust.App:
         web_host=s.web_host,
         web_port=s.web_port or 6066,
         consumer_max_fetch_size=8 * 1024 * 1024,
-        # Events an agent may hold unprocessed (Faust's default). 65,536 let a lagging correlate stage
-        # buffer ~150 MB of events ahead of itself: the soak run's worker grew with the backlog.
+        # Events an agent may hold unprocessed (Faust's default). At 65,536 a lagging stage could hold
+        # tens of thousands of decoded events ahead of itself (not measured apart: see allocator.py
+        # for what the soak run's growth really was).
         stream_buffer_maxsize=4096,
         broker_max_poll_records=5000,
         producer_linger_ms=5,
         producer_max_batch_size=1024 * 1024,
         producer_max_request_size=4 * 1024 * 1024,
         fetch_max_wait_ms=s.fetch_max_wait_ms,
+        # Faust's RocksDB defaults (64 MB memtables x3 and a 2 GB block cache per partition store)
+        # are sized for a dedicated server; 4 partitions of 3 tables would allow gigabytes.
+        table_options={
+            "write_buffer_size": s.rocksdb_write_buffer_mb << 20,
+            "max_write_buffer_number": 2,
+            "block_cache_size": s.rocksdb_block_cache_mb << 20,
+        },
     )
-    # Faust's RocksDB defaults (64 MB memtables x3 and a 2 GB block cache per partition store) are
-    # sized for a dedicated server: with 4 partitions of 3 tables the worker grew past 450 MB by
-    # 400K reports of the soak run. Read by `tables.fenced_table`.
-    app.table_options = {  # type: ignore[attr-defined]
-        "write_buffer_size": s.rocksdb_write_buffer_mb << 20,
-        "max_write_buffer_number": 2,
-        "block_cache_size": s.rocksdb_block_cache_mb << 20,
-    }
     setup_prometheus_sensors(app, registry=ctx.prometheus, name_prefix="ceasefire_faust")
     allocator.fix_mmap_threshold()
 

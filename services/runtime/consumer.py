@@ -111,9 +111,12 @@ class _ShortPollConsumer(FaustAIOKafkaConsumer):
 class MonitorApp(faust.App):
     fetch_max_wait_ms: int = 1500
 
-    def __init__(self, *args: Any, fetch_max_wait_ms: int = 1500, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, fetch_max_wait_ms: int = 1500, table_options: dict[str, int] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.table_options = dict(table_options or {})  # RocksDB options for `tables.fenced_table`
 
     @cached_property
     def flow_control(self) -> FlowControlEvent:
