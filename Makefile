@@ -24,15 +24,17 @@ system-deps:
 BENCH_STAMP := $(VENV)/.bench-$(shell sha1sum pyproject.toml | cut -c1-12)
 QUICK ?=
 SOAK ?=
+STAGES ?=
 
 # The benchmark harness (bench/): its own extra, never part of `make test`. QUICK=1: under 3 minutes;
-# SOAK=1: only the memory run at 1,000,000 reports (~25 minutes, docs/performance-soak.md).
+# SOAK=1: only the memory run at 1,000,000 reports (~25 minutes, docs/performance-soak.md); STAGES=1:
+# only the baselines and each stage alone on the full mix (~2 minutes, results file only).
 $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench]'
 	@rm -f $(VENV)/.bench-* && touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
-	$(PY) -m bench $(if $(QUICK),--quick,) $(if $(SOAK),--soak,)
+	$(PY) -m bench $(if $(QUICK),--quick,) $(if $(SOAK),--soak,) $(if $(STAGES),--stages,)
 
 run: $(STAMP)
 	$(VENV)/bin/ceasefire run --demo

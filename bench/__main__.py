@@ -197,11 +197,49 @@ async def soak(profile: Profile, workdir: Path) -> dict[str, Any]:
     return results
 
 
+async def stages(profile: Profile, workdir: Path) -> dict[str, Any]:
+    """Baselines and the stages alone: the loop to run while working on a stage's speed."""
+    results: dict[str, Any] = {"profile": "stages", "started": datetime.now(UTC).isoformat(),
+                               "environment": environment(), "scenarios": {}}
+    days = profile.throughput_reports / 1_000_000 * 30
+    mix = build(profile.throughput_reports, days=days)
+    with EmbeddedBroker(log_path=workdir / "broker.log") as broker:
+        sc = results["scenarios"]
+        sc["limit"] = await baselines.measure_limit(broker.url, workdir, build(profile.limit_reports, days=days))
+        sc["peer"] = await baselines.measure_peer(broker.url, workdir, mix)
+        sc["stages"] = await throughput.per_stage(broker.url, workdir, mix, profile.stage_cap_s, None)
+    results["environment"]["load_average_at_end"] = load_average()
+    return results
+
+
+def stages_only() -> int:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-stages.json"
+    workdir = Path(tempfile.mkdtemp(prefix="ceasefire-bench-"))
+    try:
+        results = asyncio.run(stages(FULL, workdir))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    sc = results["scenarios"]
+    peer = sc["peer"]["per_second"]
+    print(f"limit {sc['limit']['per_second']:,.0f}/s, peer {peer:,.0f}/s")
+    for name, stage in sc["stages"].items():
+        rate = stage.get("reports_per_second") or 0
+        print(f"{name:10s} {rate:8,.0f}/s  {rate / peer:.2f}x peer  complete={stage.get('complete')}")
+    print(f"bench: results in {out.relative_to(PROJECT_ROOT)}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="scaled down: under 3 minutes")
     parser.add_argument("--soak", action="store_true", help="only the memory run, at 1,000,000 reports (~25 min)")
+    parser.add_argument("--stages", action="store_true",
+                        help="only the baselines and each stage alone, on the full mix (~2 min; no page written)")
     args = parser.parse_args()
+    if args.stages:
+        return stages_only()
     profile = SOAK if args.soak else QUICK if args.quick else FULL
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -33,6 +33,17 @@ class ReportBatch(BaseModel):
     reports: list[SourcedReport]
 
 
+class AcceptedBatch(BaseModel):
+    """Internal topic record: the accepted reports of one dedup batch bound for one correlate partition.
+
+    The same reports as on the public accepted topic (one record each, for subscribers); correlate
+    reads these instead, paying Faust's per-event cost once per batch.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    reports: list[AcceptedReport]
+
+
 class Duplicate(BaseModel):
     """Topic `ceasefire.reports.duplicates.v1`: a report dropped as a repeat, and why."""
 

@@ -16,6 +16,7 @@ class Role(StrEnum):
     BY_SOURCE = "by_source"
     DUPLICATES = "duplicates"
     ACCEPTED = "accepted"
+    ACCEPTED_BATCHES = "accepted_batches"
     INCIDENTS = "incidents"
     BY_CEASEFIRE = "by_ceasefire"
     ALERTS = "alerts"
@@ -60,6 +61,13 @@ TOPICS: dict[Role, TopicSpec] = {
             "ceasefire.reports.accepted.v1",
             "`ceasefire_id`",
             "AcceptedReport: the validated, normalised report plus `ingested_at`",
+        ),
+        TopicSpec(
+            Role.ACCEPTED_BATCHES,
+            "ceasefire.internal.reports.accepted.v1",
+            "none; partition = the accepted topic's partition of the ceasefire",
+            "AcceptedBatch: the accepted reports of one partition, many per record (correlate's input)",
+            internal=True,
         ),
         TopicSpec(
             Role.INCIDENTS,

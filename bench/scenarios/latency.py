@@ -93,6 +93,8 @@ async def measure(broker: str, workdir: Path, workload: Workload, rate: float, d
         lag_at_end = time.time() - worker.done(by_ceasefire)[2]
     finally:
         worker.stop()
+    accepted = await read_timestamps(settings.bootstrap, settings.topic(Role.ACCEPTED))
+    accepted_at = {orjson.loads(value)["report_id"]: ts for _, value, ts in accepted}  # type: ignore[arg-type]
     incidents = await read_timestamps(settings.bootstrap, settings.topic(Role.INCIDENTS))
     alerts = await read_timestamps(settings.bootstrap, settings.topic(Role.ALERTS))
     first_seen: dict[str, float] = {}
@@ -106,6 +108,9 @@ async def measure(broker: str, workdir: Path, workload: Workload, rate: float, d
             if report_id not in first_seen or ts < first_seen[report_id]:
                 first_seen[report_id] = ts
     to_incident = [first_seen[r] - sent for r, sent in sent_at.items() if r in first_seen]
+    # the two halves: ingest (send → accepted record) and correlate (accepted → incident record)
+    to_accepted = [accepted_at[r] - sent for r, sent in sent_at.items() if r in accepted_at]
+    accepted_to_incident = [first_seen[r] - accepted_at[r] for r in accepted_at if r in first_seen]
     to_alert = []
     for _, value, ts in alerts:
         doc = orjson.loads(value)  # type: ignore[arg-type]
@@ -122,6 +127,8 @@ async def measure(broker: str, workdir: Path, workload: Workload, rate: float, d
         "kept_up": kept_up,
         "seconds_behind_at_end": round(max(0.0, lag_at_end), 2) if not kept_up else 0.0,
         "to_incident": percentiles(to_incident),
+        "to_accepted": percentiles(to_accepted),
+        "accepted_to_incident": percentiles(accepted_to_incident),
         "to_alert": percentiles(to_alert),
         "reports_without_incident": sum(1 for r in sent_at if r not in first_seen and "-re" not in r),
     }

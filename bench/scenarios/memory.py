@@ -196,7 +196,7 @@ async def memory_and_recovery(broker_url: str, broker_pid: int, workdir: Path, w
                 if probe["done"].get(reports, [0])[0] < cut:
                     return False
                 return all(probe["done"].get(settings.topic(r), [0])[0] >= probe["sent"].get(settings.topic(r), [0])[0]
-                           for r in (Role.BY_SOURCE, Role.ACCEPTED))
+                           for r in (Role.BY_SOURCE, Role.ACCEPTED_BATCHES))
 
             await wait_for(finished, deadline - time.time(), "memory run", [worker], every=0.1, tick=sample)
         except TimeoutError:
@@ -234,7 +234,7 @@ async def _start_and_first_record(settings: Settings, workdir: Path, name: str, 
 
 async def _idle(worker: Worker, settings: Settings, quiet_s: float = 1.5) -> None:
     """Everything loaded is finished and nothing moved for `quiet_s`; then one commit interval (2.8 s)."""
-    topics = [settings.topic(r) for r in (Role.REPORTS, Role.BY_SOURCE, Role.ACCEPTED)]
+    topics = [settings.topic(r) for r in (Role.REPORTS, Role.BY_SOURCE, Role.ACCEPTED_BATCHES)]
 
     def idle() -> bool:
         probe = worker.probe()

@@ -29,7 +29,7 @@ from services.runtime.admin import ensure_topics
 from services.runtime.settings import Settings
 
 SETTLE_SECONDS = 1.0  # after the warm-up: late joiners of the other stages' groups
-CHAIN = (("ingest", Role.REPORTS, Role.BY_SOURCE), ("correlate", Role.ACCEPTED, Role.ACCEPTED),
+CHAIN = (("ingest", Role.REPORTS, Role.BY_SOURCE), ("correlate", Role.ACCEPTED_BATCHES, Role.ACCEPTED_BATCHES),
          ("alert", Role.BY_CEASEFIRE, Role.BY_CEASEFIRE))
 
 
@@ -128,6 +128,7 @@ async def per_stage(
         }
         if stage == "ingest":
             expected["accepted"] = results[stage]["sent"].get("accepted", 0)
+            expected["accepted_batches"] = results[stage]["sent"].get("accepted_batches", 0)
             reports_in = expected["accepted"]
         elif stage == "correlate":
             expected["by_ceasefire"] = results[stage]["sent"].get("by_ceasefire", 0)
@@ -165,7 +166,7 @@ async def topology(
         def finished() -> bool:
             if _sum(workers, "done", topics[Role.REPORTS])[0] < len(workload) + len(WARM_UP):
                 return False
-            for role in (Role.BY_SOURCE, Role.ACCEPTED, Role.BY_CEASEFIRE):
+            for role in (Role.BY_SOURCE, Role.ACCEPTED_BATCHES, Role.BY_CEASEFIRE):
                 if _sum(workers, "done", topics[role])[0] < _sum(workers, "sent", topics[role])[0]:
                     return False
             return True
@@ -181,8 +182,11 @@ async def topology(
     first = loaded  # the warm-up records were received earlier: time from the first real send
     done_batches, _, last = _sum(workers, "done", topics[Role.BY_CEASEFIRE])
     sent_batches = _sum(workers, "sent", topics[Role.BY_CEASEFIRE])[0]
-    accepted_done = _sum(workers, "done", topics[Role.ACCEPTED])[0]
-    share = 1.0 if complete else done_batches / max(1, sent_batches) * accepted_done / max(1, workload.valid)
+    # reports correlated (accepted batches done / sent, times accepted / valid), then alerted (batches)
+    correlated = (_sum(workers, "done", topics[Role.ACCEPTED_BATCHES])[0]
+                  / max(1, _sum(workers, "sent", topics[Role.ACCEPTED_BATCHES])[0])
+                  * _sum(workers, "sent", topics[Role.ACCEPTED])[0] / max(1, workload.valid))
+    share = 1.0 if complete else done_batches / max(1, sent_batches) * correlated
     seconds = last - first
     return {
         "layout": [list(s) for s in layout],

@@ -1,7 +1,8 @@
 """Correlate: accepted reports → incidents.
 
-Input: `ceasefire.reports.accepted.v1`, key `ceasefire_id` (one ceasefire's reports meet on one
-partition). Output: `ceasefire.incidents.v1`, key `incident_id`, the whole incident per version; and
+Input: `ceasefire.internal.reports.accepted.v1`, `AcceptedBatch` records (the accepted reports of
+one ingest batch, on the accepted topic's partition of their ceasefire: one ceasefire's reports meet
+on one partition). Output: `ceasefire.incidents.v1`, key `incident_id`, the whole incident per version; and
 `ceasefire.internal.incidents.by-ceasefire.v1`, one `IncidentBatch` (schemas/incident.py; assembled
 here from the already-encoded incidents) per input partition and batch,
 written to the same partition number, for the alert stage.
@@ -17,7 +18,7 @@ incidents under higher versions, and never publishes one version with two conten
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +27,7 @@ import faust
 import orjson
 
 from schemas.incident import Incident
-from schemas.report import AcceptedReport
+from schemas.ingest import AcceptedBatch
 from schemas.topics import Role
 from services.correlate import api
 from services.correlate.state import Correlator, version_entries
@@ -34,7 +35,7 @@ from services.runtime.ceasefire_state import CeasefireStates
 from services.runtime.codec import decode_or_count, encode, pack, raw_topic
 from services.runtime.context import Context
 from services.runtime.failure import or_die
-from services.runtime.tables import changelog_sent, writes_for
+from services.runtime.tables import changelog_sent
 
 EVICT_EVERY_SECONDS = 300.0  # event time between evictions of one ceasefire
 
@@ -56,7 +57,7 @@ class CorrelateStage:
         self.ctx = ctx
         self.topics = {role: ctx.settings.topic(role) for role in Role}
         self.states: CeasefireStates[Correlator] = CeasefireStates(
-            app, ctx.registry, "correlation", self.topics[Role.ACCEPTED], ctx.settings.partitions, Correlator
+            app, ctx.registry, "correlation", self.topics[Role.ACCEPTED_BATCHES], ctx.settings.partitions, Correlator
         )
         self.correlators = self.states.states  # ceasefire id → correlator, for the API and gauges
         self.evicted_at: dict[str, float] = {}
@@ -68,37 +69,36 @@ class CorrelateStage:
         # None only for a ceasefire gone from the registry since its reports were accepted
         return self.states.get(ceasefire_id, partition)
 
-    async def correlate_batch(self, events: list[faust.EventT]) -> None:
+    async def correlate_batch(self, event: faust.EventT) -> None:
+        batch = decode_or_count(AcceptedBatch, event.message.value, "correlate", self.ctx)
+        if batch is None:
+            return
+        partition = event.message.partition
         published: dict[int, list[Incident]] = defaultdict(list)
-        touched: dict[str, faust.EventT] = {}
-        for event in events:
-            report = decode_or_count(AcceptedReport, event.message.value, "correlate", self.ctx)
-            if report is None:
-                continue
-            correlator = self.correlator(report.ceasefire_id, event.message.partition)
+        touched: dict[str, int] = {}  # ceasefire id → its partition
+        for report in batch.reports:
+            correlator = self.correlator(report.ceasefire_id, partition)
             if correlator is None:
                 continue
             changed = correlator.add(report)
             # "merged" records first: the alert stage must not count an absorbed incident and its
             # survivor as two incidents within one evaluation.
             changed.sort(key=lambda incident: incident.status != "merged")
-            published[event.message.partition].extend(changed)
-            touched[report.ceasefire_id] = event
+            published[partition].extend(changed)
+            touched[report.ceasefire_id] = partition
         rest: dict[str, dict[str, str | None]] = {}
-        for ceasefire_id, event in touched.items():
+        for ceasefire_id in touched:
             correlator = self.correlators[ceasefire_id]
             self._maybe_evict(ceasefire_id, correlator)
             reservations, rest[ceasefire_id] = version_entries(correlator.take_changes())
-            with writes_for(event):
-                self.states.store(ceasefire_id, reservations)
+            self.states.store(ceasefire_id, reservations)
         await changelog_sent(self.app)
         await self._publish(published, touched)
-        for ceasefire_id, event in touched.items():
-            with writes_for(event):
-                self.states.store(ceasefire_id, rest[ceasefire_id])
+        for ceasefire_id in touched:
+            self.states.store(ceasefire_id, rest[ceasefire_id])
         await changelog_sent(self.app)
 
-    async def _publish(self, published: dict[int, list[Incident]], touched: dict[str, faust.EventT]) -> None:
+    async def _publish(self, published: dict[int, list[Incident]], touched: dict[str, int]) -> None:
         send = self.app.producer.send
         pending: list[Awaitable[Any]] = []
         for partition, incidents in published.items():
@@ -108,8 +108,8 @@ class CorrelateStage:
                 pending.append(await send(self.topics[Role.INCIDENTS], key, record, None, None, None))
             watermarks = {
                 c: wm.isoformat()
-                for c, e in touched.items()
-                if e.message.partition == partition and (wm := self.correlators[c].watermark) is not None
+                for c, p in touched.items()
+                if p == partition and (wm := self.correlators[c].watermark) is not None
             }
             for batch in incident_batches(encoded, watermarks):
                 pending.append(await send(self.topics[Role.BY_CEASEFIRE], None, batch, partition, None, None))
@@ -119,11 +119,15 @@ class CorrelateStage:
     def _observe(self, published: dict[int, list[Incident]]) -> None:
         now = datetime.now(UTC)
         metrics = self.ctx.metrics
+        versions: Counter[tuple[str, str]] = Counter()
+        latency = metrics.latency.labels("incident")
         for incidents in published.values():
             for incident in incidents:
-                metrics.incident_versions.labels(incident.ceasefire_id, incident.status).inc()
+                versions[incident.ceasefire_id, incident.status] += 1
                 newest = max(r.ingested_at for r in incident.reports)
-                metrics.latency.labels("incident").observe(max(0.0, (now - newest).total_seconds()))
+                latency.observe(max(0.0, (now - newest).total_seconds()))
+        for labels, count in versions.items():
+            metrics.incident_versions.labels(*labels).inc(count)
 
     def _maybe_evict(self, ceasefire_id: str, correlator: Correlator) -> None:
         watermark = correlator.watermark
@@ -139,12 +143,12 @@ def install(app: faust.App, ctx: Context) -> None:
     """Register the correlate agent and its table on `app`."""
     s = ctx.settings
     stage = CorrelateStage(app, ctx)
-    accepted = raw_topic(app, s.topic(Role.ACCEPTED))
+    accepted = raw_topic(app, s.topic(Role.ACCEPTED_BATCHES))
 
     @app.agent(accepted, name="correlate")
     async def correlate(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(s.batch_max, s.batch_within_seconds):
-            await or_die("correlate", stage.correlate_batch(events))
+        async for event in stream.events():
+            await or_die("correlate", stage.correlate_batch(event))
 
     api.install(app, stage, accepted)
     ctx.stages["correlate"] = stage  # the read API and the live view look incidents up here

@@ -8,7 +8,9 @@ they like:
   here, no key). Stateless.
 - `ingest-deduplicate` reads the by-source topic. State: table `dedup` (changelogged), per partition,
   `(source, report_id)` and content fingerprints with the first report's `observed_at`. Writes each
-  accepted report to `ceasefire.reports.accepted.v1` (key `ceasefire_id`) and each repeat to
+  accepted report to `ceasefire.reports.accepted.v1` (key `ceasefire_id`, for subscribers) and, batched,
+  to the internal `ceasefire.internal.reports.accepted.v1` (`AcceptedBatch` records, partition = the
+  accepted topic's partition of the ceasefire: correlate's input); each repeat goes to
   `ceasefire.reports.duplicates.v1` (key `source`).
 
 Order of writes, so that a crash re-emits but never drops: outputs are sent and acknowledged, then
@@ -34,7 +36,7 @@ from services.ingest.validate import Rules, primary_reason, validate
 from services.runtime.codec import decode_or_count, encode, pack, raw_topic
 from services.runtime.context import Context
 from services.runtime.failure import or_die
-from services.runtime.tables import changelog_sent, fenced_table
+from services.runtime.tables import PartitionEntries, changelog_sent, fenced_table, key_partition
 
 SWEEP_EVERY_SECONDS = 24 * 3600.0  # event time between expiry sweeps of one partition
 
@@ -89,14 +91,16 @@ class IngestStage:
         batch = decode_or_count(ReportBatch, event.message.value, "deduplicate", self.ctx)
         if batch is None:
             return
-        state = DedupState(self.dedup, self.retention, scope=f"{partition}/")
+        state = DedupState(PartitionEntries(self.dedup, partition), self.retention, scope=f"{partition}/")
         pending: list[Awaitable[Any]] = []
         rules: list[str] = []
+        by_ceasefire: dict[int, list[bytes]] = defaultdict(list)
         for item in batch.reports:
             report = item.report
             decision = state.decide(report)
             if decision.rule is None:
                 key, topic, record = report.ceasefire_id.encode(), self.topics[Role.ACCEPTED], encode(report)
+                by_ceasefire[key_partition(report.ceasefire_id, self.partitions)].append(record)
             else:
                 rules.append(decision.rule)
                 duplicate = Duplicate(
@@ -108,6 +112,9 @@ class IngestStage:
                 )
                 key, topic, record = report.source.encode(), self.topics[Role.DUPLICATES], encode(duplicate)
             pending.append(await self.app.producer.send(topic, key, record, None, None, None))
+        for target, records in by_ceasefire.items():  # correlate's input: the same reports, batched
+            for chunk in chunk_batches(records):
+                pending.append(await self.app.producer.send(self.topics[Role.ACCEPTED_BATCHES], None, chunk, target, None, None))
         await asyncio.gather(*pending)
         state.commit()  # only after the acknowledgements: a crash before this line re-emits, never drops
         self._count(len(batch.reports), rules)

@@ -97,10 +97,9 @@ class DedupState:
 
     def commit(self) -> None:
         """Write staged decisions and the watermark to the durable store."""
-        for key, entry in self.pending.items():
-            self.store[key] = entry
-        self.pending.clear()
-        self.store[self.scope + WATERMARK_KEY] = f"{self.watermark:.0f}"
+        self.pending[self.scope + WATERMARK_KEY] = f"{self.watermark:.0f}"
+        self.store.update(self.pending)  # one batch, the watermark last
+        self.pending = {}
 
     def expire(self) -> int:
         """Delete entries older than retention behind the watermark; returns how many went."""

@@ -13,7 +13,7 @@ from services.runtime.broker import BrokerError, quiet_client_logs
 from services.runtime.settings import Settings
 
 # Topics whose partition is chosen by us (hash of source; the accepted partition of a ceasefire).
-CO_PARTITIONED = frozenset({Role.BY_SOURCE, Role.ACCEPTED, Role.BY_CEASEFIRE})
+CO_PARTITIONED = frozenset({Role.BY_SOURCE, Role.ACCEPTED, Role.ACCEPTED_BATCHES, Role.BY_CEASEFIRE})
 
 
 async def ensure_topics(settings: Settings, roles: list[Role] | None = None, timeout: float = 15.0) -> None:

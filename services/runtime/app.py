@@ -11,12 +11,12 @@ import importlib
 from collections.abc import Callable, Sequence
 
 import faust
-from faust.sensors.prometheus import setup_prometheus_sensors
 
 from services.runtime import allocator
 from services.runtime.collectors import StateCollector
 from services.runtime.consumer import MonitorApp
 from services.runtime.context import Context
+from services.runtime.sensor import install_sensor
 
 Installer = Callable[[faust.App, Context], None]
 
@@ -73,7 +73,7 @@ def create_app(ctx: Context, stages: Sequence[str]) -> faust.App:
             "block_cache_size": s.rocksdb_block_cache_mb << 20,
         },
     )
-    setup_prometheus_sensors(app, registry=ctx.prometheus, name_prefix="ceasefire_faust")
+    install_sensor(app, ctx.prometheus, "ceasefire_faust")
     allocator.fix_mmap_threshold()
 
     @app.timer(allocator.TRIM_EVERY_SECONDS)

@@ -88,9 +88,5 @@ class CeasefireStates(Generic[S]):
 
     def store(self, ceasefire_id: str, changes: dict[str, str | None]) -> None:
         """Write entries in the order given (it matters: see services/correlate/state.py)."""
-        for key, value in changes.items():
-            full = ceasefire_id + SEP + key
-            if value is None:
-                self.table.pop(full, None)
-            else:
-                self.table[full] = value
+        prefix = ceasefire_id + SEP
+        self.table.write_entries(self.partition_of[ceasefire_id], {prefix + k: v for k, v in changes.items()})

@@ -23,7 +23,8 @@ class StateCollector(Collector):
     def __init__(self, app: faust.App, ctx: Context) -> None:
         self.app = app
         self.ctx = ctx
-        self.sources = {ctx.settings.topic(r) for r in (Role.REPORTS, Role.BY_SOURCE, Role.ACCEPTED, Role.BY_CEASEFIRE)}
+        inputs = (Role.REPORTS, Role.BY_SOURCE, Role.ACCEPTED_BATCHES, Role.BY_CEASEFIRE)
+        self.sources = {ctx.settings.topic(r) for r in inputs}
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         yield self._lag()

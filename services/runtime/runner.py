@@ -18,6 +18,7 @@ from services.runtime.app import create_app
 from services.runtime.broker import BrokerError, EmbeddedBroker, free_port
 from services.runtime.context import Context
 from services.runtime.settings import Settings
+from services.runtime.tables import unsent_writes
 
 AppHook = Callable[[faust.App, Context], None]
 
@@ -118,6 +119,6 @@ def run_worker(
         code = int(stop.code or 0)
     finally:
         logging.shutdown()
-    if code == 0:
+    if code == 0 and not unsent_writes(app):
         (settings.data_dir / CLEAN_MARK).touch()
     return code

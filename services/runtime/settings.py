@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     topic_by_source: str = TOPICS[Role.BY_SOURCE].default_name
     topic_duplicates: str = TOPICS[Role.DUPLICATES].default_name
     topic_accepted: str = TOPICS[Role.ACCEPTED].default_name
+    topic_accepted_batches: str = TOPICS[Role.ACCEPTED_BATCHES].default_name
     topic_incidents: str = TOPICS[Role.INCIDENTS].default_name
     topic_by_ceasefire: str = TOPICS[Role.BY_CEASEFIRE].default_name
     topic_alerts: str = TOPICS[Role.ALERTS].default_name

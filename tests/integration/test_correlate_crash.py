@@ -68,11 +68,9 @@ async def test_killed_correlator_ends_with_the_batch_incidents(
     settings = isolated_settings(broker.url, tmp_path / "state", partitions=2)
     reports = stream(2000)
     await ensure_topics(settings)  # before loading: the broker would auto-create with its own count
-    await produce(
-        settings.bootstrap,
-        settings.topic(Role.ACCEPTED),
-        [(CEASEFIRE.encode(), encode(r)) for r in reports],
-    )
+    # correlate's input: AcceptedBatch records of 20 reports, keyed so they land where ingest puts them
+    batches = [b'{"reports":[' + b",".join(encode(r) for r in reports[i : i + 20]) + b"]}" for i in range(0, len(reports), 20)]
+    await produce(settings.bootstrap, settings.topic(Role.ACCEPTED_BATCHES), [(CEASEFIRE.encode(), b) for b in batches])
     worker = WorkerProcess(settings, ("correlate",), tmp_path / "worker-1.log").start()
     workers.append(worker)
     await worker.wait_serving()
