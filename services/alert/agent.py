@@ -66,13 +66,24 @@ class AlertStage:
     def engine(self, ceasefire_id: str, partition: int) -> AlertEngine | None:
         return self.states.get(ceasefire_id, partition)
 
-    async def alert_batch(self, event: faust.EventT) -> None:
-        batch = decode_or_count(IncidentBatch, event.message.value, "alert", self.ctx)
-        if batch is None:
-            return
-        partition = event.message.partition
-        alerts = []
+    async def alert_batch(self, events: list[faust.EventT]) -> None:
+        """The IncidentBatch records taken at once, in order: one round of sends and writes for all."""
+        alerts: list[Alert] = []
         touched: set[str] = set()
+        newest: datetime | None = None
+        for event in events:
+            batch = decode_or_count(IncidentBatch, event.message.value, "alert", self.ctx)
+            if batch is not None:
+                self._observe(batch, event.message.partition, alerts, touched)
+                times = [r.ingested_at for i in batch.incidents for r in i.reports] + ([newest] if newest else [])
+                newest = max(times, default=None)
+        snapshots = [s for c in sorted(touched) if (s := self._changed_snapshot(c)) is not None]
+        await self._publish(alerts, snapshots, newest)
+        for ceasefire_id in touched:
+            self.states.store(ceasefire_id, self.engines[ceasefire_id].take_changes())
+        await changelog_sent(self.app)
+
+    def _observe(self, batch: IncidentBatch, partition: int, alerts: list[Alert], touched: set[str]) -> None:
         for incident in batch.incidents:
             engine = self.engine(incident.ceasefire_id, partition)
             if engine is not None:
@@ -86,12 +97,6 @@ class AlertStage:
             if engine is not None:
                 alerts.extend(engine.advance(watermark))
                 touched.add(ceasefire_id)
-        snapshots = [s for c in sorted(touched) if (s := self._changed_snapshot(c)) is not None]
-        newest = max((r.ingested_at for i in batch.incidents for r in i.reports), default=None)
-        await self._publish(alerts, snapshots, newest)
-        for ceasefire_id in touched:
-            self.states.store(ceasefire_id, self.engines[ceasefire_id].take_changes())
-        await changelog_sent(self.app)
 
     def _changed_snapshot(self, ceasefire_id: str) -> FragilitySnapshot | None:
         snapshot = self.engines[ceasefire_id].fragility()
@@ -129,8 +134,8 @@ def install(app: faust.App, ctx: Context) -> None:
 
     @app.agent(raw_topic(app, ctx.settings.topic(Role.BY_CEASEFIRE)), name="alert")
     async def alert(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await or_die("alert", stage.alert_batch(event))
+        async for events in stream.take_events(ctx.settings.batch_records_max, ctx.settings.batch_within_seconds):
+            await or_die("alert", stage.alert_batch(events))
 
     @app.timer(FRAGILITY_REPEAT_SECONDS)
     async def fragility_heartbeat() -> None:

@@ -28,6 +28,7 @@ import orjson
 
 from schemas.incident import Incident
 from schemas.ingest import AcceptedBatch
+from schemas.report import AcceptedReport
 from schemas.topics import Role
 from services.correlate import api
 from services.correlate.state import Correlator, version_entries
@@ -69,14 +70,11 @@ class CorrelateStage:
         # None only for a ceasefire gone from the registry since its reports were accepted
         return self.states.get(ceasefire_id, partition)
 
-    async def correlate_batch(self, event: faust.EventT) -> None:
-        batch = decode_or_count(AcceptedBatch, event.message.value, "correlate", self.ctx)
-        if batch is None:
-            return
-        partition = event.message.partition
+    async def correlate_batch(self, events: list[faust.EventT]) -> None:
+        """All the AcceptedBatch records taken at once: one round of writes and sends for all of them."""
         published: dict[int, list[Incident]] = defaultdict(list)
         touched: dict[str, int] = {}  # ceasefire id → its partition
-        for report in batch.reports:
+        for partition, report in self._reports(events):
             correlator = self.correlator(report.ceasefire_id, partition)
             if correlator is None:
                 continue
@@ -97,6 +95,14 @@ class CorrelateStage:
         for ceasefire_id in touched:
             self.states.store(ceasefire_id, rest[ceasefire_id])
         await changelog_sent(self.app)
+
+    def _reports(self, events: list[faust.EventT]) -> list[tuple[int, AcceptedReport]]:
+        reports = []
+        for event in events:
+            batch = decode_or_count(AcceptedBatch, event.message.value, "correlate", self.ctx)
+            if batch is not None:
+                reports.extend((event.message.partition, report) for report in batch.reports)
+        return reports
 
     async def _publish(self, published: dict[int, list[Incident]], touched: dict[str, int]) -> None:
         send = self.app.producer.send
@@ -147,8 +153,8 @@ def install(app: faust.App, ctx: Context) -> None:
 
     @app.agent(accepted, name="correlate")
     async def correlate(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await or_die("correlate", stage.correlate_batch(event))
+        async for events in stream.take_events(s.batch_records_max, s.batch_within_seconds):
+            await or_die("correlate", stage.correlate_batch(events))
 
     api.install(app, stage, accepted)
     ctx.stages["correlate"] = stage  # the read API and the live view look incidents up here

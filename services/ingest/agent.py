@@ -86,15 +86,43 @@ class IngestStage:
         await asyncio.gather(*pending)
         self.ctx.metrics.batch_records.labels("validate").observe(len(events))
 
-    async def deduplicate_batch(self, event: faust.EventT) -> None:
-        partition = event.message.partition
-        batch = decode_or_count(ReportBatch, event.message.value, "deduplicate", self.ctx)
-        if batch is None:
-            return
-        state = DedupState(PartitionEntries(self.dedup, partition), self.retention, scope=f"{partition}/")
+    async def deduplicate_batch(self, events: list[faust.EventT]) -> None:
+        """All the ReportBatch records taken at once: one round of acknowledgements for all of them."""
+        states: dict[int, DedupState] = {}
         pending: list[Awaitable[Any]] = []
         rules: list[str] = []
         by_ceasefire: dict[int, list[bytes]] = defaultdict(list)
+        total = 0
+        for event in events:
+            partition = event.message.partition
+            batch = decode_or_count(ReportBatch, event.message.value, "deduplicate", self.ctx)
+            if batch is None:
+                continue
+            state = states.get(partition)
+            if state is None:
+                entries = PartitionEntries(self.dedup, partition)
+                state = states[partition] = DedupState(entries, self.retention, scope=f"{partition}/")
+            total += len(batch.reports)
+            await self._decide(batch, state, pending, rules, by_ceasefire)
+        for target, records in by_ceasefire.items():  # correlate's input: the same reports, batched
+            for chunk in chunk_batches(records):
+                pending.append(await self.app.producer.send(self.topics[Role.ACCEPTED_BATCHES], None, chunk, target, None, None))
+        await asyncio.gather(*pending)
+        for partition, state in states.items():
+            state.commit()  # only after the acknowledgements: a crash before this line re-emits, never drops
+            self._maybe_sweep(partition, state)
+        self._count(total, rules)
+        await changelog_sent(self.app)
+
+    async def _decide(
+        self,
+        batch: ReportBatch,
+        state: DedupState,
+        pending: list[Awaitable[Any]],
+        rules: list[str],
+        by_ceasefire: dict[int, list[bytes]],
+    ) -> None:
+        """Rule on each report of one partition's batch and send its record (accepted or duplicate)."""
         for item in batch.reports:
             report = item.report
             decision = state.decide(report)
@@ -112,14 +140,6 @@ class IngestStage:
                 )
                 key, topic, record = report.source.encode(), self.topics[Role.DUPLICATES], encode(duplicate)
             pending.append(await self.app.producer.send(topic, key, record, None, None, None))
-        for target, records in by_ceasefire.items():  # correlate's input: the same reports, batched
-            for chunk in chunk_batches(records):
-                pending.append(await self.app.producer.send(self.topics[Role.ACCEPTED_BATCHES], None, chunk, target, None, None))
-        await asyncio.gather(*pending)
-        state.commit()  # only after the acknowledgements: a crash before this line re-emits, never drops
-        self._count(len(batch.reports), rules)
-        self._maybe_sweep(partition, state)
-        await changelog_sent(self.app)
 
     def _count(self, total: int, rules: list[str]) -> None:
         metrics = self.ctx.metrics
@@ -148,5 +168,5 @@ def install(app: faust.App, ctx: Context) -> None:
 
     @app.agent(raw_topic(app, s.topic(Role.BY_SOURCE)), name="ingest-deduplicate")
     async def deduplicate(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await or_die("ingest-deduplicate", stage.deduplicate_batch(event))
+        async for events in stream.take_events(s.batch_records_max, s.batch_within_seconds):
+            await or_die("ingest-deduplicate", stage.deduplicate_batch(events))

@@ -61,8 +61,13 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = Field(
         default=20, ge=0, le=30000, description="consumer fetch wait; the embedded broker holds every fetch this long"
     )
-    batch_max: int = Field(default=1000, ge=1, description="records an agent takes at once")
-    batch_within_seconds: float = Field(default=0.05, gt=0, description="longest wait to fill a batch")
+    batch_max: int = Field(default=1000, ge=1, description="reports ingest-validate takes at once")
+    batch_records_max: int = Field(
+        default=64, ge=1, description="internal batch records (many reports each) the other agents take at once"
+    )
+    batch_within_seconds: float = Field(
+        default=0.01, gt=0, description="longest wait to fill a batch: a floor on each hop's latency"
+    )
 
     @property
     def max_future(self) -> timedelta:
