@@ -38,4 +38,3 @@ def fix_mmap_threshold() -> bool:
 def trim() -> bool:
     """Return the free memory at the top of every malloc arena to the OS. True if some was."""
     return _LIBC is not None and bool(_LIBC.malloc_trim(0))
-
