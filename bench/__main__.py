@@ -50,15 +50,18 @@ class Profile:
     correlation_repeats: int
     scale_out: tuple[int, ...]  # processes per stage; () skips the scale-out runs
     profile_s: float  # seconds of cProfile per stage; 0 skips the profiled runs
+    latency_staged_rates: tuple[float, ...] = ()  # latency with one process per stage
 
 
 # Quick: every scenario once, small, no scale-out and no profile: under 3 minutes on a loaded 2-core box.
 # Latency also at 100/s, below what one process sustains: per-hop delay apart from queueing.
-QUICK = Profile("quick", 3_000, 20_000, 12, 20, 4, (100, 500), 10, 12, (1_000, 10_000), 2_000, 1, (), 0)
+QUICK = Profile("quick", 3_000, 20_000, 12, 20, 4, (100, 500), 10, 12, (1_000, 10_000), 2_000, 1, (), 0, (500,))
 # Soak: the memory scenario alone, at the size; its own page (docs/performance-soak.md).
 SOAK_REPORTS = 1_000_000
 SOAK = Profile("soak", 0, 0, 0, 0, 0, (), 0, 3_600, (), 0, 0, (), 0)
-FULL = Profile("full", 20_000, 200_000, 45, 75, 20, (100, 500, 1000), 30, 120, (1_000, 50_000), 5_000, 2, (1, 2, 4), 20)
+# Latency at 1,000/s only with one process per stage: one process for everything is known not to keep up.
+FULL = Profile("full", 20_000, 200_000, 45, 75, 20, (100, 500), 30, 120, (1_000, 50_000), 5_000, 2, (1, 2, 4), 20,
+               (500, 1000))
 
 
 def load_average() -> list[float]:
@@ -163,6 +166,10 @@ async def run(profile: Profile, out: Path, workdir: Path) -> dict[str, Any]:
             n = int(rate * profile.latency_seconds)
             await step(f"latency_{int(rate)}", latency.measure(broker.url, workdir, build(n, days=n / 1e6 * 30, seed=11),
                                                                rate, profile.latency_drain_cap_s))
+        for rate in profile.latency_staged_rates:  # one process per stage, as deployed
+            n = int(rate * profile.latency_seconds)
+            await step(f"latency_staged_{int(rate)}", latency.measure(
+                broker.url, workdir, build(n, days=n / 1e6 * 30, seed=11), rate, profile.latency_drain_cap_s, True))
         await step("correlation_cost", asyncio.to_thread(correlation.measure, profile.correlation_held,
                                                          profile.correlation_measured, profile.correlation_repeats))
         n = memory_reports(sc.get("stages") or {}, profile.memory_slice_s)

@@ -21,7 +21,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from bench.procs import Worker, bench_settings, read_timestamps, wait_for
-from bench.scenarios.throughput import WARM_UP, settle
+from bench.scenarios.throughput import WARM_UP, probe_sum, settle, stage_settings
 from bench.workload import Workload
 from schemas.topics import Role
 from services.runtime.admin import ensure_topics
@@ -69,30 +69,40 @@ async def paced_send(bootstrap: str, topic: str, records: list[tuple[bytes | Non
     return sent_at
 
 
-async def measure(broker: str, workdir: Path, workload: Workload, rate: float, drain_cap: float = 120) -> dict[str, Any]:
+STAGES = ("ingest", "correlate", "alert")
+
+
+async def measure(
+    broker: str, workdir: Path, workload: Workload, rate: float, drain_cap: float = 120, per_stage: bool = False
+) -> dict[str, Any]:
+    """One worker for the whole topology, or (`per_stage`) one process per stage, as deployed."""
     settings = bench_settings(broker, workdir)
     await ensure_topics(settings)
-    worker = Worker(settings, ("ingest", "correlate", "alert"), workdir, name=f"latency-{int(rate)}").start()
+    if per_stage:
+        workers = [Worker(stage_settings(settings, s), (s,), workdir, name=f"latency-{int(rate)}-{s}").start()
+                   for s in STAGES]
+    else:
+        workers = [Worker(settings, STAGES, workdir, name=f"latency-{int(rate)}").start()]
     try:
-        await settle(settings, [worker])
+        await settle(settings, workers)
         begun = time.monotonic()
         sent_at = await paced_send(settings.bootstrap, settings.topic(Role.REPORTS), workload.records, rate)
         achieved = len(workload) / (time.monotonic() - begun)
         by_ceasefire = settings.topic(Role.BY_CEASEFIRE)
 
         def drained() -> bool:
-            probe = worker.probe()
-            return probe["done"].get(settings.topic(Role.REPORTS), [0])[0] >= len(workload) + len(WARM_UP) and probe["done"].get(
-                by_ceasefire, [0])[0] >= probe["sent"].get(by_ceasefire, [0])[0]
+            return probe_sum(workers, "done", settings.topic(Role.REPORTS))[0] >= len(workload) + len(WARM_UP) and probe_sum(
+                workers, "done", by_ceasefire)[0] >= probe_sum(workers, "sent", by_ceasefire)[0]
 
         kept_up = True
         try:
-            await wait_for(drained, drain_cap, "pipeline drained", [worker], every=0.1)
+            await wait_for(drained, drain_cap, "pipeline drained", workers, every=0.1)
         except TimeoutError:
             kept_up = False
-        lag_at_end = time.time() - worker.done(by_ceasefire)[2]
+        lag_at_end = time.time() - probe_sum(workers, "done", by_ceasefire)[2]
     finally:
-        worker.stop()
+        for worker in workers:
+            worker.stop()
     accepted = await read_timestamps(settings.bootstrap, settings.topic(Role.ACCEPTED))
     accepted_at = {orjson.loads(value)["report_id"]: ts for _, value, ts in accepted}  # type: ignore[arg-type]
     incidents = await read_timestamps(settings.bootstrap, settings.topic(Role.INCIDENTS))
@@ -121,6 +131,7 @@ async def measure(broker: str, workdir: Path, workload: Workload, rate: float, d
         if sends:
             to_alert.append(ts - max(sends))
     return {
+        "processes": "one per stage" if per_stage else "one",
         "rate_asked": rate,
         "rate_achieved": round(achieved, 1),
         "reports": len(workload),

@@ -41,11 +41,11 @@ async def settle(settings: Settings, workers: list[Worker]) -> None:
     await wait_for(lambda: all(w.probe_path.exists() for w in workers), 120, "workers up", workers)
     await load(settings.bootstrap, settings.topic(Role.REPORTS), WARM_UP)
     topic = settings.topic(Role.REPORTS)
-    await wait_for(lambda: _sum(workers, "done", topic)[0] >= len(WARM_UP), 120, "warm-up", workers)
+    await wait_for(lambda: probe_sum(workers, "done", topic)[0] >= len(WARM_UP), 120, "warm-up", workers)
     await asyncio.sleep(SETTLE_SECONDS)
 
 
-def _sum(workers: list[Worker], kind: str, topic: str) -> tuple[int, float, float]:
+def probe_sum(workers: list[Worker], kind: str, topic: str) -> tuple[int, float, float]:
     """Count, earliest first and latest last of `kind` (received/done/sent) over workers' probes."""
     count, first, last = 0, float("inf"), 0.0
     for worker in workers:
@@ -71,7 +71,7 @@ async def profile_stage(base: Settings, workdir: Path, stage: str, path: Path, s
         await wait_for(lambda: worker.done(topic)[0] >= 1, 120, f"profile {stage}: first record", [worker])
         await asyncio.sleep(seconds)
         await worker.stop_profile()
-        received = _sum([worker], "received", topic)[0]
+        received = probe_sum([worker], "received", topic)[0]
         done = worker.done(topic)[0]
     finally:
         worker.stop()
@@ -110,8 +110,8 @@ async def per_stage(
         finally:
             worker.stop()
         probe = worker.probe()
-        _, first, _ = _sum([worker], "received", first_topic)
-        done_count, _, last = _sum([worker], "done", last_topic)
+        _, first, _ = probe_sum([worker], "received", first_topic)
+        done_count, _, last = probe_sum([worker], "done", last_topic)
         share = done_count / max(1, probe.get("sent", {}).get(last_topic, [want_first])[0]) if stage == "ingest" else (
             done_count / max(1, want_first))
         if complete:
@@ -164,10 +164,10 @@ async def topology(
         topics = {role: base.topic(role) for role in Role}
 
         def finished() -> bool:
-            if _sum(workers, "done", topics[Role.REPORTS])[0] < len(workload) + len(WARM_UP):
+            if probe_sum(workers, "done", topics[Role.REPORTS])[0] < len(workload) + len(WARM_UP):
                 return False
             for role in (Role.BY_SOURCE, Role.ACCEPTED_BATCHES, Role.BY_CEASEFIRE):
-                if _sum(workers, "done", topics[role])[0] < _sum(workers, "sent", topics[role])[0]:
+                if probe_sum(workers, "done", topics[role])[0] < probe_sum(workers, "sent", topics[role])[0]:
                     return False
             return True
 
@@ -180,12 +180,12 @@ async def topology(
         for worker in workers:
             worker.stop()
     first = loaded  # the warm-up records were received earlier: time from the first real send
-    done_batches, _, last = _sum(workers, "done", topics[Role.BY_CEASEFIRE])
-    sent_batches = _sum(workers, "sent", topics[Role.BY_CEASEFIRE])[0]
+    done_batches, _, last = probe_sum(workers, "done", topics[Role.BY_CEASEFIRE])
+    sent_batches = probe_sum(workers, "sent", topics[Role.BY_CEASEFIRE])[0]
     # reports correlated (accepted batches done / sent, times accepted / valid), then alerted (batches)
-    correlated = (_sum(workers, "done", topics[Role.ACCEPTED_BATCHES])[0]
-                  / max(1, _sum(workers, "sent", topics[Role.ACCEPTED_BATCHES])[0])
-                  * _sum(workers, "sent", topics[Role.ACCEPTED])[0] / max(1, workload.valid))
+    correlated = (probe_sum(workers, "done", topics[Role.ACCEPTED_BATCHES])[0]
+                  / max(1, probe_sum(workers, "sent", topics[Role.ACCEPTED_BATCHES])[0])
+                  * probe_sum(workers, "sent", topics[Role.ACCEPTED])[0] / max(1, workload.valid))
     share = 1.0 if complete else done_batches / max(1, sent_batches) * correlated
     seconds = last - first
     return {
@@ -197,5 +197,5 @@ async def topology(
         "complete": complete,
         "share_done": round(share, 4),
         "reports_per_second": round(len(workload) * share / seconds, 1) if seconds > 0 else None,
-        "incident_versions": _sum(workers, "sent", topics[Role.INCIDENTS])[0],
+        "incident_versions": probe_sum(workers, "sent", topics[Role.INCIDENTS])[0],
     }
