@@ -122,17 +122,33 @@ class FencedTable(faust.Table):
             yield key.decode(), value.decode()
 
     async def send_unsent(self) -> None:
-        """Send the writes kept so far, await the broker's acknowledgements, persist the offsets."""
+        """Send the writes kept so far, await the broker's acknowledgements, persist the offsets.
+
+        Each partition's records go as record batches built here (aiokafka's `create_batch`), in
+        write order: a few µs per record instead of a `send` call with its own future (~25 µs)."""
         writes, self.unsent = self.unsent, []
         topic = self.changelog_topic.get_topic_name()
-        send = self.app.producer.send
-        pending = [await send(topic, w.key, w.value, w.partition, None, None) for w in writes]
-        newest: dict[TP, int] = {}
-        for sent in await asyncio.gather(*pending):
-            tp = TP(sent.topic, sent.partition)
-            newest[tp] = max(newest.get(tp, -1), sent.offset)
-        for tp, offset in newest.items():
-            self.data.set_persisted_offset(tp, offset)
+        client = self.app.producer._ensure_producer()  # noqa: SLF001 - Faust's aiokafka producer
+        by_partition: dict[int, list[ChangelogWrite]] = {}
+        for write in writes:
+            by_partition.setdefault(write.partition, []).append(write)
+        pending: list[tuple[int, int, Any]] = []  # partition, records, the batch's future
+        for partition, run in by_partition.items():
+            batch, count = client.create_batch(), 0
+            for write in run:
+                # A full batch refuses the record; an empty one takes any (as aiokafka's own `send` does).
+                if batch.append(key=write.key, value=write.value, timestamp=None) is None:
+                    pending.append((partition, count, await client.send_batch(batch, topic, partition=partition)))
+                    batch, count = client.create_batch(), 0
+                    batch.append(key=write.key, value=write.value, timestamp=None)
+                count += 1
+            pending.append((partition, count, await client.send_batch(batch, topic, partition=partition)))
+        sent = await asyncio.gather(*(future for _, _, future in pending))
+        newest: dict[int, int] = {}
+        for (partition, count, _), meta in zip(pending, sent, strict=True):
+            newest[partition] = max(newest.get(partition, -1), meta.offset + count - 1)  # offset: the batch's first
+        for partition, offset in newest.items():
+            self.data.set_persisted_offset(TP(topic, partition), offset)
 
     async def on_rebalance(
         self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP], generation_id: int = 0
