@@ -1,19 +1,21 @@
-"""Alert engine cost: incident versions per second through `AlertEngine.observe`, slice by slice.
+"""Alert engine cost: incident versions per second through `AlertEngine`, slice by slice. No broker.
 
-Pure, no broker. The benchmark's full-mode mix (20,000 records over 0.6 days, the throughput
-scenario's) is validated and deduplicated as ingest would, interleaved as the by-source partitions
-reach the accepted topic (`--order mix` keeps the mix's order instead), correlated by a `Correlator` per ceasefire
-as the correlate stage does (merged versions first, eviction every 300 s of event time), and cut into
-batches of ~200 incident versions carrying the correlator's watermark. Each batch is then fed as the
-alert agent does: `observe` per version, `advance` to the watermark, `fragility()` and
-`take_changes()` per touched ceasefire. The time per slice of 2,000 versions shows whether the cost
-grows with the incidents held (it should not).
+The workload is the benchmark's full-mode mix (20,000 records over 0.6 days, as the throughput
+scenario builds it): validated and deduplicated as ingest would, interleaved as the by-source
+partitions reach the accepted topic (`--order mix` keeps the mix's order instead), correlated by one
+`Correlator` per ceasefire as the correlate stage does (merged versions first, eviction every 300 s of
+event time), and cut into batches of ~200 incident versions with the correlator's watermark. Each
+batch is fed as the alert agent feeds it: `observe` per version, `advance` to the watermark, then
+`fragility()` and `take_changes()` per touched ceasefire. The rate per slice of 2,000 versions shows
+whether the cost grows with the incidents held (it should not).
 
-    .venv/bin/python -m bench.alert_engine [--records N] [--order partitioned|mix] [--output FILE] [--cache FILE]
+    .venv/bin/python -m bench.alert_engine [--records N] [--order partitioned|mix]
+        [--output FILE] [--cache FILE] [--repeat N]
 
 `--output` writes everything the engines returned (alerts, changes, snapshots), one JSON line per
-call, so two versions of the engine can be compared byte for byte. `--cache` keeps the incident
-batches (building them takes longer than the engine should).
+call, so that two versions of the engine can be compared byte for byte. `--cache` keeps the incident
+batches (building them takes longer than the engine should). `--repeat` plays them N times with
+fresh engines and keeps each slice's fastest run: the machine may be busy with something else.
 """
 
 from __future__ import annotations
@@ -103,7 +105,9 @@ def incident_batches(records: int, registry: Registry, order: str) -> list[Batch
     return batches
 
 
-def _close(correlators: dict[str, Correlator], touched: set[str], evicted_at: dict[str, datetime]) -> dict[str, datetime]:
+def _close(
+    correlators: dict[str, Correlator], touched: set[str], evicted_at: dict[str, datetime]
+) -> dict[str, datetime]:
     """End a correlate batch: evict as the stage does, and the touched ceasefires' watermarks."""
     watermarks = {}
     for cid in sorted(touched):
@@ -182,7 +186,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=FULL_RECORDS)
     parser.add_argument("--output", type=Path, help="write every engine output here (JSON lines)")
     parser.add_argument("--order", choices=("partitioned", "mix"), default="partitioned",
-                        help="reports as the accepted topic interleaves them (default), or in the mix's order")
+                        help="reports as the accepted topic interleaves them (default), or the mix's order")
     parser.add_argument("--cache", type=Path, help="keep the incident batches here between runs")
     parser.add_argument("--repeat", type=int, default=1, help="play this many times, fresh engines each, and "
                         "keep each slice's fastest (the machine may be busy with something else)")
@@ -191,9 +195,10 @@ def main() -> None:
     started = time.perf_counter()
     batches = load(args.records, registry, args.order, args.cache)
     gc.collect()
-    gc.freeze()  # the workload is not the engine's: full collections should not walk it (a stage never holds it)
+    gc.freeze()  # the workload is no engine's state: collections should not walk it (no stage holds it)
     versions = sum(len(incidents) for incidents, _ in batches)
-    print(f"{versions} incident versions in {len(batches)} batches ({time.perf_counter() - started:.1f} s to build)")
+    took = time.perf_counter() - started
+    print(f"{versions} incident versions in {len(batches)} batches ({took:.1f} s to build)")
     runs = []
     for n in range(args.repeat):
         if args.output is not None and n == 0:
@@ -202,11 +207,13 @@ def main() -> None:
         else:
             runs.append(play(batches, registry, None))
     slices = _slices(runs)
-    print(f"versions        versions/s  (per CPU second){f'  fastest of {args.repeat}' if args.repeat > 1 else ''}")
+    fastest = f"  fastest of {args.repeat}" if args.repeat > 1 else ""
+    print(f"versions        versions/s  (per CPU second){fastest}")
     for lo, hi, wall, cpu in slices:
         print(f"{lo:>6}-{hi:<6} {(hi - lo) / wall:>10,.0f}  ({(hi - lo) / cpu:,.0f})")
     n, wall, cpu = slices[-1][1], sum(piece[2] for piece in slices), sum(piece[3] for piece in slices)
-    print(f"total: {n} versions in {wall:.2f} s ({cpu:.2f} s of CPU): {n / wall:,.0f} versions/s ({n / cpu:,.0f} per CPU second)")
+    print(f"total: {n} versions in {wall:.2f} s ({cpu:.2f} s of CPU): "
+          f"{n / wall:,.0f} versions/s ({n / cpu:,.0f} per CPU second)")
 
 
 def _slices(runs: list[list[tuple[int, float, float]]]) -> list[tuple[int, int, float, float]]:

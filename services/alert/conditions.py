@@ -226,15 +226,25 @@ def escalations(ceasefire_id: str, summaries: Summaries, now: datetime, rules: A
 
 def escalation(ceasefire_id: str, sector: str, escalating: Summaries, rules: AlertRules) -> Condition:
     """Escalation in one sector, given the (non-empty) escalating incidents held there."""
-    top = max(s.severity for s in escalating)
+    top, last_seen = max(s.severity for s in escalating), max(s.seen_at for s in escalating)
+    return escalation_alert(ceasefire_id, sector, len(escalating), top, escalating, last_seen, rules)
+
+
+def escalation_alert(
+    ceasefire_id: str, sector: str, count: int, top: Severity, newest: Summaries, last_seen: datetime,
+    rules: AlertRules,
+) -> Condition:
+    """Escalation in one sector: `count` (> 0) escalating incidents held there, the highest at rung
+    `top`, of which `newest` are the newest (all, or at least `MAX_IDS`), the latest version of one
+    having arrived at `last_seen`."""
     return Condition(
         labels=_labels(AlertName.ESCALATION, ceasefire_id, sector=sector),
-        count=len(escalating),
+        count=count,
         summary=f"Escalation to {top.name.lower()} in {sector}",
-        description=f"{len(escalating)} incident(s) in {sector} climbed the weapon ladder to "
+        description=f"{count} incident(s) in {sector} climbed the weapon ladder to "
         f"{top.name.lower()} (rung {int(top)}).",
-        incident_ids=_ids(escalating),
-        until=max(s.seen_at for s in escalating) + rules.escalation_hold,
+        incident_ids=_ids(newest),
+        until=last_seen + rules.escalation_hold,
     )
 
 
@@ -279,6 +289,16 @@ def surge_condition(ceasefire_id: str, met: Sequence[Met], latest: Summaries, ru
     """ViolationSurge, given the (non-empty) held incidents that met the threshold and the window's
     incidents (all of them, or at least the `MAX_IDS` newest)."""
     _, count, mean, threshold = max(met, key=lambda m: (m[1], m[0].at, m[0].incident_id))
+    last_seen = max(m[0].seen_at for m in met)
+    return surge_alert(ceasefire_id, count, mean, threshold, last_seen, latest, rules)
+
+
+def surge_alert(
+    ceasefire_id: str, count: int, mean: float, threshold: float, last_seen: datetime, latest: Summaries,
+    rules: AlertRules,
+) -> Condition:
+    """ViolationSurge from the figures of the incident that met the threshold with the highest (count,
+    at, id), when the latest version of one that met it arrived, and the window's incidents."""
     hours = rules.surge_window / HOUR
     return Condition(
         labels=_labels(AlertName.VIOLATION_SURGE, ceasefire_id),
@@ -287,7 +307,7 @@ def surge_condition(ceasefire_id: str, met: Sequence[Met], latest: Summaries, ru
         description=f"{count} incidents in {hours:g} h against an hourly mean of {mean:.2f} over the "
         f"{rules.surge_baseline / HOUR:g} h before (threshold {threshold:.2f}).",
         incident_ids=_ids(latest),
-        until=max(m[0].seen_at for m in met) + rules.surge_hold,
+        until=last_seen + rules.surge_hold,
     )
 
 

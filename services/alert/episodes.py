@@ -121,7 +121,7 @@ class AlertBook:
         if last.severity != severity or count > episode.peak or now - last.updated_at >= self.repeat_interval:
             return False
         if until != episode.until:  # renewed quietly: remember when it will end (no validation needed)
-            renewed = Episode.model_construct(alert=last, peak=episode.peak, until=until)
+            renewed = episode.model_copy(update={"until": until})
             self.episodes[fp] = renewed
             self.changed.add(fp)
             self._watch(renewed)
@@ -141,7 +141,8 @@ class AlertBook:
                 updated_at=now,
                 version=1 if episode is None else episode.alert.version + 1,
             )
-            return self._keep(Episode(alert=alert, peak=condition.count, until=condition.until))
+            episode = Episode.model_construct(alert=alert, peak=condition.count, until=condition.until)
+            return self._keep(episode)
         last = episode.alert
         update = {
             "labels": condition.labels,
@@ -150,7 +151,8 @@ class AlertBook:
             "version": last.version + 1,
         }
         peak = max(episode.peak, condition.count)
-        return self._keep(Episode(alert=last.model_copy(update=update), peak=peak, until=condition.until))
+        alert = last.model_copy(update=update)
+        return self._keep(episode.model_copy(update={"alert": alert, "peak": peak, "until": condition.until}))
 
     def _resolve(self, fp: str, now: datetime) -> Alert | None:
         episode = self.episodes[fp]
@@ -165,7 +167,7 @@ class AlertBook:
             "updated_at": ends_at,
             "version": last.version + 1,
         }
-        return self._keep(Episode(alert=last.model_copy(update=update), peak=episode.peak, until=None))
+        return self._keep(episode.model_copy(update={"alert": last.model_copy(update=update), "until": None}))
 
     def _keep(self, episode: Episode) -> Alert:
         self.episodes[episode.alert.fingerprint] = episode

@@ -3,17 +3,20 @@
 Evaluating a rule over every held summary made the cost of an incident grow with the state. Here each
 question a rule asks is answered from the part of the state it is about, kept up to date as incidents
 arrive, change and are forgotten:
-  - every live incident sorted by `at` (and per sector, and per sector and rung): window counts,
-    the newest incidents of a window, and "anything this high in the look-back?" by bisection;
-  - per sector, the incidents within the violation hold and the escalation candidates within the
-    escalation hold, in `seen_at` order (the watermark when a version arrived, so insertion keeps them
-    sorted and a hold running out drops a prefix);
-  - the incidents within the surge hold with their window counts, and which of them met the
-    threshold: an incident's counts change only when another arrives or goes within 25 h before it;
+  - every live incident sorted by `at` (and per sector): window counts and the newest incidents of a
+    window, by bisection;
+  - per sector, the incidents within the violation hold in `seen_at` order (the watermark when a
+    version arrived, so insertion keeps them sorted and a hold running out drops a prefix), and which
+    escalation candidates escalate (`escalation.py`: a blocker arriving or leaving flips exactly the
+    candidates it alone blocks);
+  - the incidents within the surge hold with their window and baseline counts and which of them met
+    the threshold (`surge.py`: counts shifted a block at a time, decided again only near the threshold);
   - the fragility figures of the recent window as running totals, slid along as the watermark moves.
-Times are whole microseconds since the epoch (exact: datetimes carry microseconds), so every boundary
-(half-open windows, strict holds) is decided exactly as `conditions.py` and `fragility.py` decide it.
-Only the summaries are state; all of this is rebuilt from them (`put`, in `seen_at` order).
+A version that keeps its incident's `at`, rung and sectors (about half of them) only takes the old
+version's places (`_kept`). Times are whole microseconds since the epoch (exact: datetimes carry
+microseconds), so every boundary (half-open windows, strict holds) is decided exactly as
+`conditions.py` and `fragility.py` decide it. Only the summaries are state; all of this is rebuilt
+from them (`put`, in `seen_at` order).
 """
 
 from __future__ import annotations
@@ -23,18 +26,19 @@ from collections import Counter, OrderedDict, deque
 from datetime import UTC, datetime, timedelta
 
 from schemas.incident import Severity
-from services.alert.conditions import MAX_IDS, TOP_RUNG, AlertRules, Met, escalation_ceiling, surge_measure
+from services.alert.conditions import MAX_IDS, AlertRules, escalation_ceiling, surge_measure
+from services.alert.escalation import Candidate, SectorEscalations
 from services.alert.fragility import HOUR, Tally
 from services.alert.recent import IncidentSummary
+from services.alert.surge import SurgeWatch, Watched
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 RUNGS = tuple(Severity)
 Entry = tuple[int, int, IncidentSummary]  # seen_at, at (microseconds), the summary
 Timed = tuple[int, str, int, IncidentSummary]  # at, incident id, seen_at, the summary: sorts by time
-Candidate = tuple[int, int, IncidentSummary, int]  # seen_at, at, summary, its escalation ceiling
-# seen_at, at, summary; incidents in its surge window, in the baseline before it; mean; threshold
-Watched = list
+# recent, baseline, last hour, top rung, killed, injured, reciprocal, sectors, last: `Tally`'s fields
+Figures = tuple[int, int, int, Severity | None, int, int, int, list[str], datetime | None]
 
 
 def micros(t: datetime) -> int:
@@ -49,7 +53,7 @@ def span(d: timedelta) -> int:
 HOUR_SPAN = span(HOUR)
 
 
-def prune(held: OrderedDict[str, Entry] | OrderedDict[str, Candidate], since: int) -> list[str]:
+def prune(held: OrderedDict[str, Entry], since: int) -> list[str]:
     """Drop (and name) the entries whose version arrived at or before `since` (they come first)."""
     gone = []
     while held:
@@ -103,23 +107,12 @@ class RecentWindow:
 class Sector:
     """One sector's live incidents (by its alert-sector name)."""
 
-    __slots__ = ("timeline", "rungs", "held", "candidates", "escalates")
+    __slots__ = ("timeline", "held", "escalations")
 
-    def __init__(self) -> None:
+    def __init__(self, lookback: int, ceilings: tuple[int, ...]) -> None:
         self.timeline: list[Timed] = []
-        self.rungs: dict[int, list[int]] = {}  # sorted `at`s per rung
         self.held: OrderedDict[str, Entry] = OrderedDict()  # within the violation hold (pruned lazily)
-        self.candidates: OrderedDict[str, Candidate] = OrderedDict()  # could escalate, within its hold
-        self.escalates: dict[str, bool] = {}  # candidates known to escalate or not, until that changes
-
-    def unsettle(self, at: int, rung: int, lookback: int) -> None:
-        """An incident at `at` of this rung arrived or went: forget what it may have changed, which is
-        whether the candidates after it (within the look-back) and lower than it escalate."""
-        candidates = self.candidates
-        for incident_id in [
-            i for i in self.escalates if at < candidates[i][1] < at + lookback and rung > candidates[i][3]
-        ]:
-            del self.escalates[incident_id]
+        self.escalations = SectorEscalations(lookback, ceilings)
 
 
 class HeldIncidents:
@@ -131,40 +124,50 @@ class HeldIncidents:
         self.arrivals: deque[Entry] = deque()  # every version, merged ones too: for forgetting
         self.timeline: list[Timed] = []  # live incidents
         self.times: list[int] = []  # their `at`s
+        self.ats: dict[str, int] = {}  # the same, by incident id
         self.sectors: dict[str, Sector] = {}
-        self.watched: OrderedDict[str, Watched] = OrderedDict()  # within the surge hold (pruned lazily)
-        self.watched_at: list[tuple[int, str]] = []  # the same, by `at`
-        self.met: dict[str, Watched] = {}  # those of them that met the surge threshold
+        self.surge = SurgeWatch(rules, self.times)
         self.window = RecentWindow()
-        self._surge_window = span(rules.surge_window)
-        self._surge_baseline = span(rules.surge_baseline)
-        self._surge_reach = span(rules.surge_window + rules.surge_baseline)
+        self.arrived = 0  # versions indexed so far: orders the candidates and watched incidents
         self._lookback = span(rules.escalation_lookback)
+        self._ceilings = ceilings(rules)
         self._recent = span(rules.fragility.recent_window)
         self._baseline = span(rules.fragility.baseline_window)
 
-    def put(self, summary: IncidentSummary) -> IncidentSummary | None:
-        """Hold this summary instead of the incident's previous one (returned). `seen_at` never goes back."""
+    def put(self, summary: IncidentSummary, seen: int | None = None) -> IncidentSummary | None:
+        """Hold this summary instead of the incident's previous one (returned). `seen_at` never goes back;
+        `seen` is it in microseconds, when the caller knows."""
         old = self.summaries.get(summary.incident_id)
-        if old is not None:
-            self._unindex(old)
-        self.summaries[summary.incident_id] = summary
-        entry = (micros(summary.seen_at), micros(summary.at), summary)
+        entry = (micros(summary.seen_at) if seen is None else seen, micros(summary.at), summary)
         self.arrivals.append(entry)
+        if old is not None and self._kept(old, entry):
+            self.summaries[summary.incident_id] = summary
+            return old
+        changes: list[tuple[int, int]] = []  # `at`s that an incident arrived at (+1) or left (-1)
+        if old is not None:
+            self._unindex(old, changes)
+        self.summaries[summary.incident_id] = summary
         if not summary.merged:
-            self._index(entry)
+            self._index(entry, changes)
+        if changes:
+            self.surge.recount(changes)
+        if not summary.merged:
+            seen, at, _ = entry
+            self.surge.add(Watched(seen, self.arrived, at, summary.incident_id, summary))
         return old
 
-    def forget(self, cutoff: datetime) -> list[IncidentSummary]:
-        """Drop (and return) the incidents whose latest version arrived at or before `cutoff`."""
-        limit = micros(cutoff)
+    def forget(self, limit: int) -> list[IncidentSummary]:
+        """Drop (and return) the incidents whose latest version arrived at or before `limit` (µs)."""
         gone = []
+        changes: list[tuple[int, int]] = []
         while self.arrivals and self.arrivals[0][0] <= limit:
             s = self.arrivals.popleft()[2]
             if self.summaries.get(s.incident_id) is s:
                 del self.summaries[s.incident_id]
-                self._unindex(s)
+                self._unindex(s, changes)
                 gone.append(s)
+        if changes:
+            self.surge.recount(changes)
         return gone
 
     # --- what the rules ask -----------------------------------------------------------------------
@@ -185,31 +188,28 @@ class HeldIncidents:
         arrived after `since`."""
         return newest(self.sectors[sector].timeline, since, min(count, MAX_IDS))
 
-    def escalating(self, sector: str, since: int) -> list[IncidentSummary]:
-        """Live incidents in the sector that arrived after `since` and climbed the ladder (see
-        `conditions.escalations`: above the sector's highest in the look-back before each)."""
+    def escalating(self, sector: str, since: int) -> SectorEscalations | None:
+        """The sector's escalations among the live incidents that arrived after `since` (see
+        `conditions.escalations`: above the sector's highest in the look-back before each); None
+        when none of them escalates."""
         found = self.sectors.get(sector)
         if found is None:
-            return []
-        for incident_id in prune(found.candidates, since):
-            found.escalates.pop(incident_id, None)
-        lookback, known = self._lookback, found.escalates
-        out = []
-        for incident_id, (_, at, x, ceiling) in found.candidates.items():
-            escalates = known.get(incident_id)
-            if escalates is None:
-                escalates = ceiling >= TOP_RUNG or not self._reached(found, ceiling, at - lookback, at)
-                known[incident_id] = escalates
-            if escalates:
-                out.append(x)
-        return out
+            return None
+        escalations = found.escalations
+        escalations.prune(since)
+        return escalations if escalations.count() else None
 
-    def surging(self, since: int) -> list[Met]:
-        """Live incidents that arrived after `since` and met the surge threshold at their `at`."""
-        for incident_id, e in self._pruned(since):
-            self.met.pop(incident_id, None)
-            del self.watched_at[bisect_left(self.watched_at, (e[1], incident_id))]
-        return [(e[2], e[3], e[5], e[6]) for e in self.met.values()]
+    def surging(self, since: int) -> tuple[int, float, float, datetime] | None:
+        """Of the live incidents that arrived after `since` and met the surge threshold at their `at`:
+        the highest (count, at, id)'s count, baseline mean and threshold, and when the last of them
+        arrived. None when none did."""
+        self.surge.prune(since)
+        found = self.surge.best()
+        if found is None:
+            return None
+        count, before, last = found
+        _, mean, threshold = surge_measure(count, before, self.rules)
+        return count, mean, threshold, last
 
     def newest_between(self, start: int, end: int) -> list[IncidentSummary]:
         """The newest (at least `MAX_IDS`, ties included) live incidents with `at` in (start, end]."""
@@ -223,33 +223,30 @@ class HeldIncidents:
         """Live incidents with `at` in (start, end]."""
         return bisect_right(self.times, end) - bisect_right(self.times, start)
 
-    def tally(self, as_of: datetime) -> Tally:
-        """The fragility windows ending at `as_of`, which is at or after every held incident's `at`."""
-        end = micros(as_of)
+    def tally(self, as_of: datetime, end: int | None = None) -> Tally:
+        """The fragility windows ending at `as_of` (`end` in microseconds, when the caller knows), which
+        is at or after every held incident's `at`."""
+        return Tally(*self.figures(micros(as_of) if end is None else end))
+
+    def figures(self, end: int) -> Figures:
+        """`tally`'s figures as a plain tuple, in its order: cheap to make and to compare."""
         recent_start = end - self._recent
         self._slide(recent_start)
         w = self.window
         last = bisect_right(self.times, end)
-        return Tally(
-            recent=w.count,
-            baseline=self.count(recent_start - self._baseline, recent_start),
-            last_hour=self.count(max(recent_start, end - HOUR_SPAN), end),
-            rung=w.top(),
-            killed=w.killed,
-            injured=w.injured,
-            reciprocal=w.reciprocal,
-            sectors=sorted(w.sectors),
-            last=self.timeline[last - 1][3].at if last else None,
+        return (
+            w.count,
+            self.count(recent_start - self._baseline, recent_start),
+            self.count(max(recent_start, end - HOUR_SPAN), end),
+            w.top(),
+            w.killed,
+            w.injured,
+            w.reciprocal,
+            sorted(w.sectors),
+            self.timeline[last - 1][3].at if last else None,
         )
 
     # --- upkeep -------------------------------------------------------------------------------------
-
-    def _reached(self, sector: Sector, above: int, start: int, end: int) -> bool:
-        """Did an incident above rung `above` have its `at` in the open window (start, end)?"""
-        for rung, times in sector.rungs.items():
-            if rung > above and bisect_right(times, start) < bisect_left(times, end):
-                return True
-        return False
 
     def _slide(self, start: int) -> None:
         """Move the recent window's start on (or rebuild it, should `as_of` ever go back)."""
@@ -263,88 +260,76 @@ class HeldIncidents:
             w.add(t[3], -1)
         w.start = start
 
-    def _pruned(self, since: int) -> list[tuple[str, Watched]]:
-        gone = []
-        while self.watched:
-            incident_id, first = next(iter(self.watched.items()))
-            if first[0] > since:
-                break
-            self.watched.popitem(last=False)
-            gone.append((incident_id, first))
-        return gone
-
-    def _index(self, entry: Entry) -> None:
+    def _kept(self, old: IncidentSummary, entry: Entry) -> bool:
+        """A new version at the same time, rung and sectors (about half of them): it takes the old
+        one's places, and nothing that counts incidents or rungs by time changes. False: not so."""
         seen, at, s = entry
+        incident_id = s.incident_id
+        if old.merged or s.merged or self.ats.get(incident_id) != at:
+            return False
+        if old.severity != s.severity or old.alert_sectors != s.alert_sectors:
+            return False
+        self.arrived += 1
+        timed = (at, incident_id, seen, s)
+        self.timeline[bisect_left(self.timeline, (at, incident_id))] = timed
+        ceiling = escalation_ceiling(s, self.rules)
+        for name in s.alert_sectors:
+            sector = self.sectors[name]
+            sector.timeline[bisect_left(sector.timeline, (at, incident_id))] = timed
+            sector.held.pop(incident_id, None)  # (pruned once its hold ran out)
+            sector.held[incident_id] = entry
+            if ceiling is not None:  # its blockers are as they were: only its place in arrival order moves
+                sector.escalations.replace(Candidate(seen, self.arrived, at, s, ceiling))
+        if at > self.window.start:
+            self.window.add(old, -1)
+            self.window.add(s, 1)
+        self.surge.replace(Watched(seen, self.arrived, at, incident_id, s))
+        return True
+
+    def _index(self, entry: Entry, changes: list[tuple[int, int]]) -> None:
+        seen, at, s = entry
+        self.arrived += 1
         timed = (at, s.incident_id, seen, s)
-        ceiling, lookback = escalation_ceiling(s, self.rules), self._lookback
+        rung, ceiling = int(s.severity), escalation_ceiling(s, self.rules)
         for name in s.alert_sectors:
             sector = self.sectors.get(name)
             if sector is None:
-                sector = self.sectors[name] = Sector()
+                sector = self.sectors[name] = Sector(self._lookback, self._ceilings)
             insort(sector.timeline, timed)
-            insort(sector.rungs.setdefault(int(s.severity), []), at)
-            sector.unsettle(at, s.severity, lookback)
             sector.held[s.incident_id] = entry
+            sector.escalations.arrived(at, rung)
             if ceiling is not None:
-                sector.candidates[s.incident_id] = (seen, at, s, ceiling)
+                sector.escalations.add(Candidate(seen, self.arrived, at, s, ceiling))
         i = bisect_left(self.timeline, timed)
         self.timeline.insert(i, timed)
         self.times.insert(i, at)
+        self.ats[s.incident_id] = at
         if at > self.window.start:
             self.window.add(s, 1)
-        self._recount(at, 1, s.incident_id)
-        start = at - self._surge_window
-        watched = [seen, at, s, self.count(start, at), 0, 0.0, 0.0]
-        self.watched[s.incident_id] = watched
-        insort(self.watched_at, (at, s.incident_id))
-        self._rebase(watched, self.count(start - self._surge_baseline, start))
+        changes.append((at, 1))
 
-    def _unindex(self, s: IncidentSummary) -> None:
+    def _unindex(self, s: IncidentSummary, changes: list[tuple[int, int]]) -> None:
         if s.merged:
             return
-        at, incident_id = micros(s.at), s.incident_id
+        incident_id = s.incident_id
+        at = self.ats.pop(incident_id)
         for name in s.alert_sectors:
             sector = self.sectors[name]
             del sector.timeline[bisect_left(sector.timeline, (at, incident_id))]
-            times = sector.rungs[int(s.severity)]
-            del times[bisect_left(times, at)]
             sector.held.pop(incident_id, None)
-            sector.escalates.pop(incident_id, None)
-            sector.candidates.pop(incident_id, None)
-            sector.unsettle(at, s.severity, self._lookback)
+            sector.escalations.remove(incident_id)
+            sector.escalations.left(at, int(s.severity))
             if not sector.timeline:
                 del self.sectors[name]
         i = bisect_left(self.timeline, (at, incident_id))
         del self.timeline[i], self.times[i]
         if at > self.window.start:
             self.window.add(s, -1)
-        if self.watched.pop(incident_id, None) is not None:
-            del self.watched_at[bisect_left(self.watched_at, (at, incident_id))]
-        self.met.pop(incident_id, None)
-        self._recount(at, -1, incident_id)
+        self.surge.remove(incident_id)
+        changes.append((at, -1))
 
-    def _recount(self, at: int, change: int, incident_id: str) -> None:
-        """An incident at `at` arrived (+1) or went (-1): it is in the surge window or the baseline of
-        the watched incidents at or up to 25 h after it."""
-        reach, window = at + self._surge_reach, at + self._surge_window
-        lo, hi = bisect_left(self.watched_at, (at, "")), bisect_left(self.watched_at, (reach, ""))
-        for _, affected in self.watched_at[lo:hi]:
-            if affected == incident_id:
-                continue
-            e = self.watched[affected]
-            if e[1] < window:
-                e[3] += change
-                self._judge(e)
-            else:
-                self._rebase(e, e[4] + change)
 
-    def _rebase(self, e: Watched, before: int) -> None:
-        _, e[5], e[6] = surge_measure(0, before, self.rules)
-        e[4] = before
-        self._judge(e)
-
-    def _judge(self, e: Watched) -> None:
-        if e[3] >= e[6]:
-            self.met[e[2].incident_id] = e
-        else:
-            self.met.pop(e[2].incident_id, None)
+def ceilings(rules: AlertRules) -> tuple[int, ...]:
+    """The escalation ceilings below `TOP_RUNG` that some rung has (see `escalation_ceiling`)."""
+    found = {int(r) - rules.escalation_rungs for r in RUNGS if r < rules.escalation_rung}
+    return tuple(sorted(c for c in found if c >= Severity.LIGHT))

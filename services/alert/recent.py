@@ -15,6 +15,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from operator import attrgetter
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
@@ -92,5 +93,9 @@ class Timeline:
 
 
 def newest_first(summaries: Iterable[IncidentSummary]) -> list[IncidentSummary]:
-    """A deterministic order for annotations: latest `at` first, then by id."""
-    return sorted(summaries, key=lambda s: (-s.at.timestamp(), s.incident_id))
+    """A deterministic order for annotations: latest `at` first, then by id (by id, then a stable sort
+    by `at` from the latest: two sorts on plain keys cost less than one on a computed pair)."""
+    return sorted(sorted(summaries, key=_by_id), key=_by_at, reverse=True)
+
+
+_by_id, _by_at = attrgetter("incident_id"), attrgetter("at")

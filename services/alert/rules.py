@@ -52,8 +52,8 @@ from schemas.incident import Incident
 from services.alert import conditions as rule
 from services.alert.conditions import AlertRules, Condition
 from services.alert.episodes import AlertBook, Episode
-from services.alert.fragility import component_values, snapshot_of, weighted_index
-from services.alert.held import HeldIncidents, micros
+from services.alert.fragility import Tally, component_values, snapshot_of, weighted_index
+from services.alert.held import HeldIncidents, micros, span
 from services.alert.recent import IncidentSummary, summarise
 
 __all__ = ["AlertEngine", "AlertRules"]
@@ -65,6 +65,14 @@ WATERMARK = "watermark"
 LAST_VIOLATION = "last_violation"
 JOURNAL = "journal"  # the last batch's changes, whole (see `take_changes`)
 Wanted = dict[str, Condition | None]  # by fingerprint: the condition to reconcile, None: it no longer holds
+# Alert names as plain strings (an enum member hashes in Python: these key dicts at every evaluation)
+VIOLATION, MUTUAL, ESCALATION, CASUALTIES, SURGE, FRAGILE = (
+    n.value for n in (
+        AlertName.CEASEFIRE_VIOLATION, AlertName.MUTUAL_ACCUSATION, AlertName.ESCALATION,
+        AlertName.CASUALTIES, AlertName.VIOLATION_SURGE, AlertName.FRAGILITY_HIGH,
+    )
+)
+SEVERITY = {name.value: severity for name, severity in rule.SEVERITY.items()}
 
 
 class AlertEngine:
@@ -73,6 +81,12 @@ class AlertEngine:
     ) -> None:
         self.ceasefire = ceasefire
         self.rules = rules if rules is not None else AlertRules()
+        self._horizon = self.rules.horizon
+        self._horizon_us = span(self._horizon)
+        r = self.rules
+        holds = (r.violation_hold, r.escalation_hold, r.surge_hold, r.surge_window)
+        self._violation_us, self._escalation_us, self._surge_us, self._window_us = map(span, holds)
+        self._now = 0  # the watermark in microseconds, during an evaluation
         self.watermark: datetime = ceasefire.effective_from
         self.last_violation_at: datetime | None = None
         self.held = HeldIncidents(self.rules)
@@ -87,6 +101,7 @@ class AlertEngine:
                 self.watermark = datetime.fromisoformat(value)
             elif key == LAST_VIOLATION:
                 self.last_violation_at = datetime.fromisoformat(value)
+        self._watermark_us = micros(self.watermark)
         self.book = AlertBook(self.rules.repeat_interval, episodes)
         self._changed: set[str] = set()
         # scopes to re-evaluate at the next evaluation: after a rebuild, all of them once
@@ -101,6 +116,8 @@ class AlertEngine:
         self._fingerprints: dict[tuple[str, str], str] = {}  # by (alert name, sector or incident id or "")
         self._forgotten: list[str] = []  # incidents whose fingerprints to drop after this evaluation
         self._weights = self.rules.fragility.weights.model_dump()
+        self._fragility_inputs: tuple[object, ...] = ()  # what the last index was computed from
+        self._fragility: tuple[dict[str, float], float] = ({}, 0.0)
 
     @property
     def incidents(self) -> Mapping[str, IncidentSummary]:
@@ -117,13 +134,13 @@ class AlertEngine:
         at = incident.last_observed_at
         if known is not None and incident.version <= known.version:
             return []  # delivered again, or overtaken by a newer version
-        if not self.ceasefire.in_force(at) or at <= self.watermark - self.rules.horizon:
+        if not self.ceasefire.in_force(at) or at <= self.watermark - self._horizon:
             return []
         # Settle what ended before this incident first, so a gap longer than a hold ends one episode
         # and this incident starts another, rather than silently continuing the first.
         emitted = self._evaluate() if self._move_to(at) else []
-        summary = summarise(incident, self.watermark)
-        self._touch(self.held.put(summary))
+        summary = summarise(incident, self.watermark)  # seen_at: the watermark, which is at or after `at`
+        self._touch(self.held.put(summary, self._watermark_us))
         self._touch(summary)
         self._changed.add(INCIDENT + incident.incident_id)
         if not summary.merged and (self.last_violation_at is None or at > self.last_violation_at):
@@ -174,6 +191,7 @@ class AlertEngine:
         if watermark <= self.watermark:
             return False
         self.watermark = watermark
+        self._watermark_us = micros(watermark)
         self._changed.add(WATERMARK)
         return True
 
@@ -196,6 +214,7 @@ class AlertEngine:
 
     def _evaluate(self) -> list[Alert]:
         now = self.watermark
+        self._now = self._watermark_us
         self._forget_old(now)
         due = self.book.due(now)
         for episode in due:
@@ -214,12 +233,12 @@ class AlertEngine:
         emitted = self.book.settle(wanted, now)
         self.book.look_again(due)
         for incident_id in self._forgotten:
-            self._fingerprints.pop((AlertName.MUTUAL_ACCUSATION, incident_id), None)
-            self._fingerprints.pop((AlertName.CASUALTIES, incident_id), None)
+            self._fingerprints.pop((MUTUAL, incident_id), None)
+            self._fingerprints.pop((CASUALTIES, incident_id), None)
         self._forgotten.clear()
         return emitted
 
-    def _fingerprint(self, name: AlertName, scope: str = "", value: str = "") -> str:
+    def _fingerprint(self, name: str, scope: str = "", value: str = "") -> str:
         """Of the ceasefire's alert `name` in a scope ("sector" or "incident" and its value, or none)."""
         fp = self._fingerprints.get((name, value))
         if fp is None:
@@ -240,9 +259,8 @@ class AlertEngine:
     def _sector(self, wanted: Wanted, sector: str, now: datetime) -> None:
         """CeasefireViolation and Escalation in one sector."""
         cid, rules, held = self.ceasefire.id, self.rules, self.held
-        name = AlertName.CEASEFIRE_VIOLATION
-        fp = self._fingerprint(name, "sector", sector)
-        since = micros(now - rules.violation_hold)
+        fp = self._fingerprint(VIOLATION, "sector", sector)
+        since = self._now - self._violation_us
         found = held.violation(sector, since)
         if found is None:
             wanted[fp] = None
@@ -253,53 +271,67 @@ class AlertEngine:
             def violation() -> Condition:
                 return rule.violation(cid, sector, count, held.newest(sector, since, count), last, rules)
 
-            self._want(wanted, fp, rule.SEVERITY[name], count, until, violation)
-        name = AlertName.ESCALATION
-        fp = self._fingerprint(name, "sector", sector)
-        escalating = held.escalating(sector, micros(now - rules.escalation_hold))
-        if not escalating:
+            self._want(wanted, fp, SEVERITY[VIOLATION], count, until, violation)
+        fp = self._fingerprint(ESCALATION, "sector", sector)
+        escalating = held.escalating(sector, self._now - self._escalation_us)
+        if escalating is None:
             wanted[fp] = None
         else:
-            until = max(s.seen_at for s in escalating) + rules.escalation_hold
-            build = partial(rule.escalation, cid, sector, escalating, rules)
-            self._want(wanted, fp, rule.SEVERITY[name], len(escalating), until, build)
+            n, last = escalating.count(), escalating.last_seen()
+
+            def escalation() -> Condition:
+                newest = escalating.newest(rule.MAX_IDS)
+                return rule.escalation_alert(cid, sector, n, escalating.top(), newest, last, rules)
+
+            self._want(wanted, fp, SEVERITY[ESCALATION], n, last + rules.escalation_hold, escalation)
 
     def _incident(self, wanted: Wanted, incident_id: str, now: datetime) -> None:
         """MutualAccusation and Casualties for one incident."""
         cid, rules = self.ceasefire.id, self.rules
         s = self.held.summaries.get(incident_id)
         holds = s is not None and not s.merged and now - s.seen_at < rules.incident_hold
-        for name, condition in (
-            (AlertName.MUTUAL_ACCUSATION, rule.mutual_accusation),
-            (AlertName.CASUALTIES, rule.casualty),
-        ):
-            fp = self._fingerprint(name, "incident", incident_id)
-            found = condition(cid, s, rules) if holds and s is not None else None
-            wanted[fp] = found
+        fp = self._fingerprint(MUTUAL, "incident", incident_id)
+        if holds and s is not None and s.reciprocal:
+            until = s.seen_at + rules.incident_hold
+            build = partial(rule.mutual_accusation, cid, s, rules)
+            self._want(wanted, fp, SEVERITY[MUTUAL], 0, until, build)
+        else:
+            wanted[fp] = None
+        fp = self._fingerprint(CASUALTIES, "incident", incident_id)
+        if holds and s is not None and s.killed > 0:
+            until = s.seen_at + rules.incident_hold
+            build = partial(rule.casualty, cid, s, rules)
+            self._want(wanted, fp, SEVERITY[CASUALTIES], s.killed, until, build)
+        else:
+            wanted[fp] = None
 
     def _surge(self, wanted: Wanted, now: datetime) -> None:
         """ViolationSurge, checked at each held incident's time (see `conditions.surge`)."""
-        rules, fp = self.rules, self._fingerprint(AlertName.VIOLATION_SURGE)
-        met = self.held.surging(micros(now - rules.surge_hold))
-        if not met:
+        rules, fp = self.rules, self._fingerprint(SURGE)
+        found = self.held.surging(self._now - self._surge_us)
+        if found is None:
             wanted[fp] = None
             return
-        count = max(met, key=lambda m: (m[1], m[0].at, m[0].incident_id))[1]
-        until = max(m[0].seen_at for m in met) + rules.surge_hold
+        count, mean, threshold, last = found
 
         def surge() -> Condition:
-            latest = self.held.newest_between(micros(now - rules.surge_window), micros(now))
-            return rule.surge_condition(self.ceasefire.id, met, latest, rules)
+            latest = self.held.newest_between(self._now - self._window_us, self._now)
+            return rule.surge_alert(self.ceasefire.id, count, mean, threshold, last, latest, rules)
 
-        self._want(wanted, fp, rule.SEVERITY[AlertName.VIOLATION_SURGE], count, until, surge)
+        until = last + rules.surge_hold
+        self._want(wanted, fp, SEVERITY[SURGE], count, until, surge)
 
     def _fragile(self, wanted: Wanted, now: datetime) -> None:
         """FragilityHigh: the index moves with event time, but only a new level or a repeat is news."""
-        fp, config = self._fingerprint(AlertName.FRAGILITY_HIGH), self.rules.fragility
+        fp, config = self._fingerprint(FRAGILE), self.rules.fragility
         fragile = self.book.current(fp)
         current = None if fragile is None else fragile.severity
-        values = component_values(self.held.tally(now), now, config, self.last_violation_at)
-        index = weighted_index(values, self._weights)  # as `fragility_index` computes it, minus the models
+        inputs = (self.held.figures(self._now), now, self.last_violation_at)
+        if inputs != self._fragility_inputs:  # the same figures, the same index: many versions change none
+            values = component_values(Tally(*inputs[0]), now, config, self.last_violation_at)
+            index = weighted_index(values, self._weights)  # as `fragility_index` does, minus the models
+            self._fragility_inputs, self._fragility = inputs, (values, index)
+        values, index = self._fragility
         level = rule.fragility_level(index, current, self.rules)
         if level is None:
             wanted[fp] = None
@@ -313,7 +345,7 @@ class AlertEngine:
 
     def _forget_old(self, now: datetime) -> None:
         """Drop incidents no rule can see any more and resolved per-incident alerts past retention."""
-        for summary in self.held.forget(now - self.rules.horizon):
+        for summary in self.held.forget(self._now - self._horizon_us):
             self._changed.add(INCIDENT + summary.incident_id)
             self._touch(summary)
             self._forgotten.append(summary.incident_id)
