@@ -51,6 +51,7 @@ TARGET_REPORTS = 1_000_000
 JOIN_GRACE_SECONDS = 10.0
 CRASH_SHARE = 0.1  # the last tenth of the reports: loaded after the memory run, the kill lands halfway through  # the slice is sized for processing; the group join comes on top
 MIN_REPORTS_TO_PROJECT = 20_000
+RESTART_CAP_S = 600.0  # a restart after a kill rebuilds every changelog record: minutes at 1,000,000 reports
 State = dict[tuple[str, int], dict[bytes, bytes]]  # (table, partition) -> key -> value
 
 
@@ -249,7 +250,7 @@ async def _idle(worker: Worker, settings: Settings, quiet_s: float = 1.5) -> Non
 async def _recovery(settings: Settings, workdir: Path, killed_busy: bool) -> dict[str, Any]:
     log_1, _ = await changelog_state(settings.bootstrap, settings.app_id)
     kill_1 = compare(log_1, read_state(settings.data_dir))
-    worker, kept_s = await _start_and_first_record(settings, workdir, "restart-kept", 120)
+    worker, kept_s = await _start_and_first_record(settings, workdir, "restart-kept", RESTART_CAP_S)
     await _idle(worker, settings)
     kept_recovery = worker.probe().get("recovery_seconds")
     worker.kill()  # kill 2, idle
@@ -262,7 +263,7 @@ async def _recovery(settings: Settings, workdir: Path, killed_busy: bool) -> dic
     wiped_recovery = worker.probe().get("recovery_seconds")
     worker.stop()  # a clean stop: the next start keeps the local state (runner.prepare_local_state)
     after = read_state(settings.data_dir)
-    worker, clean_s = await _start_and_first_record(settings, workdir, "restart-clean", 120)
+    worker, clean_s = await _start_and_first_record(settings, workdir, "restart-clean", RESTART_CAP_S)
     clean_recovery = worker.probe().get("recovery_seconds")
     worker.stop()
     records = sum(changelog.values())
