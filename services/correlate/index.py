@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from schemas.ceasefire import EARTH_RADIUS_KM, Ceasefire, Sector
 from services.correlate.link import MINUTE_US, HeldReport
 
-Cell = tuple[int, int]
+Cell = int  # row * columns + column: an int hashes and compares faster than a (row, column) pair
 _KM_PER_DEGREE = EARTH_RADIUS_KM * math.pi / 180
 _MIN_CELL_KM = 5.0
 _SLACK = 1e-9  # relative widening of every cover, against rounding at an exact boundary
+_BLOCKS_KEPT = 4096  # covers remembered (~20 cells each) before starting afresh
+_UNKNOWN = object()
 
 
 class Grid:
@@ -31,35 +33,56 @@ class Grid:
         self.degrees = cell_km / _KM_PER_DEGREE
         self.columns = math.ceil(360 / self.degrees)
         self.rows = math.ceil(180 / self.degrees)
+        # Every report asks for a cover: the longitude reach depends only on the row and the radius,
+        # and nearby reports ask for the same block of cells.
+        self._reach: dict[tuple[int, float], float | None] = {}
+        self._blocks: dict[tuple[int, int, int, int], list[Cell]] = {}
 
     def cell(self, lat: float, lon: float) -> Cell:
         row = min(int((lat + 90) // self.degrees), self.rows - 1)
-        return (row, int((lon + 180) // self.degrees) % self.columns)
+        return row * self.columns + int((lon + 180) // self.degrees) % self.columns
 
     def cover(self, lat: float, lon: float, radius_km: float) -> list[Cell]:
-        """Every cell holding a point within `radius_km` of (lat, lon), and maybe a few more."""
+        """Every cell holding a point within `radius_km` of (lat, lon), and maybe a few more (shared: read only)."""
         angle = radius_km * (1 + _SLACK) / EARTH_RADIUS_KM + 1e-12
         dlat = math.degrees(angle)
         first_row = max(0, int((lat - dlat + 90) // self.degrees))
         last_row = min(self.rows - 1, int((lat + dlat + 90) // self.degrees))
-        rows = range(first_row, last_row + 1)
-        columns = self._columns(lat, lon, angle, dlat)
-        return [(row, column) for row in rows for column in columns]
+        row = min(int((lat + 90) // self.degrees), self.rows - 1)
+        dlon = self._reach.get((row, radius_km), _UNKNOWN)
+        if dlon is _UNKNOWN:
+            dlon = self._reach[row, radius_km] = self._longitude_reach(row, angle, dlat)
+        if dlon is None:
+            first, last = 0, self.columns - 1
+        else:
+            first = int((lon - dlon + 180) // self.degrees)
+            last = int((lon + dlon + 180) // self.degrees)
+            if last - first + 1 >= self.columns:
+                first, last = 0, self.columns - 1
+        block = (first_row, last_row, first, last)
+        cells = self._blocks.get(block)
+        if cells is None:
+            if len(self._blocks) >= _BLOCKS_KEPT:
+                self._blocks.clear()
+            columns = [column % self.columns for column in range(first, last + 1)]
+            width = self.columns
+            cells = self._blocks[block] = [r * width + c for r in range(first_row, last_row + 1) for c in columns]
+        return cells
 
-    def _columns(self, lat: float, lon: float, angle: float, dlat: float) -> list[int]:
-        # hav(d) = hav(dlat) + cos(lat1) cos(lat2) hav(dlon) >= cos(lat1) cos(lat2) hav(dlon), and lat2 is
-        # at most |lat| + dlat from the equator: that bounds dlon for every point within the radius.
-        widest = abs(lat) + dlat
-        spread = math.cos(math.radians(lat)) * math.cos(math.radians(widest)) if widest < 90 else 0.0
+    def _longitude_reach(self, row: int, angle: float, dlat: float) -> float | None:
+        """Degrees of longitude a cover reaches either side of any point of `row`; None: every column.
+
+        hav(d) = hav(dlat) + cos(lat1) cos(lat2) hav(dlon) >= cos(lat1) cos(lat2) hav(dlon), and lat2 is
+        at most |lat1| + dlat from the equator: that bounds dlon for every point within the radius. The
+        row's edge farthest from the equator (a hair beyond) gives the bound for all of its points."""
+        south = row * self.degrees - 90
+        farthest = max(abs(south), abs(south + self.degrees)) + 1e-9
+        widest = farthest + dlat
+        spread = math.cos(math.radians(farthest)) * math.cos(math.radians(widest)) if widest < 90 else 0.0
         bound = math.sin(angle / 2) ** 2 / spread if spread > 0 else math.inf
         if angle >= math.pi or bound >= 1:
-            return list(range(self.columns))
-        dlon = math.degrees(2 * math.asin(math.sqrt(bound)))
-        first = int((lon - dlon + 180) // self.degrees)
-        last = int((lon + dlon + 180) // self.degrees)
-        if last - first + 1 >= self.columns:
-            return list(range(self.columns))
-        return [column % self.columns for column in range(first, last + 1)]
+            return None
+        return math.degrees(2 * math.asin(math.sqrt(bound)))
 
 
 @dataclass(slots=True)
@@ -78,6 +101,8 @@ class LinkIndex:
         self.grid = Grid(max(ceasefire.link.distance_km, _MIN_CELL_KM))
         self.buckets: dict[int, _Bucket] = {}
         self.widest_precision_km = 0.0  # of any report ever indexed: bounds the search radius
+        self.distance_km = ceasefire.link.distance_km
+        self.unlocated = 0  # reports held without coordinates: only they need the sectors of a point
         self.sector_cells: dict[str, list[Cell]] = {}
         self.sectors_near: dict[Cell, list[Sector]] = defaultdict(list)
         for sector in ceasefire.sectors:
@@ -90,47 +115,51 @@ class LinkIndex:
         return observed_us // self.width_us
 
     def add(self, report: HeldReport) -> None:
-        bucket = self.buckets.get(self.bucket_of(report.observed_us))
+        number = report.observed_us // self.width_us
+        bucket = self.buckets.get(number)
         if bucket is None:
-            bucket = self.buckets[self.bucket_of(report.observed_us)] = _Bucket()
+            bucket = self.buckets[number] = _Bucket()
         if report.lat is not None and report.lon is not None:
             bucket.located[self.grid.cell(report.lat, report.lon)].append(report)
             if report.sector is not None:
                 bucket.named[report.sector].append(report)
-            self.widest_precision_km = max(self.widest_precision_km, report.precision_km)
+            if report.precision_km > self.widest_precision_km:
+                self.widest_precision_km = report.precision_km
         elif report.sector is not None:
             bucket.unlocated[report.sector].append(report)
+            self.unlocated += 1
 
-    def candidates(self, report: HeldReport) -> Iterator[HeldReport]:
+    def candidates(self, report: HeldReport) -> list[HeldReport]:
         """Held reports in link range of `report` by time and place (a superset; the link rule decides)."""
         middle = self.bucket_of(report.observed_us)
         near = [b for b in map(self.buckets.get, (middle - 1, middle, middle + 1)) if b is not None]
         if not near:
-            return iter(())
+            return []
         if report.lat is not None and report.lon is not None:
             return self._near_point(report, report.lat, report.lon, near)
-        return self._near_sector(report, near)
+        return list(self._near_sector(report, near))
 
-    def _near_point(
-        self, report: HeldReport, lat: float, lon: float, near: list[_Bucket]
-    ) -> Iterator[HeldReport]:
-        reach = self.ceasefire.link.distance_km + report.precision_km + self.widest_precision_km
+    def _near_point(self, report: HeldReport, lat: float, lon: float, near: list[_Bucket]) -> list[HeldReport]:
+        reach = self.distance_km + report.precision_km + self.widest_precision_km
         cells = self.grid.cover(lat, lon, reach)
+        found: list[HeldReport] = []
+        for bucket in near:
+            located = bucket.located
+            for cell in located.keys() & cells:  # in C: most cells of a cover hold nothing
+                found += located[cell]
+        if not self.unlocated:
+            return found
         # Sector-only reports link by their sector: the one this report names, or one holding its point.
         nearby = self.sectors_near.get(self.grid.cell(lat, lon), ())
         sectors = {s.name for s in nearby if s.contains(lat, lon)}
         if report.sector is not None:
             sectors.add(report.sector)
         for bucket in near:
-            located = bucket.located
-            for cell in cells:
-                held = located.get(cell)
-                if held:
-                    yield from held
             for name in sectors:
                 held = bucket.unlocated.get(name)
                 if held:
-                    yield from held
+                    found += held
+        return found
 
     def _near_sector(self, report: HeldReport, near: list[_Bucket]) -> Iterator[HeldReport]:
         name = report.sector
@@ -155,6 +184,7 @@ class LinkIndex:
         for b in stale:
             bucket = self.buckets.pop(b)
             dropped += _count(bucket)
+            self.unlocated -= sum(len(v) for v in bucket.unlocated.values())
         return dropped
 
     def __len__(self) -> int:

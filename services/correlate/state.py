@@ -24,7 +24,8 @@ from schemas.incident import Incident
 from schemas.report import AcceptedReport, ViolationType
 from services.correlate.fold import IncidentState, incident_id, publish
 from services.correlate.index import LinkIndex
-from services.correlate.link import MINUTE_US, HeldReport, Link, explain, from_epoch_us
+from services.correlate.link import MINUTE_US, HeldReport, Link, LinkRule, from_epoch_us
+from services.correlate.partners import partners as best_partners
 from services.correlate.seen import SEEN_PREFIX, SeenReports
 
 Key = tuple[str, str]
@@ -45,10 +46,10 @@ class Correlator:
         self.lateness_us = round(settings.allowed_lateness_hours * 60 * MINUTE_US)
         self.retention_us = round(settings.window_minutes * MINUTE_US) + self.lateness_us
         self.reports: dict[Key, HeldReport] = {}
-        self.home: dict[Key, IncidentState] = {}
         self.open: dict[str, IncidentState] = {}
         self.merged: dict[str, tuple[int, str]] = {}  # absorbed id -> (last version, merged into)
         self.index = LinkIndex(ceasefire)
+        self.rule = LinkRule(ceasefire)
         self.watermark_us: int | None = None
         self.horizon_us = _NEVER
         self.seq = 0
@@ -83,7 +84,7 @@ class Correlator:
             self.watermark_us = held.observed_us
         self._dirty_meta = True
 
-        partners = self._partners(held)
+        partners = best_partners(held, self.index.candidates(held), self.rule, self.horizon_us)
         founded = incident_id(self.ceasefire.id, held.source, held.report_id)
         own = self._founded_before(founded)
         merging: list[tuple[IncidentState, HeldReport | None, Link | None]] = list(partners)
@@ -142,7 +143,7 @@ class Correlator:
             for member in state.members:
                 self.seen.remember(member.key, member.observed_us)
                 del self.reports[member.key]
-                del self.home[member.key]
+                member.incident = None  # no cycle left for the garbage collector
                 self._dirty_reports.add(member.key)
             for absorbed_id in state.absorbed:
                 self.merged.pop(absorbed_id, None)
@@ -172,7 +173,7 @@ class Correlator:
         for key in sorted(self._dirty_reports):
             held = self.reports.get(key)
             entry = REPORT_PREFIX + key[0] + "\x1f" + key[1]
-            changes[entry] = None if held is None else _encode_report(held, self.home[key].incident_id)
+            changes[entry] = None if held is None else _encode_report(held, held.incident.incident_id)  # type: ignore[union-attr]
         changes.update((k, v) for k, v in incidents.items() if v is None)
         changes.update((EVICTION_PREFIX + iid, None) for iid in sorted(self._stale_markers - self._evictions.keys()))
         changes.update(forgotten)
@@ -195,27 +196,6 @@ class Correlator:
 
     # -- transitions -------------------------------------------------------------------------------
 
-    def _partners(self, held: HeldReport) -> list[tuple[IncidentState, HeldReport, Link]]:
-        """Each incident the report links to, with its best link there; the future survivor first.
-
-        Best: the closest in time, then place, then the smallest key, so that the choice does not
-        depend on the order the index yields candidates in (a rebuilt state must choose the same).
-        """
-        best: dict[str, tuple[tuple[tuple[float, int, float], str, str], IncidentState, HeldReport, Link]] = {}
-        for candidate in self.index.candidates(held):
-            if candidate.observed_us < self.horizon_us:
-                continue
-            link = explain(held, candidate, self.ceasefire)
-            if not link.linked:
-                continue
-            state = self.home[candidate.key]
-            rank = (link.rank, candidate.source, candidate.report_id)
-            current = best.get(state.incident_id)
-            if current is None or rank < current[0]:
-                best[state.incident_id] = (rank, state, candidate, link)
-        ordered = sorted(best.values(), key=lambda entry: entry[1].precedence)
-        return [(state, candidate, link) for _, state, candidate, link in ordered]
-
     def _reroot(self, bridge: HeldReport, newcomer: HeldReport, link: Link) -> None:
         """Hang an absorbed incident's link tree from the newcomer: reverse the path bridge -> founder.
 
@@ -237,6 +217,7 @@ class Correlator:
             upward = (node.key, node.distance_km, node.gap_minutes)
             node.linked_to, node.distance_km, node.gap_minutes = carried
             node.record = None
+            node.incident.records = None  # type: ignore[union-attr]  # its incident lists the record again
             self._dirty_reports.add(node.key)
             carried = upward
             node = None if after is None else self.reports.get(after)
@@ -253,14 +234,14 @@ class Correlator:
             keep, moved = absorbed, survivor
         keep.absorb(moved)
         for member in moved.members:
-            self.home[member.key] = keep
+            member.incident = keep
         keep.incident_id, keep.version, keep.absorbed = identity
         self.open[keep.incident_id] = keep
         return keep
 
     def _hold(self, held: HeldReport, state: IncidentState) -> None:
         self.reports[held.key] = held
-        self.home[held.key] = state
+        held.incident = state
         self._dirty_reports.add(held.key)
         if held.observed_us >= self.horizon_us:
             self.index.add(held)
@@ -360,7 +341,7 @@ def _encode_report(held: HeldReport, iid: str) -> str:
             "source_party": held.source_party,
             "accused_party": held.accused_party,
             "observed_us": held.observed_us,
-            "violation_type": held.violation_type.value,
+            "violation_type": held.violation_type,  # orjson writes an enum as its value
             "sector": held.sector,
             "lat": held.lat,
             "lon": held.lon,

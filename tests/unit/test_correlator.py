@@ -297,6 +297,33 @@ def test_eviction_keeps_reports_of_an_incident_that_is_still_open(ceasefire: Cea
     assert [r.report_id for r in incident.reports] == ["a", "b", "d"]
 
 
+def test_evicted_reports_no_longer_point_at_their_incident(ceasefire: Ceasefire) -> None:
+    # A held report names the incident holding it; eviction must cut that link, or an evicted
+    # incident and its reports would wait for the garbage collector's full passes to be freed.
+    correlator = Correlator(ceasefire)
+    old = one(correlator.add(accepted("a", 0)))
+    correlator.add(pk("b", 5))
+    gone = list(correlator.open[old.incident_id].members)
+    correlator.add(accepted("c", 6 * HOUR + 40, **far(2)))
+    assert correlator.evict() == [old.incident_id]
+    assert [m.incident for m in gone] == [None, None]
+    assert all(h.incident is correlator.open[h.incident.incident_id] for h in correlator.reports.values())
+
+
+def test_sector_only_reports_are_still_found_once_older_ones_are_dropped(ceasefire: Ceasefire) -> None:
+    correlator = Correlator(ceasefire)
+    correlator.add(accepted("early", 0, location={"sector": "Poonch"}))
+    correlator.add(accepted("ahead", 7 * HOUR + 10, **far(2)))
+    correlator.evict()  # horizon 40 minutes after the early sector-only report: its bucket goes
+    assert correlator.index.unlocated == 0
+    late_sector = one(correlator.add(accepted("s", 7 * HOUR + 15, location={"sector": "Poonch"})))
+    assert correlator.index.unlocated == 1
+    inside = {"location": {"lat": 33.77, "lon": 74.09, "precision_km": 1}}  # Poonch's centre
+    incident = one(correlator.add(accepted("p", 7 * HOUR + 20, **inside)))
+    assert incident.incident_id == late_sector.incident_id
+    assert [r.report_id for r in incident.reports] == ["s", "p"]
+
+
 def test_memory_stays_bounded_on_an_endless_stream(ceasefire: Ceasefire) -> None:
     correlator = Correlator(ceasefire)
     held, indexed, open_incidents = [], [], []
