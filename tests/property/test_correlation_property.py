@@ -12,27 +12,16 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.ceasefire import NEUTRAL, Ceasefire
+from schemas.ceasefire import NEUTRAL
 from schemas.incident import Incident
 from schemas.report import AcceptedReport
 from services.correlate.state import Correlator
 from tests.support import batch
+from tests.support.ceasefires import three_parties
 
 START = datetime(2025, 5, 10, 12, 0, tzinfo=UTC)
 # Three parties, so that the parties clause can also fail; sectors overlap one another.
-CEASEFIRE = Ceasefire.model_validate(
-    {
-        "id": "abc-test",
-        "name": "three parties",
-        "effective_from": "2025-05-01T00:00:00Z",
-        "parties": [{"code": c, "name": c} for c in ("A", "B", "C")],
-        "sectors": [
-            {"name": "North", "lat": 33.30, "lon": 74.10, "radius_km": 12},
-            {"name": "South", "lat": 33.10, "lon": 74.10, "radius_km": 15},
-            {"name": "East", "lat": 33.20, "lon": 74.30, "radius_km": 8},
-        ],
-    }
-)
+CEASEFIRE = three_parties("abc-test", east=True)
 SOURCES = [("a.army", "A"), ("a.police", "A"), ("b.army", "B"), ("c.army", "C"), ("obs.un", NEUTRAL)]
 Key = tuple[str, str]
 

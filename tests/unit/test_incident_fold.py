@@ -14,25 +14,15 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.ceasefire import EARTH_RADIUS_KM, NEUTRAL, Ceasefire
+from schemas.ceasefire import EARTH_RADIUS_KM, NEUTRAL
 from schemas.incident import RUNG, Incident
 from schemas.report import AcceptedReport
 from services.correlate.state import Correlator
 from services.runtime.codec import encode
+from tests.support.ceasefires import three_parties
 
 START = datetime(2025, 5, 10, 12, 0, tzinfo=UTC)
-CEASEFIRE = Ceasefire.model_validate(
-    {
-        "id": "fold-test",
-        "name": "three parties",
-        "effective_from": "2025-05-01T00:00:00Z",
-        "parties": [{"code": c, "name": c} for c in ("A", "B", "C")],
-        "sectors": [
-            {"name": "North", "lat": 33.30, "lon": 74.10, "radius_km": 12},
-            {"name": "South", "lat": 33.10, "lon": 74.10, "radius_km": 15},
-        ],
-    }
-)
+CEASEFIRE = three_parties("fold-test")
 SOURCES = [("a.army", "A"), ("b.army", "B"), ("c.army", "C"), ("obs.un", NEUTRAL)]
 
 

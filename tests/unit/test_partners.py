@@ -16,26 +16,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.ceasefire import NEUTRAL, Ceasefire, great_circle_km
+from schemas.ceasefire import NEUTRAL, great_circle_km
 from schemas.report import AcceptedReport, ViolationType
 from services.correlate.fold import IncidentState
 from services.correlate.index import Grid
 from services.correlate.link import HeldReport, LinkRule, explain, great_circle_between
 from services.correlate.partners import partners
+from tests.support.ceasefires import three_parties
 
 START = datetime(2025, 5, 10, 12, 0, tzinfo=UTC)
-CEASEFIRE = Ceasefire.model_validate(
-    {
-        "id": "partners-test",
-        "name": "three parties",
-        "effective_from": "2025-05-01T00:00:00Z",
-        "parties": [{"code": c, "name": c} for c in ("A", "B", "C")],
-        "sectors": [
-            {"name": "North", "lat": 33.30, "lon": 74.10, "radius_km": 12},
-            {"name": "South", "lat": 33.10, "lon": 74.10, "radius_km": 15},
-        ],
-    }
-)
+CEASEFIRE = three_parties("partners-test")
 SOURCES = [("a.army", "A"), ("a.police", "A"), ("b.army", "B"), ("c.army", "C"), ("obs.un", NEUTRAL)]
 
 
