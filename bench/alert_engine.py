@@ -23,70 +23,34 @@ from __future__ import annotations
 import argparse
 import gc
 import time
-import zlib
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO
 
 import orjson
 
-from bench.workload import START, build
+from bench.accepted import accepted_stream
 from schemas.ceasefire import Registry, load_registry
 from schemas.incident import Incident, IncidentBatch
-from schemas.report import AcceptedReport
 from services.alert.rules import AlertEngine
 from services.correlate.state import Correlator
-from services.ingest.dedup import DedupState
-from services.ingest.validate import Rules, validate
 from services.runtime.settings import Settings
 
 FULL_RECORDS = 20_000  # bench/__main__.py FULL.throughput_reports
 BATCH_VERSIONS = 200
-PARTITIONS = 4  # Settings.partitions
-CHUNK = 250  # accepted reports of one by-source partition in a row
 SLICE = 2_000
 EVICT_EVERY = timedelta(seconds=300)  # services/correlate/agent.py EVICT_EVERY_SECONDS
-INGESTED_AT = START + timedelta(days=1)  # fixed, so that runs are identical (the engine ignores it)
 Batch = tuple[list[Incident], dict[str, datetime]]  # incident versions, watermark per ceasefire
-
-
-def accepted(records: int, registry: Registry, settings: Settings) -> Iterator[AcceptedReport]:
-    """The mix's reports that ingest accepts, in the mix's order."""
-    rules = Rules(registry, max_bytes=settings.max_report_bytes, max_future=settings.max_future)
-    dedup = DedupState({}, settings.dedup_retention_hours * 3600)
-    days = records / 1_000_000 * 30  # as bench/__main__.py sizes the throughput mix
-    for _, value in build(records, days=days).records:
-        verdict = validate(value, rules, INGESTED_AT)
-        if isinstance(verdict, list):
-            continue
-        if dedup.decide(verdict).outcome != "accepted":
-            continue
-        yield verdict
-
-
-def interleaved(reports: Iterator[AcceptedReport], chunk: int = CHUNK) -> Iterator[AcceptedReport]:
-    """The order the accepted topic gets them in: ingest routes reports to by-source partitions
-    (`source_partition`: crc32 of the source), and dedup works through those partitions a batch at a
-    time, so one partition's reports of the next ~40 minutes of event time come before another's."""
-    partitions: list[list[AcceptedReport]] = [[] for _ in range(PARTITIONS)]
-    for report in reports:
-        partitions[zlib.crc32(report.source.encode()) % PARTITIONS].append(report)
-    for start in range(0, max(len(p) for p in partitions), chunk):
-        for found in partitions:
-            yield from found[start : start + chunk]
 
 
 def incident_batches(records: int, registry: Registry, order: str) -> list[Batch]:
     """What the correlate stage would hand the alert stage: versions in batches of ~200."""
-    settings = Settings()
-    reports = accepted(records, registry, settings)
     correlators: dict[str, Correlator] = {}
     evicted_at: dict[str, datetime] = {}
     batches: list[Batch] = []
     pending: list[Incident] = []
     touched: set[str] = set()
-    for report in interleaved(reports) if order == "partitioned" else reports:
+    for report in accepted_stream(registry, order, records):
         cid = report.ceasefire_id
         correlator = correlators.get(cid)
         if correlator is None:

@@ -25,8 +25,7 @@ from __future__ import annotations
 import argparse
 import gc
 import time
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -34,43 +33,16 @@ from typing import IO, Any
 import orjson
 
 import services.correlate.state as correlate_state
-from bench.workload import START, build
+from bench.accepted import accepted_stream
 from schemas.ceasefire import Registry, load_registry
 from schemas.report import AcceptedReport
 from services.correlate.state import Correlator, version_entries
-from services.ingest.dedup import DedupState
-from services.ingest.validate import Rules, validate
 from services.runtime.codec import encode
 from services.runtime.settings import Settings
 
 RECORDS = 20_000  # bench/__main__.py FULL.throughput_reports
 BATCH_REPORTS = 200
-PARTITIONS = 4  # Settings.partitions: by-source partitions of ingest
-CHUNK = 250  # reports of one by-source partition in a row on the accepted topic
 EVICT_EVERY = timedelta(seconds=300)  # services/correlate/agent.py EVICT_EVERY_SECONDS
-INGESTED_AT = START + timedelta(days=1)  # fixed: ingested_at is part of every published record
-
-
-def accepted_stream(registry: Registry, order: str, records: int = RECORDS) -> list[AcceptedReport]:
-    """The reports ingest would accept from the mix, in the order correlate would read them."""
-    settings = Settings()
-    rules = Rules(registry, max_bytes=settings.max_report_bytes, max_future=settings.max_future)
-    dedup = DedupState({}, settings.dedup_retention_hours * 3600)
-    reports: list[AcceptedReport] = []
-    for _, value in build(records, days=records / 1_000_000 * 30).records:
-        verdict = validate(value, rules, INGESTED_AT)
-        if not isinstance(verdict, list) and dedup.decide(verdict).outcome == "accepted":
-            reports.append(verdict)
-    return reports if order == "mix" else list(_by_partition(reports))
-
-
-def _by_partition(reports: list[AcceptedReport]) -> Iterator[AcceptedReport]:
-    runs: list[list[AcceptedReport]] = [[] for _ in range(PARTITIONS)]
-    for report in reports:
-        runs[zlib.crc32(report.source.encode()) % PARTITIONS].append(report)
-    for start in range(0, max(len(run) for run in runs), CHUNK):
-        for run in runs:
-            yield from run[start : start + CHUNK]
 
 
 class Clock:
@@ -146,7 +118,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, help="write every record and change set of the first run")
     args = parser.parse_args()
     registry = load_registry(Settings().registry_path)
-    reports = accepted_stream(registry, args.order)
+    reports = accepted_stream(registry, args.order, RECORDS)
     per_ceasefire: dict[str, int] = {}
     for report in reports:
         per_ceasefire[report.ceasefire_id] = per_ceasefire.get(report.ceasefire_id, 0) + 1
