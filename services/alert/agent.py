@@ -70,13 +70,13 @@ class AlertStage:
         """The IncidentBatch records taken at once, in order: one round of sends and writes for all."""
         alerts: list[Alert] = []
         touched: set[str] = set()
-        newest: datetime | None = None
+        batches = []
         for event in events:
             batch = decode_or_count(IncidentBatch, event.message.value, "alert", self.ctx)
             if batch is not None:
                 self._observe(batch, event.message.partition, alerts, touched)
-                times = [r.ingested_at for i in batch.incidents for r in i.reports] + ([newest] if newest else [])
-                newest = max(times, default=None)
+                batches.append(batch)
+        newest = max((r.ingested_at for b in batches for i in b.incidents for r in i.reports), default=None)
         snapshots = [s for c in sorted(touched) if (s := self._changed_snapshot(c)) is not None]
         await self._publish(alerts, snapshots, newest)
         for ceasefire_id in touched:

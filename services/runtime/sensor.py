@@ -21,6 +21,7 @@ class CachedPrometheusMonitor(PrometheusMonitor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._series: dict[tuple[Any, ...], Any] = {}
+        self._stream_labels: dict[StreamT, str] = {}
 
     def _labelled(self, metric: Any, *values: Any) -> Any:
         key = (id(metric), *values)
@@ -42,9 +43,9 @@ class CachedPrometheusMonitor(PrometheusMonitor):
         m = self._metrics
         m.total_events.inc()
         m.total_active_events.inc()
-        label = self._series.get(("stream", stream))
+        label = self._stream_labels.get(stream)
         if label is None:
-            label = self._series["stream", stream] = f"stream.{self._stream_label(stream)}.events"
+            label = self._stream_labels[stream] = f"stream.{self._stream_label(stream)}.events"
         self._labelled(m.total_events_per_stream, label).inc()
         return state
 

@@ -85,31 +85,29 @@ class FencedTable(faust.Table):
         """Store entries of one partition in the order given (None deletes): what `table[key] = value`
         does key by key, once per batch. The local write is one atomic RocksDB batch; the changelog
         records (the same keys, values and partition Faust would send) wait for `changelog_sent`."""
+        writes = [ChangelogWrite(partition, k.encode(), None if v is None else v.encode()) for k, v in changes.items()]
+        self.unsent.extend(writes)
         store = self.data
-        rocks = isinstance(store, RocksDBStore)
-        batch = WriteBatch(raw_mode=True)
-        updated = 0
-        for key, value in changes.items():
-            raw_key = key.encode()
-            raw_value = None if value is None else value.encode()
-            self.unsent.append(ChangelogWrite(partition, raw_key, raw_value))
-            if raw_value is None:
-                if rocks:
-                    batch.delete(raw_key)
+        if isinstance(store, RocksDBStore):
+            batch = WriteBatch(raw_mode=True)
+            for write in writes:
+                if write.value is None:
+                    batch.delete(write.key)
                 else:
-                    store.data.pop(raw_key, None)
-            else:
-                updated += 1
-                if rocks:
-                    batch.put(raw_key, raw_value)
-                    store._key_index[raw_key] = partition
+                    batch.put(write.key, write.value)
+                    store._key_index[write.key] = partition
+            if writes:
+                store._db_for_partition(partition).write(batch)
+        else:  # memory store: one dict for every partition
+            for write in writes:
+                if write.value is None:
+                    store.data.pop(write.key, None)
                 else:
-                    store.data[raw_key] = raw_value
-        if rocks and changes:
-            store._db_for_partition(partition).write(batch)
+                    store.data[write.key] = write.value
         count = getattr(self.app.monitor, "count_table_writes", None)
         if count is not None:
-            count(self, updated, len(changes) - updated)
+            deleted = sum(1 for write in writes if write.value is None)
+            count(self, len(writes) - deleted, deleted)
 
     def partition_items(self, partition: int) -> Iterator[tuple[str, str]]:
         """The entries stored for one partition (every partition's, for the memory store)."""
