@@ -28,6 +28,8 @@ from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP, CodecArg
 from rocksdict import WriteBatch
 
+from services.runtime.restore import Restored, rebuild
+
 FENCE_KEY = "~fence"
 
 
@@ -50,6 +52,7 @@ class FencedTable(faust.Table):
         # str keys and values as UTF-8, not JSON (Faust's choice for str): `entry`/`write_entries` rely on it
         self.key_serializer = self.value_serializer = "raw"
         self.unsent: list[ChangelogWrite] = []  # changelog records of the batch in hand, in write order
+        self.restored = Restored()  # read by `rebuild` before Faust's recovery, summed over rebalances
 
     def send_changelog(
         self,
@@ -154,7 +157,13 @@ class FencedTable(faust.Table):
         changelog = self.changelog_topic.get_topic_name()
         for tp in sorted(tp for tp in assigned if tp.topic == changelog):
             await self.write_fence(tp.partition)
-        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)  # opens the stores
+        if isinstance(self.data, RocksDBStore):  # the memory store starts empty and Faust fills it
+            standbys = self.app.assignor.assigned_standbys()
+            actives = [tp.partition for tp in assigned if tp.topic == changelog and tp not in standbys]
+            restored = await rebuild(self.app, self.data, changelog, actives)
+            self.restored.records += restored.records
+            self.restored.seconds += restored.seconds
 
     async def write_fence(self, partition: int) -> None:
         key = self.changelog_topic.prepare_key(FENCE_KEY, self.key_serializer)[0]
