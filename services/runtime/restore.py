@@ -9,8 +9,8 @@ the partition's persisted offset; Faust's own recovery, which runs next, then st
 and finds nothing left but what arrived meanwhile.
 
 The read goes to the partition's end as `ListOffsets` reports it, which the fence (tables.py) has just
-made exact on the embedded broker; on Apache Kafka it is exact anyway. Anything written after that
-answer is read by Faust's recovery as before. Records are applied as Faust applies them (value None
+made exact on the embedded broker (on Apache Kafka it is exact anyway), or further if a fetch's high
+watermark says there is more. Anything written after that is read by Faust's recovery as before. Records are applied as Faust applies them (value None
 deletes the key), so the store ends byte for byte where Faust's path would end.
 """
 
@@ -28,7 +28,7 @@ from rocksdict import WriteBatch
 
 log = logging.getLogger("ceasefire.restore")
 
-FETCH_BYTES = 16 * 1024 * 1024  # per partition and per fetch: one fetch holds tens of thousands of records
+FETCH_BYTES = 4 * 1024 * 1024  # per partition and fetch: ~10K records, a bounded transient (memory bar)
 STALL_SECONDS = 30.0  # no record for this long while records are still owed: leave the rest to Faust
 
 
@@ -83,8 +83,12 @@ async def rebuild(app: Any, store: RocksDBStore, topic: str, partitions: list[in
                     _apply(store, topic, tp.partition, records)
                     done.records += len(records)
                     last_progress = time.monotonic()
-                    if records[-1].offset + 1 >= owed.get(tp, 0):
+                    # the fetch's high watermark is right even where ListOffsets is not (no fence)
+                    end = max(owed.get(tp, 0), consumer.highwater(tp) or 0)
+                    if records[-1].offset + 1 >= end:
                         owed.pop(tp, None)
+                    else:
+                        owed[tp] = end
     finally:
         await consumer.stop()
     done.seconds = time.monotonic() - began
