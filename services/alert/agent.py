@@ -1,7 +1,7 @@
 """Alert: incident versions → alerts and fragility snapshots.
 
-Input: `ceasefire.internal.incidents.by-ceasefire.v1` (`IncidentBatch`, partitioned like the accepted
-topic, so one ceasefire's incidents meet here). Output: `ceasefire.alerts.v1` (key `fingerprint`) and
+Input: `ceasefire.internal.incidents.by-ceasefire.v1` (`IncidentBatch`, read as `IncidentVersionBatch`:
+the reports are skipped; partitioned like the accepted topic, so one ceasefire's incidents meet here). Output: `ceasefire.alerts.v1` (key `fingerprint`) and
 `ceasefire.fragility.v1` (key `ceasefire_id`): a snapshot on every change, and the latest again
 every `FRAGILITY_REPEAT_SECONDS` of processing time so a dashboard never goes stale.
 State: table `alerting` (changelogged), per ceasefire the entries an `AlertEngine` persists; the
@@ -23,9 +23,10 @@ import faust
 
 from schemas.alert import Alert
 from schemas.fragility import FragilitySnapshot
-from schemas.incident import IncidentBatch
+from schemas.incident import IncidentVersionBatch
 from schemas.topics import Role
 from services.alert.rules import AlertEngine
+from services.runtime.batching import ready_batches
 from services.runtime.ceasefire_state import CeasefireStates
 from services.runtime.codec import decode_or_count, encode, raw_topic
 from services.runtime.context import Context
@@ -72,18 +73,18 @@ class AlertStage:
         touched: set[str] = set()
         batches = []
         for event in events:
-            batch = decode_or_count(IncidentBatch, event.message.value, "alert", self.ctx)
+            batch = decode_or_count(IncidentVersionBatch, event.message.value, "alert", self.ctx)
             if batch is not None:
                 self._observe(batch, event.message.partition, alerts, touched)
                 batches.append(batch)
-        newest = max((r.ingested_at for b in batches for i in b.incidents for r in i.reports), default=None)
+        newest = max((b.newest_ingested_at for b in batches if b.newest_ingested_at is not None), default=None)
         snapshots = [s for c in sorted(touched) if (s := self._changed_snapshot(c)) is not None]
         await self._publish(alerts, snapshots, newest)
         for ceasefire_id in touched:
             self.states.store(ceasefire_id, self.engines[ceasefire_id].take_changes())
         await changelog_sent(self.app)
 
-    def _observe(self, batch: IncidentBatch, partition: int, alerts: list[Alert], touched: set[str]) -> None:
+    def _observe(self, batch: IncidentVersionBatch, partition: int, alerts: list[Alert], touched: set[str]) -> None:
         for incident in batch.incidents:
             engine = self.engine(incident.ceasefire_id, partition)
             if engine is not None:
@@ -134,7 +135,7 @@ def install(app: faust.App, ctx: Context) -> None:
 
     @app.agent(raw_topic(app, ctx.settings.topic(Role.BY_CEASEFIRE)), name="alert")
     async def alert(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(ctx.settings.batch_records_max, ctx.settings.batch_within_seconds):
+        async for events in ready_batches(stream, ctx.settings.batch_records_max, ctx.settings.batch_within_seconds):
             await or_die("alert", stage.alert_batch(events))
 
     @app.timer(FRAGILITY_REPEAT_SECONDS)

@@ -19,7 +19,7 @@ from operator import attrgetter
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from schemas.incident import Incident, Severity
+from schemas.incident import Incident, IncidentVersion, Severity
 
 UNKNOWN_SECTOR = "unknown"
 
@@ -44,12 +44,12 @@ class IncidentSummary(BaseModel):
         return self.sectors or (UNKNOWN_SECTOR,)
 
 
-def is_reciprocal(incident: Incident) -> bool:
+def is_reciprocal(incident: Incident | IncidentVersion) -> bool:
     """Tit-for-tat: `mutual`, or two parties accused (a mutual incident an observer then corroborated)."""
     return incident.status == "mutual" or len(set(incident.accused_parties)) >= 2
 
 
-def summarise(incident: Incident, seen_at: datetime) -> IncidentSummary:
+def summarise(incident: Incident | IncidentVersion, seen_at: datetime) -> IncidentSummary:
     c = incident.casualties
     return IncidentSummary(
         incident_id=incident.incident_id,

@@ -48,7 +48,7 @@ import orjson
 from schemas.alert import Alert, AlertName, fingerprint
 from schemas.ceasefire import Ceasefire
 from schemas.fragility import FragilityComponents, FragilitySnapshot
-from schemas.incident import Incident
+from schemas.incident import Incident, IncidentVersion
 from services.alert import conditions as rule
 from services.alert.conditions import AlertRules, Condition
 from services.alert.episodes import AlertBook, Episode
@@ -124,8 +124,9 @@ class AlertEngine:
         """The latest summary of every incident held (merged ones as tombstones), by id."""
         return self.held.summaries
 
-    def observe(self, incident: Incident) -> list[Alert]:
-        """An incident version arrives (any status, `merged` included)."""
+    def observe(self, incident: Incident | IncidentVersion) -> list[Alert]:
+        """An incident version arrives (any status, `merged` included); the alert agent passes the
+        `IncidentVersion` it reads, tests and benchmarks may pass the whole `Incident`."""
         if incident.ceasefire_id != self.ceasefire.id:
             raise ValueError(
                 f"incident {incident.incident_id} is for {incident.ceasefire_id}, not {self.ceasefire.id}"

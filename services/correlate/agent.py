@@ -32,6 +32,7 @@ from schemas.report import AcceptedReport
 from schemas.topics import Role
 from services.correlate import api
 from services.correlate.state import Correlator, version_entries
+from services.runtime.batching import ready_batches
 from services.runtime.ceasefire_state import CeasefireStates
 from services.runtime.codec import decode_or_count, encode, pack, raw_topic
 from services.runtime.context import Context
@@ -41,15 +42,22 @@ from services.runtime.tables import changelog_sent
 EVICT_EVERY_SECONDS = 300.0  # event time between evictions of one ceasefire
 
 
-def incident_batches(encoded: list[bytes], watermarks: dict[str, str]) -> list[bytes]:
+def incident_batches(
+    encoded: list[bytes], watermarks: dict[str, str], newest: list[datetime] | None = None
+) -> list[bytes]:
     """IncidentBatch records of at most ~MAX_BATCH_BYTES; the watermarks ride on the last one, so
-    the alert stage moves event time only after every incident."""
+    the alert stage moves event time only after every incident. `newest[i]` is the newest
+    `ingested_at` of incident `i`'s reports: each record carries the newest of its own incidents."""
     runs = pack(encoded)
     last = len(runs) - 1
-    return [
-        b'{"watermarks":' + orjson.dumps(watermarks if n == last else {}) + b',"incidents":[' + b",".join(run) + b"]}"
-        for n, run in enumerate(runs)
-    ]
+    records, start = [], 0
+    for n, run in enumerate(runs):
+        head = b'{"watermarks":' + orjson.dumps(watermarks if n == last else {})
+        if newest and run:
+            head += b',"newest_ingested_at":' + orjson.dumps(max(newest[start : start + len(run)]))
+        records.append(head + b',"incidents":[' + b",".join(run) + b"]}")
+        start += len(run)
+    return records
 
 
 class CorrelateStage:
@@ -107,8 +115,11 @@ class CorrelateStage:
     async def _publish(self, published: dict[int, list[Incident]], touched: dict[str, int]) -> None:
         send = self.app.producer.send
         pending: list[Awaitable[Any]] = []
+        observed: list[tuple[list[Incident], list[datetime]]] = []
         for partition, incidents in published.items():
             encoded = [encode(incident) for incident in incidents]  # once, for both topics
+            newest = [max(r.ingested_at for r in incident.reports) for incident in incidents]
+            observed.append((incidents, newest))
             for incident, record in zip(incidents, encoded, strict=True):
                 key = incident.incident_id.encode()
                 pending.append(await send(self.topics[Role.INCIDENTS], key, record, None, None, None))
@@ -117,21 +128,20 @@ class CorrelateStage:
                 for c, p in touched.items()
                 if p == partition and (wm := self.correlators[c].watermark) is not None
             }
-            for batch in incident_batches(encoded, watermarks):
+            for batch in incident_batches(encoded, watermarks, newest):
                 pending.append(await send(self.topics[Role.BY_CEASEFIRE], None, batch, partition, None, None))
         await asyncio.gather(*pending)
-        self._observe(published)
+        for incidents, newest in observed:
+            self._observe(incidents, newest)
 
-    def _observe(self, published: dict[int, list[Incident]]) -> None:
+    def _observe(self, incidents: list[Incident], newest: list[datetime]) -> None:
         now = datetime.now(UTC)
         metrics = self.ctx.metrics
         versions: Counter[tuple[str, str]] = Counter()
         latency = metrics.latency.labels("incident")
-        for incidents in published.values():
-            for incident in incidents:
-                versions[incident.ceasefire_id, incident.status] += 1
-                newest = max(r.ingested_at for r in incident.reports)
-                latency.observe(max(0.0, (now - newest).total_seconds()))
+        for incident, ingested_at in zip(incidents, newest, strict=True):
+            versions[incident.ceasefire_id, incident.status] += 1
+            latency.observe(max(0.0, (now - ingested_at).total_seconds()))
         for labels, count in versions.items():
             metrics.incident_versions.labels(*labels).inc(count)
 
@@ -153,7 +163,7 @@ def install(app: faust.App, ctx: Context) -> None:
 
     @app.agent(accepted, name="correlate")
     async def correlate(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(s.batch_records_max, s.batch_within_seconds):
+        async for events in ready_batches(stream, s.batch_records_max, s.batch_within_seconds):
             await or_die("correlate", stage.correlate_batch(events))
 
     api.install(app, stage, accepted)
