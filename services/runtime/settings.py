@@ -66,7 +66,7 @@ class Settings(BaseSettings):
         default=64, ge=1, description="internal batch records (many reports each) the other agents take at once"
     )
     batch_within_seconds: float = Field(
-        default=0.01, gt=0, description="longest wait to fill a batch: a floor on each hop's latency"
+        default=0.01, gt=0, description="longest a started batch waits while records keep arriving (it is handed over as soon as none are waiting)"
     )
 
     @property
