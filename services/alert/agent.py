@@ -135,7 +135,8 @@ def install(app: faust.App, ctx: Context) -> None:
 
     @app.agent(raw_topic(app, ctx.settings.topic(Role.BY_CEASEFIRE)), name="alert")
     async def alert(stream: faust.StreamT[bytes]) -> None:
-        async for events in ready_batches(stream, ctx.settings.batch_records_max, ctx.settings.batch_within_seconds):
+        s = ctx.settings
+        async for events in ready_batches(stream, s.batch_records_max, s.batch_within_seconds, s.batch_bytes_max):
             await or_die("alert", stage.alert_batch(events))
 
     @app.timer(FRAGILITY_REPEAT_SECONDS)

@@ -163,7 +163,7 @@ def install(app: faust.App, ctx: Context) -> None:
 
     @app.agent(accepted, name="correlate")
     async def correlate(stream: faust.StreamT[bytes]) -> None:
-        async for events in ready_batches(stream, s.batch_records_max, s.batch_within_seconds):
+        async for events in ready_batches(stream, s.batch_records_max, s.batch_within_seconds, s.batch_bytes_max):
             await or_die("correlate", stage.correlate_batch(events))
 
     api.install(app, stage, accepted)

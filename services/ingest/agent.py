@@ -164,10 +164,10 @@ def install(app: faust.App, ctx: Context) -> None:
 
     @app.agent(raw_topic(app, s.topic(Role.REPORTS)), name="ingest-validate")
     async def validate_reports(stream: faust.StreamT[bytes]) -> None:
-        async for events in ready_batches(stream, s.batch_max, s.batch_within_seconds):
+        async for events in ready_batches(stream, s.batch_max, s.batch_within_seconds, s.batch_bytes_max):
             await or_die("ingest-validate", stage.validate_batch(events))
 
     @app.agent(raw_topic(app, s.topic(Role.BY_SOURCE)), name="ingest-deduplicate")
     async def deduplicate(stream: faust.StreamT[bytes]) -> None:
-        async for events in ready_batches(stream, s.batch_records_max, s.batch_within_seconds):
+        async for events in ready_batches(stream, s.batch_records_max, s.batch_within_seconds, s.batch_bytes_max):
             await or_die("ingest-deduplicate", stage.deduplicate_batch(events))

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     batch_records_max: int = Field(
         default=64, ge=1, description="internal batch records (many reports each) the other agents take at once"
     )
+    batch_bytes_max: int = Field(
+        default=2 * 1024 * 1024, ge=1, description="bytes of records an agent takes at once: bounds a worker's memory under a backlog"
+    )
     batch_within_seconds: float = Field(
         default=0.01, gt=0, description="longest a started batch waits while records keep arriving (it is handed over as soon as none are waiting)"
     )
