@@ -26,7 +26,7 @@ from schemas.fragility import FragilitySnapshot
 from schemas.incident import IncidentVersionBatch
 from schemas.topics import Role
 from services.alert.rules import AlertEngine
-from services.runtime.batching import ready_batches
+from services.runtime.batching import bounded_batches
 from services.runtime.ceasefire_state import CeasefireStates
 from services.runtime.codec import decode_or_count, encode, raw_topic
 from services.runtime.context import Context
@@ -136,7 +136,7 @@ def install(app: faust.App, ctx: Context) -> None:
     @app.agent(raw_topic(app, ctx.settings.topic(Role.BY_CEASEFIRE)), name="alert")
     async def alert(stream: faust.StreamT[bytes]) -> None:
         s = ctx.settings
-        async for events in ready_batches(stream, s.batch_records_max, s.batch_within_seconds, s.batch_bytes_max):
+        async for events in bounded_batches(stream, s.batch_records_max, s.batch_within_seconds, s.batch_bytes_max):
             await or_die("alert", stage.alert_batch(events))
 
     @app.timer(FRAGILITY_REPEAT_SECONDS)

@@ -32,7 +32,7 @@ from schemas.report import AcceptedReport
 from schemas.topics import Role
 from services.correlate import api
 from services.correlate.state import Correlator, version_entries
-from services.runtime.batching import ready_batches
+from services.runtime.batching import bounded_batches
 from services.runtime.ceasefire_state import CeasefireStates
 from services.runtime.codec import decode_or_count, encode, pack, raw_topic
 from services.runtime.context import Context
@@ -163,7 +163,7 @@ def install(app: faust.App, ctx: Context) -> None:
 
     @app.agent(accepted, name="correlate")
     async def correlate(stream: faust.StreamT[bytes]) -> None:
-        async for events in ready_batches(stream, s.batch_records_max, s.batch_within_seconds, s.batch_bytes_max):
+        async for events in bounded_batches(stream, s.batch_records_max, s.batch_within_seconds, s.batch_bytes_max):
             await or_die("correlate", stage.correlate_batch(events))
 
     api.install(app, stage, accepted)

@@ -33,7 +33,7 @@ from schemas.topics import Role
 from services.ingest.deadletter import dead_letter_headers
 from services.ingest.dedup import DedupState
 from services.ingest.validate import Rules, primary_reason, validate
-from services.runtime.batching import ready_batches
+from services.runtime.batching import bounded_batches
 from services.runtime.codec import decode_or_count, encode, pack, raw_topic
 from services.runtime.context import Context
 from services.runtime.failure import or_die
@@ -164,10 +164,10 @@ def install(app: faust.App, ctx: Context) -> None:
 
     @app.agent(raw_topic(app, s.topic(Role.REPORTS)), name="ingest-validate")
     async def validate_reports(stream: faust.StreamT[bytes]) -> None:
-        async for events in ready_batches(stream, s.batch_max, s.batch_within_seconds, s.batch_bytes_max):
+        async for events in bounded_batches(stream, s.batch_max, s.batch_within_seconds, s.batch_bytes_max):
             await or_die("ingest-validate", stage.validate_batch(events))
 
     @app.agent(raw_topic(app, s.topic(Role.BY_SOURCE)), name="ingest-deduplicate")
     async def deduplicate(stream: faust.StreamT[bytes]) -> None:
-        async for events in ready_batches(stream, s.batch_records_max, s.batch_within_seconds, s.batch_bytes_max):
+        async for events in bounded_batches(stream, s.batch_records_max, s.batch_within_seconds, s.batch_bytes_max):
             await or_die("ingest-deduplicate", stage.deduplicate_batch(events))

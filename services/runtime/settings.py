@@ -69,7 +69,7 @@ class Settings(BaseSettings):
         default=2 * 1024 * 1024, ge=1, description="bytes of records an agent takes at once: bounds a worker's memory under a backlog"
     )
     batch_within_seconds: float = Field(
-        default=0.01, gt=0, description="longest a started batch waits while records keep arriving (it is handed over as soon as none are waiting)"
+        default=0.01, gt=0, description="longest wait to fill a batch: a floor on each hop's latency"
     )
 
     @property
