@@ -15,7 +15,7 @@ import faust
 from faust.types import TP
 
 from schemas.ceasefire import Ceasefire, Registry
-from services.runtime.tables import fenced_table, key_partition, owned_partitions, scopes
+from services.runtime.tables import fenced_table, key_partition, owned_partitions
 
 SEP = "\x1f"
 S = TypeVar("S")
@@ -44,14 +44,18 @@ class CeasefireStates(Generic[S]):
         """The state of a ceasefire (built from the table if needed); None for one not in the registry."""
         found = self.states.get(ceasefire_id)
         if found is None:
-            ceasefire = self.registry.get(ceasefire_id)
-            if ceasefire is None:
-                return None
             prefix = ceasefire_id + SEP
-            persisted = [(k[len(prefix) :], v) for k, v in self.table.items() if k.startswith(prefix)]
-            found = self.states[ceasefire_id] = self.build(ceasefire, persisted)
-            self.partition_of[ceasefire_id] = partition
+            persisted = [(k[len(prefix) :], v) for k, v in self.table.partition_items(partition) if k.startswith(prefix)]
+            found = self._build(ceasefire_id, partition, persisted)
         return found
+
+    def _build(self, ceasefire_id: str, partition: int, persisted: list[tuple[str, str]]) -> S | None:
+        ceasefire = self.registry.get(ceasefire_id)
+        if ceasefire is None:
+            return None
+        built = self.states[ceasefire_id] = self.build(ceasefire, persisted)
+        self.partition_of[ceasefire_id] = partition
+        return built
 
     def forget(self, revoked: set[TP]) -> list[str]:
         """Drop the states of revoked partitions; returns their ceasefire ids."""
@@ -63,12 +67,21 @@ class CeasefireStates(Generic[S]):
         return dropped
 
     def warm(self) -> list[str]:
-        """After a restore, build the states of every owned ceasefire found in the table."""
-        owned = owned_partitions(self.app, self.topic)
+        """After a restore, build the states of every owned ceasefire found in the table.
+
+        One pass over each owned partition's store (raw RocksDB iteration): Faust's table iteration,
+        once to find the ceasefires and again per ceasefire for its entries, took ~10 s of a restart
+        with 1,000,000 reports' worth of state (the soak's clean restart: 10.7 s to the first record)."""
+        persisted: dict[str, tuple[int, list[tuple[str, str]]]] = {}
+        for partition in sorted(owned_partitions(self.app, self.topic)):
+            for key, value in self.table.partition_items(partition):
+                ceasefire_id, sep, rest = key.partition(SEP)
+                # the memory store yields every partition's entries: keep each where it belongs
+                if sep and key_partition(ceasefire_id, self.partitions) == partition:
+                    persisted.setdefault(ceasefire_id, (partition, []))[1].append((rest, value))
         built = []
-        for ceasefire_id in sorted(scopes(self.table, SEP)):
-            partition = key_partition(ceasefire_id, self.partitions)
-            if partition in owned and self.get(ceasefire_id, partition) is not None:
+        for ceasefire_id, (partition, entries) in sorted(persisted.items()):
+            if ceasefire_id in self.states or self._build(ceasefire_id, partition, entries) is not None:
                 built.append(ceasefire_id)
         return built
 

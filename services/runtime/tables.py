@@ -235,11 +235,6 @@ def owned_partitions(app: faust.App, topic: str) -> set[int]:
     return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
 
 
-def scopes(table: faust.Table, separator: str) -> set[str]:
-    """The scope prefixes (ceasefire ids) of the keys this worker holds."""
-    return {key.split(separator, 1)[0] for key in table}
-
-
 async def changelog_sent(app: faust.App) -> None:
     """Send every table write made so far and wait until the broker has acknowledged them.
 
