@@ -175,6 +175,16 @@ async def run(profile: Profile, out: Path, workdir: Path) -> dict[str, Any]:
             n = int(rate * profile.latency_seconds)
             await step(f"latency_staged_{int(rate)}", latency.measure(
                 broker.url, workdir, build(n, days=n / 1e6 * 30, seed=11), rate, profile.latency_drain_cap_s, True))
+        if profile.profile_s and 500 in profile.latency_rates:  # where a paced run's time goes (bar missed)
+            n = int(500 * profile.latency_seconds)
+            path = out.with_suffix("").with_suffix(".latency-500.prof")
+            await step("profile_latency", latency.profile_paced(broker.url, workdir, build(n, days=n / 1e6 * 30, seed=11),
+                                                                500, path))
+            block = sc.get("profile_latency") or {}
+            if isinstance(block.get("file"), Path):
+                file = block["file"]
+                sc["profile_latency"] = {**block, "file": str(file.relative_to(PROJECT_ROOT)),
+                                         **(top_entries(file) if file.exists() else {"error": "no profile written"})}
         await step("correlation_cost", asyncio.to_thread(correlation.measure, profile.correlation_held,
                                                          profile.correlation_measured, profile.correlation_repeats))
         n = memory_reports(sc.get("stages") or {}, profile.memory_slice_s)

@@ -354,14 +354,19 @@ def _cost_and_profile_lines(results: dict[str, Any]) -> list[str]:
     lines += ["", "## Where each stage's time goes (cProfile)", ""]
     if not profiles:
         lines.append("_Not profiled in quick mode (`make bench` without QUICK profiles every stage)._")
+    if "profile_latency" in sc:
+        profiles["the whole topology at a paced 500 reports/s"] = sc["profile_latency"]
     for stage, prof in profiles.items():
         lines += ["", f"### {stage}", ""]
         if "error" in prof or not prof.get("ours_by_cumulative"):
             lines.append(f"error: {str(prof.get('error', 'empty profile'))[:300]}")
             continue
         done = prof.get("records_done", prof.get("batches_done"))
-        lines += [f"Profile `{prof['file']}` (`python -m pstats` to browse): the {stage} stage alone, {prof['seconds']} s "
-                  f"from its first record received (start-up and shutdown excluded), {_fmt(done)} input records done, "
+        what = (f"one worker running every stage while the report mix was sent at {prof['rate']:g}/s for "
+                f"{prof['seconds']} s" if "rate" in prof else
+                f"the {stage} stage alone, {prof['seconds']} s from its first record received (start-up and shutdown "
+                "excluded)")
+        lines += [f"Profile `{prof['file']}` (`python -m pstats` to browse): {what}, {_fmt(done)} input records done, "
                   f"{prof['total_s']} s of CPU on the event loop's thread under the profiler (which slows it ~2×: "
                   "these are shares, not rates). Cumulative time of a coroutine counts only while it runs, never "
                   "while it awaits.", "",

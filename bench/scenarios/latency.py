@@ -143,3 +143,24 @@ async def measure(
         "to_alert": percentiles(to_alert),
         "reports_without_incident": sum(1 for r in sent_at if r not in first_seen and "-re" not in r),
     }
+
+
+async def profile_paced(broker: str, workdir: Path, workload: Workload, rate: float, path: Path) -> dict[str, Any]:
+    """The whole topology in one worker under cProfile while the report mix is sent at `rate`/s: where
+    a paced run's time goes (the p99 bar is missed at 500/s). Never a latency figure: the profiler
+    slows the worker ~2×, so this run falls behind where the unprofiled one keeps up."""
+    settings = bench_settings(broker, workdir)
+    await ensure_topics(settings)
+    worker = Worker(settings, STAGES, workdir, name=f"latency-profile-{int(rate)}", profile=path).start()
+    reports = settings.topic(Role.REPORTS)
+    try:
+        await settle(settings, [worker])
+        began = time.monotonic()
+        await paced_send(settings.bootstrap, reports, workload.records, rate)
+        seconds = time.monotonic() - began
+        await worker.stop_profile()
+        done = worker.done(reports)[0]
+    finally:
+        worker.stop()
+    return {"file": path, "seconds": round(seconds, 1), "rate": rate, "records_done": int(done)}
+
