@@ -233,8 +233,31 @@ async def _start_and_first_record(settings: Settings, workdir: Path, name: str, 
     return worker, worker.done(reports)[1] - worker.started_at
 
 
+async def group_lag(bootstrap: str, group: str, topics: list[str]) -> int:
+    """Records of `topics` the consumer group has not committed yet: the fetch high watermark minus the
+    committed offset, per partition (the embedded broker's ListOffsets answer is wrong)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+                                fetch_max_wait_ms=20)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        consumer.assign(tps)  # no group join: read the group's offsets, never commit
+        committed = {tp: (await consumer.committed(tp)) or 0 for tp in tps}
+        for tp, offset in committed.items():
+            consumer.seek(tp, offset)
+        deadline = time.monotonic() + 10
+        while any(consumer.highwater(tp) is None for tp in tps) and time.monotonic() < deadline:
+            await consumer.getmany(timeout_ms=100, max_records=1)
+        return sum(max(0, (consumer.highwater(tp) or 0) - committed[tp]) for tp in tps)
+    finally:
+        await consumer.stop()
+
+
 async def _idle(worker: Worker, settings: Settings, quiet_s: float = 1.5) -> None:
-    """Everything loaded is finished and nothing moved for `quiet_s`; then one commit interval (2.8 s)."""
+    """Everything loaded is finished and nothing moved for `quiet_s`, and the group has committed every
+    record of its input topics. The probe alone is not enough after a kill: the restarted worker's
+    counts of records done include the dead worker's backlog, which its counts of records sent do not."""
     topics = [settings.topic(r) for r in (Role.REPORTS, Role.BY_SOURCE, Role.ACCEPTED_BATCHES)]
 
     def idle() -> bool:
@@ -243,7 +266,14 @@ async def _idle(worker: Worker, settings: Settings, quiet_s: float = 1.5) -> Non
         newest = max((row[2] for row in probe["done"].values()), default=0.0)
         return drained and time.time() - newest > quiet_s
 
-    await wait_for(idle, 600, "idle before the kill", [worker], every=0.2)
+    deadline = time.monotonic() + 600
+    while True:
+        await wait_for(idle, max(1.0, deadline - time.monotonic()), "idle before the kill", [worker], every=0.2)
+        if await group_lag(settings.bootstrap, settings.app_id, topics) == 0:
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError("idle before the kill: the group still has uncommitted input")
+        await asyncio.sleep(1.0)
     await asyncio.sleep(3.0)
 
 
