@@ -12,7 +12,8 @@ doubled (p50 send → incident 110 → 190–300 ms): every stage awaits its sen
 connection with one request in flight, so fewer, larger batches win.
 
 Acknowledgements are Faust's: the stream's own acks are off while this runs, and a batch's events are
-acknowledged once the agent body is done with them (so its offsets commit only then).
+acknowledged once the agent body is done with them (so its offsets commit only then), never when the
+body was cut off.
 """
 
 from __future__ import annotations
@@ -63,11 +64,12 @@ async def bounded_batches(
             size[0] = 0
             ready.clear()
             room.set()
-            try:
-                yield batch
-            finally:
-                for event in batch:
-                    await stream.ack(event)
+            yield batch
+            # Acked only when the body asks for the next batch, i.e. finished this one. A body cut off
+            # (a stop cancels it; the generator is then closed at the yield) acks nothing, so nothing
+            # it did not finish is committed (Faust's take acks in a `finally`, also on the way out).
+            for event in batch:
+                await stream.ack(event)
     finally:
         stream.enable_acks = acks_were
         stream._processors.remove(collect)  # type: ignore[attr-defined]  # noqa: SLF001

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,13 +99,20 @@ async def rebuild(app: Any, store: RocksDBStore, topic: str, partitions: list[in
     return done
 
 
+def write_batch(entries: Iterable[Any]) -> WriteBatch:
+    """One RocksDB write batch of each entry's `key` → `value`, in order (a None value deletes): how
+    Faust applies changelog records, and how the stages store theirs (`FencedTable.write_entries`)."""
+    batch = WriteBatch(raw_mode=True)
+    for entry in entries:
+        if entry.value is None:
+            batch.delete(entry.key)
+        else:
+            batch.put(entry.key, entry.value)
+    return batch
+
+
 def _apply(store: RocksDBStore, topic: str, partition: int, records: list[Any]) -> None:
     """One write batch: the records in offset order, then the persisted offset (Faust's own key)."""
-    batch = WriteBatch(raw_mode=True)
-    for record in records:
-        if record.value is None:
-            batch.delete(record.key)
-        else:
-            batch.put(record.key, record.value)
+    batch = write_batch(records)
     batch.put(store.offset_key, str(records[-1].offset).encode())
     store._db_for_partition(partition).write(batch)  # noqa: SLF001 - the partition's own DB

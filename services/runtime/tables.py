@@ -27,9 +27,8 @@ import faust
 from aiokafka.partitioner import murmur2
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP, CodecArg
-from rocksdict import WriteBatch
 
-from services.runtime.restore import Restored, rebuild
+from services.runtime.restore import Restored, rebuild, write_batch
 
 FENCE_KEY = "~fence"
 log = logging.getLogger("ceasefire.tables")
@@ -94,15 +93,11 @@ class FencedTable(faust.Table):
         self.unsent.extend(writes)
         store = self.data
         if isinstance(store, RocksDBStore):
-            batch = WriteBatch(raw_mode=True)
-            for write in writes:
-                if write.value is None:
-                    batch.delete(write.key)
-                else:
-                    batch.put(write.key, write.value)
-                    store._key_index[write.key] = partition
             if writes:
-                store._db_for_partition(partition).write(batch)
+                store._db_for_partition(partition).write(write_batch(writes))
+            for write in writes:
+                if write.value is not None:
+                    store._key_index[write.key] = partition
         else:  # memory store: one dict for every partition
             for write in writes:
                 if write.value is None:
