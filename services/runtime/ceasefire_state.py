@@ -43,7 +43,7 @@ class CeasefireStates(Generic[S]):
     def get(self, ceasefire_id: str, partition: int) -> S | None:
         """The state of a ceasefire (built from the table if needed); None for one not in the registry."""
         found = self.states.get(ceasefire_id)
-        if found is None:
+        if found is None and self.registry.get(ceasefire_id) is not None:  # no scan for an unknown one
             prefix = ceasefire_id + SEP
             persisted = [(k[len(prefix) :], v) for k, v in self.table.partition_items(partition) if k.startswith(prefix)]
             found = self._build(ceasefire_id, partition, persisted)

@@ -53,7 +53,7 @@ class FencedTable(faust.Table):
         # str keys and values as UTF-8, not JSON (Faust's choice for str): `entry`/`write_entries` rely on it
         self.key_serializer = self.value_serializer = "raw"
         self.unsent: list[ChangelogWrite] = []  # changelog records of the batch in hand, in write order
-        self.restored = Restored()  # read by `rebuild` before Faust's recovery, summed over rebalances
+        self.restored = Restored()  # what the raw-consumer rebuilds read before Faust's recovery, summed
 
     def send_changelog(
         self,
