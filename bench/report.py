@@ -74,6 +74,9 @@ def bars(results: dict[str, Any]) -> list[dict[str, Any]]:
         srate, sequal = srec.get("rebuild_records_per_second"), _block(srec, "state").get("equal")
         add("rebuild at 1,000,000 reports' state ≥ 5,000 records/s (soak)", srate, 5000,
             srate is not None and srate >= 5000, note=f"`{name}`; rebuilt state equal: {sequal}")
+        sfirst = srec.get("clean_restart_first_record_s")
+        add("restart with local state at 1,000,000 reports' state: first record ≤ 5 s (soak)", sfirst, 5,
+            sfirst is not None and sfirst <= 5, False, f"`{name}`")
     elif projected is not None:
         add("worker RSS ≤ 400 MB projected to 1,000,000 reports", projected, 400, projected <= 400, False,
             "a straight line through the run's samples, not a measurement: see Memory")
