@@ -1,7 +1,8 @@
 """Alert: incident versions → alerts and fragility snapshots.
 
 Input: `ceasefire.internal.incidents.by-ceasefire.v1` (`IncidentBatch`, read as `IncidentVersionBatch`:
-the reports are skipped; partitioned like the accepted topic, so one ceasefire's incidents meet here). Output: `ceasefire.alerts.v1` (key `fingerprint`) and
+the reports are skipped; partitioned like the accepted topic, so one ceasefire's incidents meet here).
+Output: `ceasefire.alerts.v1` (key `fingerprint`) and
 `ceasefire.fragility.v1` (key `ceasefire_id`): a snapshot on every change, and the latest again
 every `FRAGILITY_REPEAT_SECONDS` of processing time so a dashboard never goes stale.
 State: table `alerting` (changelogged), per ceasefire the entries an `AlertEngine` persists; the

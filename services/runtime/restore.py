@@ -10,8 +10,9 @@ and finds nothing left but what arrived meanwhile.
 
 The read goes to the partition's end as `ListOffsets` reports it, which the fence (tables.py) has just
 made exact on the embedded broker (on Apache Kafka it is exact anyway), or further if a fetch's high
-watermark says there is more. Anything written after that is read by Faust's recovery as before. Records are applied as Faust applies them (value None
-deletes the key), so the store ends byte for byte where Faust's path would end.
+watermark says there is more. Anything written after that is read by Faust's recovery as before.
+Records are applied as Faust applies them (value None deletes the key), so the store ends byte for
+byte where Faust's path would end.
 """
 
 from __future__ import annotations
