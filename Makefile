@@ -27,7 +27,7 @@ SOAK ?=
 STAGES ?=
 
 # The benchmark harness (bench/): its own extra, never part of `make test`. QUICK=1: under 3 minutes;
-# SOAK=1: only the memory run at 1,000,000 reports (~25 minutes, docs/performance-soak.md); STAGES=1:
+# SOAK=1: only the memory run at 1,000,000 reports (~15 minutes, docs/performance-soak.md); STAGES=1:
 # only the baselines and each stage alone on the full mix (~2 minutes, results file only).
 $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench]'
