@@ -106,6 +106,13 @@ def top_entries(path: Path, n: int = 15) -> dict[str, list[dict[str, Any]]]:
     }
 
 
+def profile_summary(block: dict[str, Any]) -> dict[str, Any]:
+    """A profiled run's block for the results: its file relative to the project, and its top entries."""
+    path: Path = block["file"]
+    return {**block, "file": str(path.relative_to(PROJECT_ROOT)),
+            **(top_entries(path) if path.exists() else {"error": "no profile written"})}
+
+
 MEMORY_REPORTS_CAP = 50_000
 
 
@@ -152,9 +159,7 @@ async def run(profile: Profile, out: Path, workdir: Path) -> dict[str, Any]:
         await step("stages", throughput.per_stage(broker.url, workdir, mix, profile.stage_cap_s, prof))
         profiles = (sc["stages"].pop("profiles", None) or {}) if isinstance(sc["stages"], dict) else {}
         for stage, block in profiles.items():
-            path = block["file"]
-            sc[f"profile_{stage}"] = {**block, "file": str(path.relative_to(PROJECT_ROOT)),
-                                      **(top_entries(path) if path.exists() else {"error": "no profile written"})}
+            sc[f"profile_{stage}"] = profile_summary(block)
         all_stages = ("ingest", "correlate", "alert")
         await step("end_to_end_one_process",
                    throughput.topology(broker.url, workdir, mix, [all_stages], False, profile.e2e_cap_s))
@@ -182,9 +187,7 @@ async def run(profile: Profile, out: Path, workdir: Path) -> dict[str, Any]:
                                                                 500, path))
             block = sc.get("profile_latency") or {}
             if isinstance(block.get("file"), Path):
-                file = block["file"]
-                sc["profile_latency"] = {**block, "file": str(file.relative_to(PROJECT_ROOT)),
-                                         **(top_entries(file) if file.exists() else {"error": "no profile written"})}
+                sc["profile_latency"] = profile_summary(block)
         await step("correlation_cost", asyncio.to_thread(correlation.measure, profile.correlation_held,
                                                          profile.correlation_measured, profile.correlation_repeats))
         n = memory_reports(sc.get("stages") or {}, profile.memory_slice_s)

@@ -43,18 +43,18 @@ class CeasefireStates(Generic[S]):
     def get(self, ceasefire_id: str, partition: int) -> S | None:
         """The state of a ceasefire (built from the table if needed); None for one not in the registry."""
         found = self.states.get(ceasefire_id)
-        if found is None and self.registry.get(ceasefire_id) is not None:  # no scan for an unknown one
+        if found is None:
+            ceasefire = self.registry.get(ceasefire_id)
+            if ceasefire is None:
+                return None  # no scan for an unknown ceasefire
             prefix = ceasefire_id + SEP
             persisted = [(k[len(prefix) :], v) for k, v in self.table.partition_items(partition) if k.startswith(prefix)]
-            found = self._build(ceasefire_id, partition, persisted)
+            found = self._build(ceasefire, partition, persisted)
         return found
 
-    def _build(self, ceasefire_id: str, partition: int, persisted: list[tuple[str, str]]) -> S | None:
-        ceasefire = self.registry.get(ceasefire_id)
-        if ceasefire is None:
-            return None
-        built = self.states[ceasefire_id] = self.build(ceasefire, persisted)
-        self.partition_of[ceasefire_id] = partition
+    def _build(self, ceasefire: Ceasefire, partition: int, persisted: list[tuple[str, str]]) -> S:
+        built = self.states[ceasefire.id] = self.build(ceasefire, persisted)
+        self.partition_of[ceasefire.id] = partition
         return built
 
     def forget(self, revoked: set[TP]) -> list[str]:
@@ -86,8 +86,12 @@ class CeasefireStates(Generic[S]):
                     persisted.setdefault(ceasefire_id, (partition, []))[1].append((rest, value))
         built = []
         for ceasefire_id, (partition, entries) in sorted(persisted.items()):
-            if ceasefire_id in self.states or self._build(ceasefire_id, partition, entries) is not None:
-                built.append(ceasefire_id)
+            ceasefire = self.registry.get(ceasefire_id)
+            if ceasefire is None:
+                continue  # gone from the registry since its entries were stored
+            if ceasefire_id not in self.states:
+                self._build(ceasefire, partition, entries)
+            built.append(ceasefire_id)
         return built
 
     def follow_rebalances(

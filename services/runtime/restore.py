@@ -58,7 +58,7 @@ async def rebuild(app: Any, store: RocksDBStore, topic: str, partitions: list[in
         enable_auto_commit=False,
         max_partition_fetch_bytes=FETCH_BYTES,
         fetch_max_bytes=4 * FETCH_BYTES,
-        fetch_max_wait_ms=app.fetch_max_wait_ms if hasattr(app, "fetch_max_wait_ms") else 500,
+        fetch_max_wait_ms=getattr(app, "fetch_max_wait_ms", 500),
         auto_offset_reset="earliest",
     )
     await consumer.start()
