@@ -29,12 +29,15 @@ async def bounded_batches(
     stream: faust.StreamT, max_: int, within: float, max_bytes: int
 ) -> AsyncIterator[list[EventT]]:
     """Batches of at most `max_` events, handed over when that many are in, when they hold `max_bytes`
-    of record values or more, or when `within` seconds have passed with some in (as Faust's take)."""
+    of record values or more, or when `within` seconds have passed with some in: since the wait began
+    (as Faust's take), or since the first of them came in while the body worked on the last batch."""
     collecting: list[list[EventT]] = [[]]  # the batch being collected; swapped out when handed over
     size = [0]  # bytes of record values in the batch being collected
     ready = asyncio.Event()  # a full batch (count or bytes) waits
     room = asyncio.Event()  # cleared while a full batch waits to be handed over
     room.set()
+    first_at = [0.0]  # loop time of that first event: the window runs from it
+    loop = asyncio.get_running_loop()
 
     async def collect(value: object) -> object:
         await room.wait()
@@ -42,6 +45,8 @@ async def bounded_batches(
         if event is None:
             raise RuntimeError("bounded_batches: a value with no current event")
         batch = collecting[0]
+        if not batch:
+            first_at[0] = loop.time()
         batch.append(event)
         size[0] += len(event.message.value or b"")
         if len(batch) >= max_ or size[0] >= max_bytes:
@@ -55,11 +60,14 @@ async def bounded_batches(
     stream._enable_passive(aiter(stream.channel))  # type: ignore[attr-defined]  # noqa: SLF001 - as Faust's take does
     try:
         while not stream.should_stop:
-            await stream.wait_for_stopped(ready, timeout=within)  # type: ignore[attr-defined, arg-type]
-            batch = collecting[0]
-            if not batch:
-                ready.clear()
+            # The window runs from the loop's start, or from the first event of a batch that began
+            # collecting while the body worked: such events wait one window at most, not two.
+            timeout = within if not collecting[0] else first_at[0] + within - loop.time()
+            if timeout > 0 and not ready.is_set():
+                await stream.wait_for_stopped(ready, timeout=timeout)  # type: ignore[attr-defined, arg-type]
+            if not collecting[0]:
                 continue
+            batch = collecting[0]
             collecting[0] = []
             size[0] = 0
             ready.clear()

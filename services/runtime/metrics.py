@@ -25,6 +25,7 @@ class Metrics:
     alerts: Counter
     latency: Histogram
     undecodable: Counter
+    gc_pause: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
@@ -84,6 +85,13 @@ class Metrics:
                 ["stage"],
                 registry=registry,
             ),
+            gc_pause=Histogram(
+                "ceasefire_gc_pause_seconds",
+                "Garbage collections of this worker, by generation: each one stops every stage of the process.",
+                ["generation"],
+                buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+                registry=registry,
+            ),
         )
         # Pre-create every bounded series so dashboards see zeros, not gaps.
         metrics.reports.labels("accepted", "")
@@ -94,4 +102,6 @@ class Metrics:
             metrics.duplicates.labels(rule)
         for stage in ("deduplicate", "correlate", "alert"):
             metrics.undecodable.labels(stage)
+        for generation in ("0", "1", "2"):
+            metrics.gc_pause.labels(generation)
         return metrics

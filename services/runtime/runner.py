@@ -13,6 +13,7 @@ from pathlib import Path
 import faust
 import uvloop
 
+from services.runtime import heap
 from services.runtime.admin import ensure_topics
 from services.runtime.app import create_app
 from services.runtime.broker import BrokerError, EmbeddedBroker, free_port
@@ -112,6 +113,8 @@ def run_worker(
     # every record: every library's debug call then builds a LogRecord (two per message sent, ~10 %
     # of a busy worker's time in the bench profile) only for the handlers to drop it.
     worker.spinner = None
+    heap.settle()  # after imports and the app's construction: see services/runtime/heap.py
+    heap.observe_pauses(ctx.metrics.gc_pause)
     code = 0
     try:
         worker.execute_from_commandline()
