@@ -76,7 +76,8 @@ def bars(results: dict[str, Any]) -> list[dict[str, Any]]:
             srate is not None and srate >= 5000, note=f"`{name}`; rebuilt state equal: {sequal}")
         sfirst = srec.get("clean_restart_first_record_s")
         add("restart with local state at 1,000,000 reports' state: first record ≤ 5 s (soak)", sfirst, 5,
-            sfirst is not None and sfirst <= 5, False, f"`{name}`")
+            sfirst is not None and sfirst <= 5, False,
+            f"`{name}`; first correlation after {srec.get('clean_restart_first_correlation_s')} s")
     elif projected is not None:
         add("worker RSS ≤ 400 MB projected to 1,000,000 reports", projected, 400, projected <= 400, False,
             "a straight line through the run's samples, not a measurement: see Memory")
@@ -85,7 +86,8 @@ def bars(results: dict[str, Any]) -> list[dict[str, Any]]:
     rec = _block(sc, "memory_recovery", "recovery")
     first = rec.get("clean_restart_first_record_s", rec.get("kept_state_first_record_s"))
     add("restart with local state (after a clean stop): first record ≤ 5 s", first, 5,
-        first is not None and first <= 5, False)
+        first is not None and first <= 5, False,
+        f"first correlation after {rec.get('clean_restart_first_correlation_s')} s")
     rate = rec.get("rebuild_records_per_second")
     add("rebuild from changelogs ≥ 5,000 records/s", rate, 5000, rate is not None and rate >= 5000)
     equal = _block(rec, "state").get("equal")
@@ -338,7 +340,9 @@ def _recovery_lines(results: dict[str, Any]) -> list[str]:
         f"{rec.get('wiped_state_recovery_s')} s for {_fmt(sum(changelog.values()))} changelog records "
         f"({', '.join(f'{k} {v:,}' for k, v in changelog.items())}): **{_fmt(rec.get('rebuild_records_per_second'))} "
         "records/s**. Stopped cleanly and restarted with its local state kept: first record after "
-        f"**{rec.get('clean_restart_first_record_s')} s** (table recovery {rec.get('clean_restart_recovery_s')} s).",
+        f"**{rec.get('clean_restart_first_record_s')} s** (table recovery {rec.get('clean_restart_recovery_s')} s); "
+        "the first report correlated (a fresh one sent with the restart: the correlate stage had built its "
+        f"ceasefire's state) after {rec.get('clean_restart_first_correlation_s')} s.",
         "",
         "| comparison | equal | detail |", "|---|---|---|",
     ]

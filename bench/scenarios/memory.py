@@ -28,7 +28,10 @@ import asyncio
 import re
 import shutil
 import time
+import uuid
 from collections import Counter
+from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +40,7 @@ import rocksdict
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.procs import Worker, bench_settings, load, rss_mb, wait_for
-from bench.workload import Workload
+from bench.workload import START, THEATRES, Workload
 from schemas.topics import Role
 from services.runtime.admin import ensure_topics
 from services.runtime.settings import Settings
@@ -225,12 +228,34 @@ async def memory_and_recovery(broker_url: str, broker_pid: int, workdir: Path, w
     return {"memory": memory, "recovery": recovery}
 
 
-async def _start_and_first_record(settings: Settings, workdir: Path, name: str, cap: float) -> tuple[Worker, float]:
-    await load(settings.bootstrap, settings.topic(Role.REPORTS), [SENTINEL])
+async def _start_and_first_record(
+    settings: Settings, workdir: Path, name: str, cap: float, extra: Sequence[tuple[bytes | None, bytes]] = ()
+) -> tuple[Worker, float]:
+    await load(settings.bootstrap, settings.topic(Role.REPORTS), [SENTINEL, *extra])
     worker = Worker(settings, ("ingest", "correlate"), workdir, name=name).start()
     reports = settings.topic(Role.REPORTS)
     await wait_for(lambda: worker.done(reports)[0] >= 1, cap, f"{name}: first record", [worker])
     return worker, worker.done(reports)[1] - worker.started_at
+
+
+def fresh_report(name: str) -> tuple[bytes | None, bytes]:
+    """A valid report no run has sent: after a clean restart it is the first the correlate stage sees,
+    so the time to its correlation says when the restarted worker correlates again (its ceasefire's
+    state built), not only when it validates."""
+    theatre = THEATRES[0]
+    doc = {
+        "report_id": f"bench-{name}-{uuid.uuid4().hex[:12]}",
+        "source": "un.unmogip",
+        "source_party": "NEUTRAL",
+        "accused_party": theatre.parties[0],
+        "ceasefire_id": theatre.ceasefire_id,
+        "observed_at": (START + timedelta(days=30)).isoformat(),
+        "location": {"lat": theatre.box[0], "lon": theatre.box[1], "precision_km": 2},
+        "violation_type": "small_arms",
+        "casualties": {"killed": 0, "injured": 0},
+        "description": "Bench: the first report after a clean restart.",
+    }
+    return theatre.ceasefire_id.encode(), orjson.dumps(doc)
 
 
 async def group_lag(bootstrap: str, group: str, topics: list[str]) -> int:
@@ -293,7 +318,12 @@ async def _recovery(settings: Settings, workdir: Path, killed_busy: bool) -> dic
     wiped_recovery = worker.probe().get("recovery_seconds")
     worker.stop()  # a clean stop: the next start keeps the local state (runner.prepare_local_state)
     after = read_state(settings.data_dir)
-    worker, clean_s = await _start_and_first_record(settings, workdir, "restart-clean", RESTART_CAP_S)
+    worker, clean_s = await _start_and_first_record(
+        settings, workdir, "restart-clean", RESTART_CAP_S, [fresh_report("restart-clean")]
+    )
+    accepted = settings.topic(Role.ACCEPTED_BATCHES)
+    await wait_for(lambda: worker.done(accepted)[0] >= 1, RESTART_CAP_S, "restart-clean: first correlation", [worker])
+    clean_correlation_s = worker.done(accepted)[1] - worker.started_at
     clean_recovery = worker.probe().get("recovery_seconds")
     worker.stop()
     records = sum(changelog.values())
@@ -302,6 +332,8 @@ async def _recovery(settings: Settings, workdir: Path, killed_busy: bool) -> dic
         # After a SIGKILL the runtime rebuilds from the changelogs on purpose (docs/broker.md, "Local
         # state after a crash"); the local-state fast path is a restart after a clean stop.
         "clean_restart_first_record_s": round(clean_s, 2),
+        # ... and to the first batch the correlate stage processed (its ceasefire's state built)
+        "clean_restart_first_correlation_s": round(clean_correlation_s, 2),
         "clean_restart_recovery_s": clean_recovery and round(clean_recovery, 2),
         "kept_state_first_record_s": round(kept_s, 2),
         "kept_state_recovery_s": kept_recovery and round(kept_recovery, 2),

@@ -3,11 +3,13 @@
 Each ceasefire's state object (a `Correlator`, an `AlertEngine`) persists entries through
 `take_changes()`; here they are stored as `<ceasefire_id>\\x1f<key>` in a `FencedTable`. The objects
 live in memory for the ceasefires whose partition this worker owns: built from the table on first
-use, or right after a restore (`warm`), and dropped when the partition is revoked.
+use, or beside the agents right after a restore (`warm`), and dropped when the partition is revoked.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
@@ -18,6 +20,7 @@ from schemas.ceasefire import Ceasefire, Registry
 from services.runtime.tables import fenced_table, key_partition, owned_partitions
 
 SEP = "\x1f"
+log = logging.getLogger(__name__)
 S = TypeVar("S")
 
 
@@ -66,43 +69,67 @@ class CeasefireStates(Generic[S]):
             self.partition_of.pop(ceasefire_id, None)
         return dropped
 
-    def warm(self) -> list[str]:
+    async def warm(self) -> list[str]:
         """After a restore, build the states of every owned ceasefire found in the table.
 
         One pass over each owned partition's store (raw RocksDB iteration): Faust's table iteration,
         once to find the ceasefires and again per ceasefire for its entries, took ~10 s of a restart
-        with 1,000,000 reports' worth of state (the soak's clean restart: 10.7 s to the first record)."""
-        persisted: dict[str, tuple[int, list[tuple[str, str]]]] = {}
-        home: dict[str, int] = {}  # ceasefire id → its partition (murmur2 in Python: once per ceasefire)
-        for partition in sorted(owned_partitions(self.app, self.topic)):
-            for key, value in self.table.partition_items(partition):
-                ceasefire_id, sep, rest = key.partition(SEP)
-                if not sep:
-                    continue
-                where = home.get(ceasefire_id)
-                if where is None:
-                    where = home[ceasefire_id] = key_partition(ceasefire_id, self.partitions)
-                if where == partition:  # the memory store yields every partition's entries
-                    persisted.setdefault(ceasefire_id, (partition, []))[1].append((rest, value))
+        with 1,000,000 reports' worth of state. It runs beside the agents (`follow_rebalances`) and
+        gives the loop back between partitions and between ceasefires: validation and dedup need
+        none of it, and an agent that needs a ceasefire not built yet builds it itself (`get`). A
+        state is built here only if no agent built it meanwhile, and an agent writes a ceasefire's
+        entries only once its state is built, so no state is built from entries older than a write."""
         built = []
-        for ceasefire_id, (partition, entries) in sorted(persisted.items()):
-            ceasefire = self.registry.get(ceasefire_id)
-            if ceasefire is None:
-                continue  # gone from the registry since its entries were stored
-            if ceasefire_id not in self.states:
-                self._build(ceasefire, partition, entries)
-            built.append(ceasefire_id)
+        for partition in sorted(owned_partitions(self.app, self.topic)):
+            for ceasefire_id, entries in sorted(self._partition_entries(partition).items()):
+                ceasefire = self.registry.get(ceasefire_id)
+                if ceasefire is None:
+                    continue  # gone from the registry since its entries were stored
+                if ceasefire_id not in self.states:
+                    self._build(ceasefire, partition, entries)
+                built.append(ceasefire_id)
+                await asyncio.sleep(0)
+            await asyncio.sleep(0)
         return built
+
+    def _partition_entries(self, partition: int) -> dict[str, list[tuple[str, str]]]:
+        """Each ceasefire's entries in one partition's store, in one pass (the memory store yields
+        every partition's entries: those of ceasefires homed elsewhere are skipped)."""
+        persisted: dict[str, list[tuple[str, str]]] = {}
+        home: dict[str, int] = {}  # ceasefire id → its partition (murmur2 in Python: once per ceasefire)
+        for key, value in self.table.partition_items(partition):
+            ceasefire_id, sep, rest = key.partition(SEP)
+            if not sep:
+                continue
+            where = home.get(ceasefire_id)
+            if where is None:
+                where = home[ceasefire_id] = key_partition(ceasefire_id, self.partitions)
+            if where == partition:
+                persisted.setdefault(ceasefire_id, []).append((rest, value))
+        return persisted
 
     def follow_rebalances(
         self, on_forget: Callable[[list[str]], None], on_warm: Callable[[list[str]], None]
     ) -> None:
-        """Drop states when partitions go, build them when a restore completes; tell the stage."""
+        """Drop states when partitions go; build them beside the agents when a restore completes,
+        then tell the stage. A revocation cancels a build still running."""
+        warming: list[asyncio.Future[None]] = []
+
+        async def build_then_tell() -> None:
+            on_warm(await self.warm())
+
+        def stop_warming() -> None:
+            while warming:
+                warming.pop().cancel()
 
         async def warm() -> None:
-            on_warm(self.warm())
+            stop_warming()
+            task = asyncio.ensure_future(build_then_tell())
+            task.add_done_callback(_log_failure)
+            warming.append(task)
 
         async def forget(sender: faust.App, revoked: set[TP], **_: object) -> None:
+            stop_warming()
             on_forget(self.forget(revoked))
 
         self.table.on_recover(warm)
@@ -112,3 +139,9 @@ class CeasefireStates(Generic[S]):
         """Write entries in the order given (it matters: see services/correlate/state.py)."""
         prefix = ceasefire_id + SEP
         self.table.write_entries(self.partition_of[ceasefire_id], {prefix + k: v for k, v in changes.items()})
+
+
+def _log_failure(task: asyncio.Future[None]) -> None:
+    """A failed warm-up costs only time: each agent builds the states it needs on first use."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("building ceasefire states after a restore failed", exc_info=task.exception())
