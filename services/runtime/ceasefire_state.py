@@ -20,6 +20,7 @@ from schemas.ceasefire import Ceasefire, Registry
 from services.runtime.tables import fenced_table, key_partition, owned_partitions
 
 SEP = "\x1f"
+YIELD_EVERY = 20_000  # table entries read between two turns of the loop: ~20 ms
 log = logging.getLogger(__name__)
 S = TypeVar("S")
 
@@ -81,7 +82,7 @@ class CeasefireStates(Generic[S]):
         entries only once its state is built, so no state is built from entries older than a write."""
         built = []
         for partition in sorted(owned_partitions(self.app, self.topic)):
-            for ceasefire_id, entries in sorted(self._partition_entries(partition).items()):
+            for ceasefire_id, entries in sorted((await self._partition_entries(partition)).items()):
                 ceasefire = self.registry.get(ceasefire_id)
                 if ceasefire is None:
                     continue  # gone from the registry since its entries were stored
@@ -92,12 +93,15 @@ class CeasefireStates(Generic[S]):
             await asyncio.sleep(0)
         return built
 
-    def _partition_entries(self, partition: int) -> dict[str, list[tuple[str, str]]]:
-        """Each ceasefire's entries in one partition's store, in one pass (the memory store yields
-        every partition's entries: those of ceasefires homed elsewhere are skipped)."""
+    async def _partition_entries(self, partition: int) -> dict[str, list[tuple[str, str]]]:
+        """Each ceasefire's entries in one partition's store, in one pass that gives the loop back every
+        `YIELD_EVERY` entries (a RocksDB iterator reads one snapshot; the memory store yields a copy
+        of every partition's entries: those of ceasefires homed elsewhere are skipped)."""
         persisted: dict[str, list[tuple[str, str]]] = {}
         home: dict[str, int] = {}  # ceasefire id → its partition (murmur2 in Python: once per ceasefire)
-        for key, value in self.table.partition_items(partition):
+        for n, (key, value) in enumerate(self.table.partition_items(partition), 1):
+            if not n % YIELD_EVERY:
+                await asyncio.sleep(0)
             ceasefire_id, sep, rest = key.partition(SEP)
             if not sep:
                 continue

@@ -110,12 +110,13 @@ class FencedTable(faust.Table):
             count(self, len(writes) - deleted, deleted)
 
     def partition_items(self, partition: int) -> Iterator[tuple[str, str]]:
-        """The entries stored for one partition (every partition's, for the memory store)."""
+        """The entries stored for one partition (every partition's, for the memory store: a copy, so
+        that a reader may give the loop back to writers while it iterates)."""
         store = self.data
         if isinstance(store, RocksDBStore):
             pairs = store._visible_items(store._db_for_partition(partition))
         else:
-            pairs = iter(store.data.items())
+            pairs = iter(list(store.data.items()))
         for key, value in pairs:
             yield key.decode(), value.decode()
 
