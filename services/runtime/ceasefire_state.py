@@ -20,7 +20,7 @@ from schemas.ceasefire import Ceasefire, Registry
 from services.runtime.tables import fenced_table, key_partition, owned_partitions
 
 SEP = "\x1f"
-YIELD_EVERY = 20_000  # table entries read between two turns of the loop: ~20 ms
+YIELD_EVERY = 20_000  # table entries read between two turns of the loop
 log = logging.getLogger(__name__)
 S = TypeVar("S")
 
