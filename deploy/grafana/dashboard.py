@@ -245,7 +245,15 @@ def pipeline_row() -> list[dash.Panel | dash.Row]:
         "short",
         query(f"sum by (topic) (ceasefire_consumer_lag_records{{{JOB}}})", "{{topic}}"),
     )
-    return [dash.Row("Pipeline"), reports, dead, latency, lag]
+    pauses = f"ceasefire_gc_pause_seconds_bucket{{{JOB}}}[$__rate_interval]"
+    gc_pauses = series(
+        "Garbage-collection pauses",
+        "Longest pauses of the workers' garbage collector, by generation: each stops every stage of a "
+        "worker at once, so a latency spike that lines up with a generation-2 pause came from it.",
+        "s",
+        query(f"histogram_quantile(0.99, sum by (generation, le) (rate({pauses})))", "p99 gen {{generation}}"),
+    )
+    return [dash.Row("Pipeline"), reports, dead, latency, lag, gc_pauses]
 
 
 def ceasefire_variable() -> dash.QueryVariable:
