@@ -4,53 +4,85 @@ Eviction forgets a report once it can no longer link; but an upstream re-emit (a
 crash, or a correlate restart that re-reads uncommitted offsets) can deliver it again, and it would
 then found a second, "late" incident. Correlation must be idempotent on `(source, report_id)`, so the
 identity stays here until it is `remember` older than the watermark (default 14 days, like dedup).
+
+Fourteen days of a busy ceasefire are hundreds of thousands of identities, so each is held as a
+128-bit digest of `(source, report_id)` (a chance collision, which would drop a report, is ~1e-27 at
+a million identities), and its expiry as one integer, the observed time above the digest: ~130 bytes
+an identity instead of ~390 for the tuple of two strings, a dict slot and a heap tuple (bench/NOTES.md).
 """
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 
 Key = tuple[str, str]
 SEEN_PREFIX = "s\x1f"
+_DIGEST_BITS = 128
+_DIGEST_MASK = (1 << _DIGEST_BITS) - 1
+
+
+def identity_digest(key: Key) -> int:
+    """The 128-bit digest that stands for `(source, report_id)`."""
+    material = f"{key[0]}\x1f{key[1]}".encode()
+    return int.from_bytes(hashlib.blake2b(material, digest_size=_DIGEST_BITS // 8).digest(), "big")
 
 
 class SeenReports:
     def __init__(self, remember_us: int) -> None:
         self.remember_us = remember_us
-        self.observed: dict[Key, int] = {}
-        self._expiry: list[tuple[int, Key]] = []
-        self._dirty: set[Key] = set()
+        self._digests: set[int] = set()
+        self._expiry: list[int] = []  # observed_us << 128 | digest: heap order is expiry order
+        self._remembered: dict[int, int] = {}  # digest → observed_us, remembered since take_changes
+        self._forgotten: set[int] = set()
+        self._heap_ok = True  # False after `restore`: one heapify, not one push per restored entry
 
     def __contains__(self, key: Key) -> bool:
-        return key in self.observed
+        return identity_digest(key) in self._digests
+
+    def __len__(self) -> int:
+        return len(self._digests)
 
     def remember(self, key: Key, observed_us: int) -> None:
-        self.observed[key] = observed_us
-        heapq.heappush(self._expiry, (observed_us, key))
-        self._dirty.add(key)
+        digest = identity_digest(key)
+        self._add(digest, observed_us)
+        self._remembered[digest] = observed_us
+        self._forgotten.discard(digest)
 
     def expire(self, watermark_us: int) -> None:
+        self._order()
         horizon = watermark_us - self.remember_us
-        while self._expiry and self._expiry[0][0] < horizon:
-            _, key = heapq.heappop(self._expiry)
-            if self.observed.pop(key, None) is not None:
-                self._dirty.add(key)
+        while self._expiry and self._expiry[0] >> _DIGEST_BITS < horizon:
+            digest = heapq.heappop(self._expiry) & _DIGEST_MASK
+            if digest in self._digests:
+                self._digests.discard(digest)
+                self._remembered.pop(digest, None)
+                self._forgotten.add(digest)
 
     def take_changes(self) -> tuple[dict[str, str], dict[str, None]]:
         """(entries to write, entries to delete): the shell writes the first before dropping reports."""
-        sets: dict[str, str] = {}
-        deletes: dict[str, None] = {}
-        for key in sorted(self._dirty):
-            entry = SEEN_PREFIX + key[0] + "\x1f" + key[1]
-            if key in self.observed:
-                sets[entry] = str(self.observed[key])
-            else:
-                deletes[entry] = None
-        self._dirty.clear()
+        sets = {_entry(d): str(self._remembered[d]) for d in sorted(self._remembered)}
+        deletes: dict[str, None] = {_entry(d): None for d in sorted(self._forgotten)}
+        self._remembered.clear()
+        self._forgotten.clear()
         return sets, deletes
 
     def restore(self, entry: str, value: str) -> None:
-        source, _, report_id = entry[len(SEEN_PREFIX) :].partition("\x1f")
-        key = (source, report_id)
-        self.observed[key] = int(value)
-        heapq.heappush(self._expiry, (int(value), key))
+        digest = int(entry[len(SEEN_PREFIX) :], 16)
+        self._digests.add(digest)
+        self._expiry.append(int(value) << _DIGEST_BITS | digest)
+        self._heap_ok = False
+
+    def _add(self, digest: int, observed_us: int) -> None:
+        self._order()
+        self._digests.add(digest)
+        heapq.heappush(self._expiry, observed_us << _DIGEST_BITS | digest)
+
+    def _order(self) -> None:
+        if not self._heap_ok:
+            heapq.heapify(self._expiry)
+            self._heap_ok = True
+
+
+def _entry(digest: int) -> str:
+    return f"{SEEN_PREFIX}{digest:032x}"

@@ -262,6 +262,9 @@ class Correlator:
         joined: list[tuple[HeldReport, str]] = []
         evicted: set[str] = set()
         for key, text in persisted:
+            if key.startswith(SEEN_PREFIX):  # most entries, once a ceasefire has run for weeks
+                self.seen.restore(key, text)
+                continue
             doc = orjson.loads(text)
             if key.startswith(EVICTION_PREFIX):
                 # Complete an eviction a crash may have torn: its reports are remembered, its entries go.
@@ -274,8 +277,6 @@ class Correlator:
                 self.seq = doc["seq"]
             elif key.startswith(INCIDENT_PREFIX):
                 incidents[key[len(INCIDENT_PREFIX) :]] = doc
-            elif key.startswith(SEEN_PREFIX):
-                self.seen.restore(key, text)
             elif key.startswith(REPORT_PREFIX):
                 joined.append(_decode_report(doc))
         self._stale_markers = set(evicted)
