@@ -72,12 +72,13 @@ class AlertStage:
         """The IncidentBatch records taken at once, in order: one round of sends and writes for all."""
         alerts: list[Alert] = []
         touched: set[str] = set()
+        decoded = [(b, e.message.partition) for e in events
+                   if (b := decode_or_count(IncidentVersionBatch, e.message.value, "alert", self.ctx)) is not None]
+        await self.states.built(c for b, _ in decoded for c in (*b.watermarks, *(i.ceasefire_id for i in b.incidents)))
         batches = []
-        for event in events:
-            batch = decode_or_count(IncidentVersionBatch, event.message.value, "alert", self.ctx)
-            if batch is not None:
-                self._observe(batch, event.message.partition, alerts, touched)
-                batches.append(batch)
+        for batch, partition in decoded:
+            self._observe(batch, partition, alerts, touched)
+            batches.append(batch)
         newest = max((b.newest_ingested_at for b in batches if b.newest_ingested_at is not None), default=None)
         snapshots = [s for c in sorted(touched) if (s := self._changed_snapshot(c)) is not None]
         await self._publish(alerts, snapshots, newest)

@@ -82,7 +82,9 @@ class CorrelateStage:
         """All the AcceptedBatch records taken at once: one round of writes and sends for all of them."""
         published: dict[int, list[Incident]] = defaultdict(list)
         touched: dict[str, int] = {}  # ceasefire id → its partition
-        for partition, report in self._reports(events):
+        reports = self._reports(events)
+        await self.states.built(report.ceasefire_id for _, report in reports)
+        for partition, report in reports:
             correlator = self.correlator(report.ceasefire_id, partition)
             if correlator is None:
                 continue

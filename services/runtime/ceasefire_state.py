@@ -43,6 +43,7 @@ class CeasefireStates(Generic[S]):
         self.table = fenced_table(app, table_name, partitions=partitions, key_type=str, value_type=str)
         self.states: dict[str, S] = {}
         self.partition_of: dict[str, int] = {}
+        self._building: dict[str, asyncio.Future[None]] = {}  # ceasefire id → its build in a thread
 
     def get(self, ceasefire_id: str, partition: int) -> S | None:
         """The state of a ceasefire (built from the table if needed); None for one not in the registry."""
@@ -61,13 +62,22 @@ class CeasefireStates(Generic[S]):
         self.partition_of[ceasefire.id] = partition
         return built
 
+    async def built(self, ceasefire_ids: Iterable[str]) -> None:
+        """Wait for the builds running in a thread (`warm`) of these ceasefires, so that an agent does
+        not build the same state a second time on the loop (`get`) while the thread finishes it."""
+        for ceasefire_id in set(ceasefire_ids):
+            building = self._building.get(ceasefire_id)
+            if building is not None:
+                await asyncio.wait([building])  # its failure is logged by warm; `get` then builds
+
     def forget(self, revoked: set[TP]) -> list[str]:
-        """Drop the states of revoked partitions; returns their ceasefire ids."""
+        """Drop the states of revoked partitions (and void their builds); returns their ceasefire ids."""
         gone = {tp.partition for tp in revoked if tp.topic == self.topic}
         dropped = [c for c, p in self.partition_of.items() if p in gone]
         for ceasefire_id in dropped:
             self.states.pop(ceasefire_id, None)
             self.partition_of.pop(ceasefire_id, None)
+        self._building.clear()  # warm is cancelled with the revocation: what it still builds is not kept
         return dropped
 
     async def warm(self) -> list[str]:
@@ -75,11 +85,12 @@ class CeasefireStates(Generic[S]):
 
         One pass over each owned partition's store (raw RocksDB iteration): Faust's table iteration,
         once to find the ceasefires and again per ceasefire for its entries, took ~10 s of a restart
-        with 1,000,000 reports' worth of state. It runs beside the agents (`follow_rebalances`) and
-        gives the loop back between partitions and between ceasefires: validation and dedup need
-        none of it, and an agent that needs a ceasefire not built yet builds it itself (`get`). A
-        state is built here only if no agent built it meanwhile, and an agent writes a ceasefire's
-        entries only once its state is built, so no state is built from entries older than a write."""
+        with 1,000,000 reports' worth of state. It runs beside the agents (`follow_rebalances`): the
+        read gives the loop back every `YIELD_EVERY` entries and each build runs in a thread, so
+        validation and dedup, which need none of it, go on; an agent that needs a ceasefire not built
+        yet builds it itself (`get`). A state built here is kept only if no agent built it meanwhile,
+        and an agent writes a ceasefire's entries only once its state is built, so no state is kept
+        that was built from entries older than a write."""
         built = []
         for partition in sorted(owned_partitions(self.app, self.topic)):
             for ceasefire_id, entries in sorted((await self._partition_entries(partition)).items()):
@@ -87,11 +98,32 @@ class CeasefireStates(Generic[S]):
                 if ceasefire is None:
                     continue  # gone from the registry since its entries were stored
                 if ceasefire_id not in self.states:
-                    self._build(ceasefire, partition, entries)
+                    await self._build_beside(ceasefire, partition, entries)
                 built.append(ceasefire_id)
                 await asyncio.sleep(0)
             await asyncio.sleep(0)
         return built
+
+    async def _build_beside(self, ceasefire: Ceasefire, partition: int, entries: list[tuple[str, str]]) -> None:
+        """Build in a thread: one ceasefire is seconds at a million reports (a Correlator restores
+        ~400K remembered identities), and the loop must keep validating meanwhile. The thread reads
+        only `entries` and makes a new object; it is kept only if no agent built this ceasefire and no
+        revocation came while it ran (the build is shielded from warm's cancellation: an agent may be
+        waiting for it in `built`)."""
+
+        async def build() -> None:
+            state = await asyncio.to_thread(self.build, ceasefire, entries)
+            if self._building.get(ceasefire.id) is task and ceasefire.id not in self.states:
+                self.states[ceasefire.id] = state
+                self.partition_of[ceasefire.id] = partition
+
+        task = asyncio.ensure_future(build())
+        self._building[ceasefire.id] = task
+        try:
+            await asyncio.shield(task)
+        finally:
+            if self._building.get(ceasefire.id) is task and task.done():
+                del self._building[ceasefire.id]
 
     async def _partition_entries(self, partition: int) -> dict[str, list[tuple[str, str]]]:
         """Each ceasefire's entries in one partition's store, in one pass that gives the loop back every

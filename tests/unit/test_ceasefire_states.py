@@ -1,0 +1,70 @@
+"""States built beside the agents after a restore: one build per ceasefire, none kept after a revocation."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+import faust
+import pytest
+from faust.types import TP
+
+from schemas.ceasefire import Ceasefire, load_registry
+from services.runtime.ceasefire_state import CeasefireStates
+
+REGISTRY = load_registry(Path(__file__).parents[2] / "deploy" / "ceasefires.yaml")
+TOPIC = "accepted"
+
+
+class SlowBuild:
+    """A build that runs until released, counting its calls (the real one is seconds at 1M reports)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.calls = 0
+
+    def __call__(self, ceasefire: Ceasefire, entries: Iterable[tuple[str, str]]) -> object:
+        self.calls += 1
+        assert self.release.wait(10)
+        return (ceasefire.id, list(entries))
+
+
+def states(build: SlowBuild) -> CeasefireStates[object]:
+    app = faust.App("states-test", broker="memory://", store="memory://")
+    return CeasefireStates(app, REGISTRY, "correlation", TOPIC, 4, build)
+
+
+@pytest.mark.asyncio
+async def test_an_agent_waits_for_the_build_in_the_thread_instead_of_building_again() -> None:
+    build = SlowBuild()
+    table = states(build)
+    ceasefire = next(iter(REGISTRY.ceasefires))
+    warming = asyncio.ensure_future(table._build_beside(ceasefire, 2, [("~meta", "{}")]))
+    await asyncio.sleep(0)  # warm starts the thread
+    waiting = asyncio.ensure_future(table.built([ceasefire.id]))
+    await asyncio.sleep(0)
+    assert not waiting.done(), "the agent must wait while the thread builds"
+    build.release.set()
+    await asyncio.wait_for(waiting, 5)
+    await asyncio.wait_for(warming, 5)
+    assert table.get(ceasefire.id, 2) == (ceasefire.id, [("~meta", "{}")])
+    assert build.calls == 1
+
+
+@pytest.mark.asyncio
+async def test_a_build_that_a_revocation_overtook_is_not_kept() -> None:
+    build = SlowBuild()
+    table = states(build)
+    ceasefire = next(iter(REGISTRY.ceasefires))
+    warming = asyncio.ensure_future(table._build_beside(ceasefire, 2, []))
+    await asyncio.sleep(0)  # warm starts the thread
+    thread_build = table._building[ceasefire.id]
+    warming.cancel()  # what a revocation does to warm
+    table.forget({TP(TOPIC, 2)})
+    await asyncio.wait_for(table.built([ceasefire.id]), 1)  # nothing to wait for: an agent builds itself
+    build.release.set()
+    await asyncio.wait_for(thread_build, 5)
+    assert ceasefire.id not in table.states
+    assert warming.cancelled()
