@@ -74,7 +74,7 @@ class AlertStage:
         touched: set[str] = set()
         decoded = [(b, e.message.partition) for e in events
                    if (b := decode_or_count(IncidentVersionBatch, e.message.value, "alert", self.ctx)) is not None]
-        await self.states.built(c for b, _ in decoded for c in (*b.watermarks, *(i.ceasefire_id for i in b.incidents)))
+        await self.states.built((c, p) for b, p in decoded for c in (*b.watermarks, *(i.ceasefire_id for i in b.incidents)))
         batches = []
         for batch, partition in decoded:
             self._observe(batch, partition, alerts, touched)

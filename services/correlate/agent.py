@@ -83,7 +83,7 @@ class CorrelateStage:
         published: dict[int, list[Incident]] = defaultdict(list)
         touched: dict[str, int] = {}  # ceasefire id → its partition
         reports = self._reports(events)
-        await self.states.built(report.ceasefire_id for _, report in reports)
+        await self.states.built((report.ceasefire_id, partition) for partition, report in reports)
         for partition, report in reports:
             correlator = self.correlator(report.ceasefire_id, partition)
             if correlator is None:

@@ -9,6 +9,7 @@ use, or beside the agents right after a restore (`warm`), and dropped when the p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
@@ -62,13 +63,23 @@ class CeasefireStates(Generic[S]):
         self.partition_of[ceasefire.id] = partition
         return built
 
-    async def built(self, ceasefire_ids: Iterable[str]) -> None:
-        """Wait for the builds running in a thread (`warm`) of these ceasefires, so that an agent does
-        not build the same state a second time on the loop (`get`) while the thread finishes it."""
-        for ceasefire_id in set(ceasefire_ids):
+    async def built(self, wanted: Iterable[tuple[str, int]]) -> None:
+        """Build the states of these `(ceasefire id, partition)` not built yet, or wait for their builds
+        in flight, without holding the loop: an agent calls this before `get`, which then finds them
+        (or, should a build fail, builds on the loop itself)."""
+        for ceasefire_id, partition in dict(wanted).items():
+            if ceasefire_id in self.states or (ceasefire := self.registry.get(ceasefire_id)) is None:
+                continue
             building = self._building.get(ceasefire_id)
+            if building is None:
+                entries = (await self._partition_entries(partition)).get(ceasefire_id, [])
+                building = self._building.get(ceasefire_id)  # warm may have started it meanwhile
+                if building is None and ceasefire_id not in self.states:
+                    with contextlib.suppress(Exception):  # `get` builds it again and raises the failure
+                        await self._build_beside(ceasefire, partition, entries)
+                    continue
             if building is not None:
-                await asyncio.wait([building])  # its failure is logged by warm; `get` then builds
+                await asyncio.wait([building])
 
     def forget(self, revoked: set[TP]) -> list[str]:
         """Drop the states of revoked partitions (and void their builds); returns their ceasefire ids."""

@@ -43,7 +43,7 @@ async def test_an_agent_waits_for_the_build_in_the_thread_instead_of_building_ag
     ceasefire = next(iter(REGISTRY.ceasefires))
     warming = asyncio.ensure_future(table._build_beside(ceasefire, 2, [("~meta", "{}")]))
     await asyncio.sleep(0)  # warm starts the thread
-    waiting = asyncio.ensure_future(table.built([ceasefire.id]))
+    waiting = asyncio.ensure_future(table.built([(ceasefire.id, 2)]))
     await asyncio.sleep(0)
     assert not waiting.done(), "the agent must wait while the thread builds"
     build.release.set()
@@ -63,8 +63,29 @@ async def test_a_build_that_a_revocation_overtook_is_not_kept() -> None:
     thread_build = table._building[ceasefire.id]
     warming.cancel()  # what a revocation does to warm
     table.forget({TP(TOPIC, 2)})
-    await asyncio.wait_for(table.built([ceasefire.id]), 1)  # nothing to wait for: an agent builds itself
+    assert ceasefire.id not in table._building, "nobody may wait for a build that will not be kept"
     build.release.set()
     await asyncio.wait_for(thread_build, 5)
     assert ceasefire.id not in table.states
     assert warming.cancelled()
+
+
+@pytest.mark.asyncio
+async def test_an_agent_builds_a_missing_state_in_a_thread_once() -> None:
+    build = SlowBuild()
+    table = states(build)
+    ceasefire = next(iter(REGISTRY.ceasefires))
+    first = asyncio.ensure_future(table.built([(ceasefire.id, 1)]))
+
+    async def thread_started() -> None:  # the store is read, then the thread starts
+        while ceasefire.id not in table._building:
+            await asyncio.sleep(0)
+
+    await asyncio.wait_for(thread_started(), 5)
+    second = asyncio.ensure_future(table.built([(ceasefire.id, 1)]))  # the next batch, meanwhile
+    await asyncio.sleep(0)
+    assert not first.done() and not second.done()
+    build.release.set()
+    await asyncio.wait_for(asyncio.gather(first, second), 5)
+    assert table.get(ceasefire.id, 1) == (ceasefire.id, [])
+    assert build.calls == 1
