@@ -72,9 +72,16 @@ class AlertStage:
         """The IncidentBatch records taken at once, in order: one round of sends and writes for all."""
         alerts: list[Alert] = []
         touched: set[str] = set()
-        decoded = [(b, e.message.partition) for e in events
-                   if (b := decode_or_count(IncidentVersionBatch, e.message.value, "alert", self.ctx)) is not None]
-        await self.states.built((c, p) for b, p in decoded for c in (*b.watermarks, *(i.ceasefire_id for i in b.incidents)))
+        decoded: list[tuple[IncidentVersionBatch, int]] = []
+        for event in events:
+            batch = decode_or_count(IncidentVersionBatch, event.message.value, "alert", self.ctx)
+            if batch is not None:
+                decoded.append((batch, event.message.partition))
+        await self.states.built(
+            (ceasefire_id, partition)
+            for batch, partition in decoded
+            for ceasefire_id in (*batch.watermarks, *(incident.ceasefire_id for incident in batch.incidents))
+        )
         batches = []
         for batch, partition in decoded:
             self._observe(batch, partition, alerts, touched)

@@ -7,7 +7,7 @@ identity stays here until it is `remember` older than the watermark (default 14 
 
 Fourteen days of a busy ceasefire are hundreds of thousands of identities, so each is held as a
 128-bit digest of `(source, report_id)` (a chance collision, which would drop a report, is ~1e-27 at
-a million identities), and its expiry as one integer, the observed time above the digest: ~130 bytes
+a million identities), and its expiry as one integer, the observed time above the digest: ~140 bytes
 an identity instead of ~390 for the tuple of two strings, a dict slot and a heap tuple (bench/NOTES.md).
 """
 

@@ -99,9 +99,9 @@ class CeasefireStates(Generic[S]):
         with 1,000,000 reports' worth of state. It runs beside the agents (`follow_rebalances`): the
         read gives the loop back every `YIELD_EVERY` entries and each build runs in a thread, so
         validation and dedup, which need none of it, go on; an agent that needs a ceasefire not built
-        yet builds it itself (`get`). A state built here is kept only if no agent built it meanwhile,
-        and an agent writes a ceasefire's entries only once its state is built, so no state is kept
-        that was built from entries older than a write."""
+        yet waits for its build here or starts one itself (`built`). A state built here is kept only if
+        no agent built it meanwhile, and an agent writes a ceasefire's entries only once its state is
+        built, so no state is kept that was built from entries older than a write."""
         built = []
         for partition in sorted(owned_partitions(self.app, self.topic)):
             for ceasefire_id, entries in sorted((await self._partition_entries(partition)).items()):
