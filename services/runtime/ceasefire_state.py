@@ -59,9 +59,12 @@ class CeasefireStates(Generic[S]):
         return found
 
     def _build(self, ceasefire: Ceasefire, partition: int, persisted: list[tuple[str, str]]) -> S:
-        built = self.states[ceasefire.id] = self.build(ceasefire, persisted)
+        return self._keep(ceasefire, partition, self.build(ceasefire, persisted))
+
+    def _keep(self, ceasefire: Ceasefire, partition: int, state: S) -> S:
+        self.states[ceasefire.id] = state
         self.partition_of[ceasefire.id] = partition
-        return built
+        return state
 
     async def built(self, wanted: Iterable[tuple[str, int]]) -> None:
         """Build the states of these `(ceasefire id, partition)` not built yet, or wait for their builds
@@ -72,7 +75,7 @@ class CeasefireStates(Generic[S]):
                 continue
             building = self._building.get(ceasefire_id)
             if building is None:
-                entries = (await self._partition_entries(partition)).get(ceasefire_id, [])
+                entries = (await self._partition_entries(partition, only=ceasefire_id)).get(ceasefire_id, [])
                 building = self._building.get(ceasefire_id)  # warm may have started it meanwhile
                 if building is None and ceasefire_id not in self.states:
                     with contextlib.suppress(Exception):  # `get` builds it again and raises the failure
@@ -125,8 +128,7 @@ class CeasefireStates(Generic[S]):
         async def build() -> None:
             state = await asyncio.to_thread(self.build, ceasefire, entries)
             if self._building.get(ceasefire.id) is task and ceasefire.id not in self.states:
-                self.states[ceasefire.id] = state
-                self.partition_of[ceasefire.id] = partition
+                self._keep(ceasefire, partition, state)
 
         task = asyncio.ensure_future(build())
         self._building[ceasefire.id] = task
@@ -136,17 +138,17 @@ class CeasefireStates(Generic[S]):
             if self._building.get(ceasefire.id) is task and task.done():
                 del self._building[ceasefire.id]
 
-    async def _partition_entries(self, partition: int) -> dict[str, list[tuple[str, str]]]:
-        """Each ceasefire's entries in one partition's store, in one pass that gives the loop back every
-        `YIELD_EVERY` entries (a RocksDB iterator reads one snapshot; the memory store yields a copy
-        of every partition's entries: those of ceasefires homed elsewhere are skipped)."""
+    async def _partition_entries(self, partition: int, only: str | None = None) -> dict[str, list[tuple[str, str]]]:
+        """Each ceasefire's entries (or `only` one's) in one partition's store, in one pass that gives the
+        loop back every `YIELD_EVERY` entries (a RocksDB iterator reads one snapshot; the memory store
+        yields a copy of every partition's entries: those of ceasefires homed elsewhere are skipped)."""
         persisted: dict[str, list[tuple[str, str]]] = {}
         home: dict[str, int] = {}  # ceasefire id → its partition (murmur2 in Python: once per ceasefire)
         for n, (key, value) in enumerate(self.table.partition_items(partition), 1):
             if not n % YIELD_EVERY:
                 await asyncio.sleep(0)
             ceasefire_id, sep, rest = key.partition(SEP)
-            if not sep:
+            if not sep or (only is not None and ceasefire_id != only):
                 continue
             where = home.get(ceasefire_id)
             if where is None:
