@@ -17,6 +17,7 @@ from services.runtime.collectors import StateCollector
 from services.runtime.consumer import MonitorApp
 from services.runtime.context import Context
 from services.runtime.sensor import install_sensor
+from services.runtime.store_memory import StoreMemory
 
 Installer = Callable[[faust.App, Context], None]
 
@@ -66,12 +67,10 @@ def create_app(ctx: Context, stages: Sequence[str]) -> faust.App:
         producer_max_request_size=4 * 1024 * 1024,
         fetch_max_wait_ms=s.fetch_max_wait_ms,
         # Faust's RocksDB defaults (64 MB memtables x3 and a 2 GB block cache per partition store)
-        # are sized for a dedicated server; 4 partitions of 3 tables would allow gigabytes.
-        table_options={
-            "write_buffer_size": s.rocksdb_write_buffer_mb << 20,
-            "max_write_buffer_number": 2,
-            "block_cache_size": s.rocksdb_block_cache_mb << 20,
-        },
+        # are sized for a dedicated server; 4 partitions of 3 tables would allow gigabytes. The cache
+        # and the memtables' total are the worker's, shared by every partition (store_memory).
+        table_options={"write_buffer_size": s.rocksdb_write_buffer_mb << 20, "max_write_buffer_number": 2},
+        store_memory=StoreMemory(s.rocksdb_block_cache_mb, s.rocksdb_memtables_mb) if s.store.startswith("rocksdb") else None,
     )
     install_sensor(app, ctx.prometheus, "ceasefire_faust")
     allocator.fix_mmap_threshold()

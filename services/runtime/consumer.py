@@ -45,6 +45,8 @@ from faust.types import TP, ConsumerT, TransportT
 from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent
 
+from services.runtime.store_memory import StoreMemory
+
 PREFETCH_BACKOFF_SECONDS = 0.005
 
 
@@ -121,11 +123,17 @@ class MonitorApp(faust.App):
     fetch_max_wait_ms: int = 1500
 
     def __init__(
-        self, *args: Any, fetch_max_wait_ms: int = 1500, table_options: dict[str, int] | None = None, **kwargs: Any
+        self,
+        *args: Any,
+        fetch_max_wait_ms: int = 1500,
+        table_options: dict[str, int] | None = None,
+        store_memory: StoreMemory | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.table_options = dict(table_options or {})  # RocksDB options for `tables.fenced_table`
+        self.store_memory = store_memory  # every RocksDB store of the worker shares it
 
     @cached_property
     def flow_control(self) -> FlowControlEvent:

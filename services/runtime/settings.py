@@ -51,7 +51,12 @@ class Settings(BaseSettings):
     rocksdb_write_buffer_mb: int = Field(
         default=4, ge=1, description="RocksDB memtable size per table partition (two per partition at most)"
     )
-    rocksdb_block_cache_mb: int = Field(default=8, ge=1, description="RocksDB read cache per table partition")
+    rocksdb_block_cache_mb: int = Field(
+        default=32, ge=1, description="RocksDB cache of the worker, shared by every table partition (blocks and memtables)"
+    )
+    rocksdb_memtables_mb: int = Field(
+        default=16, ge=1, description="RocksDB memtables of the worker together; past this one is flushed"
+    )
     web_host: str = Field(default="127.0.0.1", description="bind address of the web server (/metrics, API)")
     web_port: int = Field(default=6066, ge=0, le=65535, description="web server port; 0 disables it")
     broker_port: int = Field(default=0, ge=0, le=65535, description="embedded broker port; 0 picks a free one")

@@ -72,6 +72,14 @@ class FencedTable(faust.Table):
         self.unsent.append(write)
         return write
 
+    def _new_store_by_url(self, url: Any) -> Any:
+        """Faust's store, opened with the worker's shared RocksDB memory budget (`store_memory`)."""
+        store = super()._new_store_by_url(url)
+        memory = getattr(self.app, "store_memory", None)
+        if isinstance(store, RocksDBStore) and memory is not None:
+            store.rocksdb_options = memory.options(store.rocksdb_options)
+        return store
+
     def entry(self, partition: int, key: str) -> str | None:
         """One entry of one partition, read straight from its store.
 
