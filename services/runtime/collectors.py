@@ -28,6 +28,13 @@ class StateCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         yield self._lag()
+        memory = getattr(self.app, "store_memory", None)
+        if memory is not None:
+            yield GaugeMetricFamily(
+                "ceasefire_rocksdb_cache_bytes",
+                "RocksDB cache of this worker in use (blocks, and memtables charged to it), shared by every table partition.",
+                value=memory.usage_bytes(),
+            )
         alert = self.ctx.stages.get("alert")
         if alert is not None:
             yield from fragility_families(list(alert.snapshots.values()))

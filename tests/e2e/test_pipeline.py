@@ -124,6 +124,7 @@ async def test_reports_become_incidents_and_alerts(pipeline: WorkerProcess) -> N
         return any(Incident.model_validate_json(r.value).status == "merged" for r in records)
 
     await eventually(bridged, what="a merged record")
+    assert pipeline.sum_metric("ceasefire_rocksdb_cache_bytes") > 0, "the worker's one RocksDB cache holds its memtables"
     records = await read_topic(s.bootstrap, s.topic(Role.INCIDENTS), 1)
     incidents = [Incident.model_validate_json(r.value) for r in records]
     assert all(r.key == i.incident_id.encode() for r, i in zip(records, incidents, strict=True))
