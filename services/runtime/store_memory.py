@@ -2,9 +2,9 @@
 
 Faust opens one RocksDB per table partition, each with a block cache of its own (`block_cache_size`)
 and memtables of its own: a worker owning 3 tables × 4 partitions could cache 12 × the setting, and
-every partition it takes over multiplies it again. In the 1,000,000-report soak the per-partition
-caches were still filling when the run ended (13.5 → 28 MB over its second half, about a third of the
-worker's growth there: bench/NOTES.md, seventh session). Here every store of the process shares:
+every partition it takes over multiplies it again. In the 1,000,000-report soak those caches were
+still filling when the run ended (+6–7 MB over its second half, of the worker's +26–34 MB: bench/NOTES.md,
+seventh session). Here every store of the process shares:
 
 - one LRU cache of `rocksdb_block_cache_mb` for data blocks, and for index and filter blocks too
   (by default RocksDB keeps those beside the cache, per SST file, growing with the data);
