@@ -253,7 +253,14 @@ def pipeline_row() -> list[dash.Panel | dash.Row]:
         "s",
         query(f"histogram_quantile(0.99, sum by (generation, le) (rate({pauses})))", "p99 gen {{generation}}"),
     )
-    return [dash.Row("Pipeline"), reports, dead, latency, lag, gc_pauses]
+    rocksdb = series(
+        "RocksDB cache per worker",
+        "Each worker's one RocksDB cache in use: blocks read, and the memtables charged to it. Bounded by "
+        "CEASEFIRE_ROCKSDB_BLOCK_CACHE_MB whatever number of table partitions the worker owns.",
+        "bytes",
+        query(f"ceasefire_rocksdb_cache_bytes{{{JOB}}}", "{{instance}}"),
+    )
+    return [dash.Row("Pipeline"), reports, dead, latency, lag, gc_pauses, rocksdb]
 
 
 def ceasefire_variable() -> dash.QueryVariable:

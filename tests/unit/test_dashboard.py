@@ -31,6 +31,7 @@ COLLECTED = frozenset(
         "ceasefire_mutual_ratio",
         "ceasefire_corroborated_ratio",
         "ceasefire_alerts_firing",
+        "ceasefire_rocksdb_cache_bytes",
     }
 )
 SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created")}
