@@ -5,8 +5,9 @@ at `rate` reports/s (sends spread evenly, every 10 ms), noting each report's sen
 the same clock as the broker-side CreateTime the worker's producer stamps on its records). Then:
 - to incident: for each accepted report, the CreateTime of the first incident record listing it,
   minus its send time;
-- to alert: for each alert record, its CreateTime minus the send time of the newest report (sent
-  before the alert) of the newest incident it names: the report that made the alert fire or move.
+- to alert: for each firing alert record whose newest incident gained a report since the alert's
+  previous record, its CreateTime minus that report's send time (`alert_delays`): the report that made
+  the alert fire or move. Resolves and repeats, which event time moves, are not timed.
 """
 
 from __future__ import annotations
@@ -121,15 +122,7 @@ async def measure(
     # the two halves: ingest (send → accepted record) and correlate (accepted → incident record)
     to_accepted = [accepted_at[r] - sent for r, sent in sent_at.items() if r in accepted_at]
     accepted_to_incident = [first_seen[r] - accepted_at[r] for r in accepted_at if r in first_seen]
-    to_alert = []
-    for _, value, ts in alerts:
-        doc = orjson.loads(value)  # type: ignore[arg-type]
-        ids = doc["annotations"].get("incident_ids") or []
-        if not ids:
-            continue
-        sends = [sent_at[r] for r in members.get(ids[0], []) if r in sent_at and sent_at[r] <= ts]
-        if sends:
-            to_alert.append(ts - max(sends))
+    to_alert = alert_delays(alerts, members, first_seen, sent_at)
     return {
         "processes": "one per stage" if per_stage else "one",
         "rate_asked": rate,
@@ -143,6 +136,32 @@ async def measure(
         "to_alert": percentiles(to_alert),
         "reports_without_incident": sum(1 for r in sent_at if r not in first_seen and "-re" not in r),
     }
+
+
+def alert_delays(
+    alerts: list[tuple[bytes | None, bytes | None, float]],
+    members: dict[str, list[str]],
+    first_seen: dict[str, float],
+    sent_at: dict[str, float],
+) -> list[float]:
+    """Send → alert for the alert records a report caused: a firing record whose newest incident
+    gained a report (its first incident record) since the fingerprint's previous record, timed from
+    the newest such report's send. Resolves and repeats move with event time, not with a report, and
+    would be timed from a report sent long before (the tail used to say nothing about the pipeline)."""
+    delays: list[float] = []
+    previous: dict[str, float] = {}  # fingerprint -> CreateTime of its previous record
+    for _, value, ts in sorted(alerts, key=lambda alert: alert[2]):
+        doc = orjson.loads(value)  # type: ignore[arg-type]
+        since = previous.get(doc["fingerprint"], float("-inf"))
+        previous[doc["fingerprint"]] = ts
+        ids = doc["annotations"].get("incident_ids") or []
+        if doc["status"] != "firing" or not ids:
+            continue
+        causes = [sent_at[r] for r in members.get(ids[0], [])
+                  if r in sent_at and r in first_seen and since < first_seen[r] <= ts]
+        if causes:
+            delays.append(ts - max(causes))
+    return delays
 
 
 async def profile_paced(broker: str, workdir: Path, workload: Workload, rate: float, path: Path) -> dict[str, Any]:
