@@ -7,8 +7,9 @@ State: a summary of each incident within the rules' horizon (`services/alert/rec
 record and peak count per alert fingerprint (`services/alert/episodes.py`), the watermark and the last
 violation's time. It is persisted as string entries (`take_changes()`), and an engine built from them
 (`persisted=`) behaves exactly like the one that wrote them. A crash may store any prefix of one
-batch's entries: the batch's changes go first as ONE `journal` entry, which the rebuild applies over
-the rest, so a rebuilt engine is always at a batch boundary (docs/alerts.md, "Crash safety").
+batch's entries: the batch's changes go first as a `journal` (one entry, or parts under one head when
+large: journal.py), which the rebuild applies over the rest, so a rebuilt engine is always at a batch
+boundary (docs/alerts.md, "Crash safety").
 
 Event time only: the watermark is the latest of `advance()`'s argument and every accepted incident's
 `last_observed_at`; it never goes back. No wall clock, so replaying an incident stream (with the same
@@ -43,8 +44,6 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from functools import partial
 
-import orjson
-
 from schemas.alert import Alert, AlertName, fingerprint
 from schemas.ceasefire import Ceasefire
 from schemas.fragility import FragilityComponents, FragilitySnapshot
@@ -54,6 +53,7 @@ from services.alert.conditions import AlertRules, Condition
 from services.alert.episodes import AlertBook, Episode
 from services.alert.fragility import Tally, component_values, snapshot_of, weighted_index
 from services.alert.held import HeldIncidents, micros, span
+from services.alert.journal import replay
 from services.alert.recent import IncidentSummary, summarise
 
 __all__ = ["AlertEngine", "AlertRules"]
@@ -63,7 +63,6 @@ INCIDENT = "incident" + SEP
 ALERT = "alert" + SEP
 WATERMARK = "watermark"
 LAST_VIOLATION = "last_violation"
-JOURNAL = "journal"  # the last batch's changes, whole (see `take_changes`)
 Wanted = dict[str, Condition | None]  # by fingerprint: the condition to reconcile, None: it no longer holds
 # Alert names as plain strings (an enum member hashes in Python: these key dicts at every evaluation)
 VIOLATION, MUTUAL, ESCALATION, CASUALTIES, SURGE, FRAGILE = (
@@ -92,7 +91,8 @@ class AlertEngine:
         self.held = HeldIncidents(self.rules)
         loaded: list[IncidentSummary] = []
         episodes: list[Episode] = []
-        for key, value in journalled(persisted).items():
+        entries, self.journal = replay(persisted)
+        for key, value in entries.items():
             if key.startswith(INCIDENT):
                 loaded.append(IncidentSummary.model_validate_json(value))
             elif key.startswith(ALERT):
@@ -165,10 +165,11 @@ class AlertEngine:
         """Entries to write (or delete, None), in this order, so that `AlertEngine(..., persisted=entries)`
         resumes here.
 
-        The first entry is the journal: all the others in one value. A crash that stores only some of
-        them leaves a state no run ever had (summaries without the alerts they raised, a watermark ahead
-        of the book), and re-processing the batch against it republished versions with other contents.
-        With the journal stored the rebuild completes the batch; without it none of the batch is stored.
+        The journal comes first: all the others in one value, or in parts when large
+        (services/alert/journal.py). A crash that stores only some of them leaves a state no run ever
+        had (summaries without the alerts they raised, a watermark ahead of the book), and re-processing
+        the batch against it republished versions with other contents. With the journal's head stored
+        the rebuild completes the batch; without it none of the batch is stored.
         """
         changes: dict[str, str | None] = {}
         for key in sorted(self._changed):
@@ -186,7 +187,7 @@ class AlertEngine:
         self.book.changed.clear()
         if not changes:
             return changes
-        return {JOURNAL: orjson.dumps(changes).decode(), **changes}
+        return self.journal.wrap(changes)
 
     def _move_to(self, watermark: datetime) -> bool:
         if watermark <= self.watermark:
@@ -353,20 +354,3 @@ class AlertEngine:
         retention = now - self.rules.episode_retention
         self.book.forget(a.fingerprint for a in self.book.resolved_by(retention) if "incident" in a.labels)
 
-
-def journalled(persisted: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """The stored entries with the journal applied over them: the state at the end of the last batch
-    whose journal was stored, whatever prefix of that batch's other entries a crash kept.
-
-    The journal is never deleted: the next batch's journal replaces it before any other entry of that
-    batch is stored, so applying it again changes nothing.
-    """
-    entries = dict(persisted)
-    journal = entries.pop(JOURNAL, None)
-    if journal is not None:
-        for key, value in orjson.loads(journal).items():
-            if value is None:
-                entries.pop(key, None)
-            else:
-                entries[key] = value
-    return entries

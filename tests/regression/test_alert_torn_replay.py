@@ -27,6 +27,7 @@ from schemas.alert import Alert
 from schemas.ceasefire import Ceasefire, Registry
 from schemas.fragility import FragilitySnapshot
 from schemas.incident import Incident
+from services.alert import journal
 from services.alert.rules import AlertEngine, AlertRules
 from services.correlate.state import Correlator
 from tests.integration.test_correlate_crash import CEASEFIRE, stream
@@ -230,4 +231,25 @@ def test_random_crashes_publish_as_without_the_crash(ceasefire: Ceasefire, name:
             probe.process(batch)
         probe.publish(batches[kill])
         cut = rng.randrange(len(probe.engine.take_changes()) + 1)
+        check(ceasefire, name, kill, cut, rng.randrange(0, kill + 1))
+
+
+@pytest.mark.parametrize("name", ["correlated-400", "realistic-3"])
+def test_random_crashes_with_journals_in_parts_publish_as_without_the_crash(
+    ceasefire: Ceasefire, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same search with every journal cut into parts (a backlog's batch on Apache Kafka's 1 MB
+    record limit): a tear among the parts must leave the engine where the batch began."""
+    monkeypatch.setattr(journal, "PART_BYTES", 2_000)
+    rules, batches, _ = scenario(ceasefire, name)
+    rng = random.Random(20261203)
+    for _ in range(4):
+        kill = rng.randrange(1, len(batches))
+        probe = Shell(AlertEngine(ceasefire, rules))
+        for batch in batches[:kill]:
+            probe.process(batch)
+        probe.publish(batches[kill])
+        torn = list(probe.engine.take_changes())
+        assert torn.index(journal.JOURNAL) > 0, "no journal in parts"
+        cut = rng.randrange(torn.index(journal.JOURNAL) + 1)  # within the parts, or just the head
         check(ceasefire, name, kill, cut, rng.randrange(0, kill + 1))
