@@ -48,7 +48,7 @@ class AlertStage:
             "alerting",
             self.topics[Role.BY_CEASEFIRE],
             ctx.settings.partitions,
-            lambda ceasefire, persisted: AlertEngine(ceasefire, persisted=persisted),
+            lambda ceasefire, persisted, _stored: AlertEngine(ceasefire, persisted=persisted),
         )
         self.engines = self.states.states  # ceasefire id → engine, for the collector and live view
         self.snapshots: dict[str, FragilitySnapshot] = {}

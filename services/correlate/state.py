@@ -26,7 +26,7 @@ from services.correlate.fold import IncidentState, incident_id, publish
 from services.correlate.index import LinkIndex
 from services.correlate.link import MINUTE_US, HeldReport, Link, LinkRule, from_epoch_us
 from services.correlate.partners import partners as best_partners
-from services.correlate.seen import SEEN_PREFIX, SeenReports
+from services.correlate.seen import SEEN_PREFIX, Lookup, SeenReports
 
 Key = tuple[str, str]
 REPORT_PREFIX = "r\x1f"
@@ -39,8 +39,12 @@ _NEVER = -(1 << 62)  # horizon before the first eviction: every report may link
 class Correlator:
     """All correlation state of ONE ceasefire."""
 
-    def __init__(self, ceasefire: Ceasefire, persisted: Iterable[tuple[str, str]] = ()) -> None:
-        """Rebuild from entries `take_changes` returned earlier; indexes are derived, never persisted."""
+    def __init__(
+        self, ceasefire: Ceasefire, persisted: Iterable[tuple[str, str]] = (), stored: Lookup | None = None
+    ) -> None:
+        """Rebuild from entries `take_changes` returned earlier; indexes are derived, never persisted.
+        `stored` reads one stored entry of this ceasefire (the remembered identities are asked there,
+        services/correlate/seen.py); without it they are kept in memory."""
         self.ceasefire = ceasefire
         settings = ceasefire.link
         self.lateness_us = round(settings.allowed_lateness_hours * 60 * MINUTE_US)
@@ -61,7 +65,7 @@ class Correlator:
         # and the markers of the last batch, deleted once that batch is wholly stored.
         self._evictions: dict[str, tuple[int, list[tuple[str, str, int]]]] = {}
         self._stale_markers: set[str] = set()
-        self.seen = SeenReports(round(settings.remember_hours * 60 * MINUTE_US))
+        self.seen = SeenReports(round(settings.remember_hours * 60 * MINUTE_US), stored)
         self._torn: dict[str, IncidentState] = {}  # stored versions whose reports a crash did not store
         self._torn_until = _NEVER
         self._restore(persisted)

@@ -34,8 +34,9 @@ class CeasefireStates(Generic[S]):
         table_name: str,
         topic: str,
         partitions: int,
-        build: Callable[[Ceasefire, Iterable[tuple[str, str]]], S],
+        build: Callable[[Ceasefire, Iterable[tuple[str, str]], Callable[[str], str | None]], S],
     ) -> None:
+        """`build(ceasefire, its stored entries, a reader of one of its entries)` makes a state."""
         self.app = app
         self.registry = registry
         self.topic = topic  # the input topic whose partitions decide ownership
@@ -59,7 +60,12 @@ class CeasefireStates(Generic[S]):
         return found
 
     def _build(self, ceasefire: Ceasefire, partition: int, persisted: list[tuple[str, str]]) -> S:
-        return self._keep(ceasefire, partition, self.build(ceasefire, persisted))
+        return self._keep(ceasefire, partition, self.build(ceasefire, persisted, self._reader(ceasefire.id, partition)))
+
+    def _reader(self, ceasefire_id: str, partition: int) -> Callable[[str], str | None]:
+        """One stored entry of this ceasefire, read from the store (what `store` wrote)."""
+        prefix, entry = ceasefire_id + SEP, self.table.entry
+        return lambda key: entry(partition, prefix + key)
 
     def _keep(self, ceasefire: Ceasefire, partition: int, state: S) -> S:
         self.states[ceasefire.id] = state
@@ -126,7 +132,7 @@ class CeasefireStates(Generic[S]):
         waiting for it in `built`)."""
 
         async def build() -> None:
-            state = await asyncio.to_thread(self.build, ceasefire, entries)
+            state = await asyncio.to_thread(self.build, ceasefire, entries, self._reader(ceasefire.id, partition))
             if self._building.get(ceasefire.id) is task and ceasefire.id not in self.states:
                 self._keep(ceasefire, partition, state)
 

@@ -25,7 +25,7 @@ class SlowBuild:
         self.release = threading.Event()
         self.calls = 0
 
-    def __call__(self, ceasefire: Ceasefire, entries: Iterable[tuple[str, str]]) -> object:
+    def __call__(self, ceasefire: Ceasefire, entries: Iterable[tuple[str, str]], stored: object) -> object:
         self.calls += 1
         assert self.release.wait(10)
         return (ceasefire.id, list(entries))
@@ -89,3 +89,23 @@ async def test_an_agent_builds_a_missing_state_in_a_thread_once() -> None:
     await asyncio.wait_for(asyncio.gather(first, second), 5)
     assert table.get(ceasefire.id, 1) == (ceasefire.id, [])
     assert build.calls == 1
+
+
+def test_a_state_reads_what_was_stored_for_its_ceasefire_and_nothing_else() -> None:
+    """The correlator asks its remembered identities of the table (services/correlate/seen.py): the
+    reader it is built with sees the entries `store` wrote for that ceasefire, under its own keys."""
+    readers = []
+
+    def build(ceasefire: Ceasefire, entries: Iterable[tuple[str, str]], stored: object) -> str:
+        readers.append(stored)
+        return ceasefire.id
+
+    app = faust.App("states-test", broker="memory://", store="memory://")
+    table: CeasefireStates[str] = CeasefireStates(app, REGISTRY, "correlation", TOPIC, 4, build)
+    first, second = REGISTRY.ceasefires[:2]
+    table.get(first.id, 3)
+    table.get(second.id, 3)
+    table.store(first.id, {"s\x1fab": "5"})
+    assert readers[0]("s\x1fab") == "5"
+    assert readers[0]("s\x1fcd") is None
+    assert readers[1]("s\x1fab") is None  # another ceasefire's entry, though in the same partition
