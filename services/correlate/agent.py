@@ -148,12 +148,16 @@ class CorrelateStage:
             metrics.incident_versions.labels(*labels).inc(count)
 
     def _maybe_evict(self, ceasefire_id: str, correlator: Correlator) -> None:
+        """Every few minutes of event time; and at once when reports arrived before the horizon (a
+        partition catching up after the others), which otherwise stay until the watermark moves."""
         watermark = correlator.watermark
         if watermark is None:
             return
         mark = watermark.timestamp()
         if mark - self.evicted_at.setdefault(ceasefire_id, mark) >= EVICT_EVERY_SECONDS:
             self.evicted_at[ceasefire_id] = mark
+            correlator.evict()
+        elif correlator.stale():
             correlator.evict()
 
 

@@ -21,10 +21,18 @@ import orjson
 
 from schemas.ceasefire import Ceasefire
 from schemas.incident import Incident
-from schemas.report import AcceptedReport, ViolationType
+from schemas.report import AcceptedReport
 from services.correlate.fold import IncidentState, incident_id, publish
 from services.correlate.index import LinkIndex
-from services.correlate.link import MINUTE_US, HeldReport, Link, LinkRule, from_epoch_us
+from services.correlate.link import (
+    MINUTE_US,
+    HeldReport,
+    Link,
+    LinkRule,
+    from_epoch_us,
+    held_entry,
+    held_from_entry,
+)
 from services.correlate.partners import partners as best_partners
 from services.correlate.seen import SEEN_PREFIX, Lookup, SeenReports
 
@@ -121,21 +129,17 @@ class Correlator:
         return [survivor.record, *records]
 
     def evict(self) -> list[str]:
-        """Forget what can no longer link to a report within the allowed lateness; the incidents that went."""
-        if self.watermark_us is None or self.watermark_us - self.retention_us <= self.horizon_us:
+        """Forget what can no longer link to a report within the allowed lateness; the incidents that went.
+
+        The horizon moves with the watermark; and what arrived before it since (`stale`) goes even
+        when the watermark stood still: late reports with no newer ones were otherwise held until
+        the watermark moved again, without bound (bench/NOTES.md, eighth session)."""
+        if self.watermark_us is None:
             return []
-        self.horizon_us = self.watermark_us - self.retention_us
-        self._dirty_meta = True
-        self.index.drop_before(self.horizon_us)
-        if self._torn and self.watermark_us > self._torn_until:
-            # The replay after the crash has passed: what no report came back for was evicted
-            # while its entries were being deleted.
-            for gone_id, state in self._torn.items():
-                for absorbed_id in state.absorbed:
-                    self.merged.pop(absorbed_id, None)
-                    self._dirty_incidents.add(absorbed_id)
-                self._dirty_incidents.add(gone_id)
-            self._torn.clear()
+        if self.watermark_us - self.retention_us > self.horizon_us:
+            self._move_horizon(self.watermark_us - self.retention_us)
+        elif not self.stale():
+            return []
         evicted: list[str] = []
         while self._expiry and self._expiry[0][0] < self.horizon_us:
             last_us, gone_id = heapq.heappop(self._expiry)
@@ -155,6 +159,25 @@ class Correlator:
             self._dirty_incidents.add(gone_id)
             evicted.append(gone_id)
         return evicted
+
+    def stale(self) -> bool:
+        """Whether an incident is held whose newest report is before the horizon (a report that arrived
+        that late founded it): no report can link to it any more, so evicting it changes no record."""
+        return bool(self._expiry) and self._expiry[0][0] < self.horizon_us
+
+    def _move_horizon(self, horizon_us: int) -> None:
+        self.horizon_us = horizon_us
+        self._dirty_meta = True
+        self.index.drop_before(horizon_us)
+        if self._torn and self.watermark_us is not None and self.watermark_us > self._torn_until:
+            # The replay after the crash has passed: what no report came back for was evicted
+            # while its entries were being deleted.
+            for gone_id, state in self._torn.items():
+                for absorbed_id in state.absorbed:
+                    self.merged.pop(absorbed_id, None)
+                    self._dirty_incidents.add(absorbed_id)
+                self._dirty_incidents.add(gone_id)
+            self._torn.clear()
 
     def take_changes(self) -> dict[str, str | None]:
         """Entries changed since the last call (None: delete), for the shell's changelogged table."""
@@ -177,7 +200,7 @@ class Correlator:
         for key in sorted(self._dirty_reports):
             held = self.reports.get(key)
             entry = REPORT_PREFIX + key[0] + "\x1f" + key[1]
-            changes[entry] = None if held is None else _encode_report(held, held.incident.incident_id)  # type: ignore[union-attr]
+            changes[entry] = None if held is None else held_entry(held, held.incident.incident_id)  # type: ignore[union-attr]
         changes.update((k, v) for k, v in incidents.items() if v is None)
         changes.update((EVICTION_PREFIX + iid, None) for iid in sorted(self._stale_markers - self._evictions.keys()))
         changes.update(forgotten)
@@ -282,7 +305,7 @@ class Correlator:
             elif key.startswith(INCIDENT_PREFIX):
                 incidents[key[len(INCIDENT_PREFIX) :]] = doc
             elif key.startswith(REPORT_PREFIX):
-                joined.append(_decode_report(doc))
+                joined.append(held_from_entry(doc))
         self._stale_markers = set(evicted)
         for iid, doc in incidents.items():
             if doc["merged_into"] is None:
@@ -336,57 +359,6 @@ class Correlator:
         while iid in self.merged:
             iid = self.merged[iid][1]
         return iid
-
-
-def _encode_report(held: HeldReport, iid: str) -> str:
-    return orjson.dumps(
-        {
-            "source": held.source,
-            "report_id": held.report_id,
-            "source_party": held.source_party,
-            "accused_party": held.accused_party,
-            "observed_us": held.observed_us,
-            "violation_type": held.violation_type,  # orjson writes an enum as its value
-            "sector": held.sector,
-            "lat": held.lat,
-            "lon": held.lon,
-            "precision_km": held.precision_km,
-            "killed": held.killed,
-            "injured": held.injured,
-            "ingested_at": held.ingested_at.isoformat(),
-            "seq": held.seq,
-            "late": held.late,
-            "linked_to": held.linked_to,
-            "distance_km": held.distance_km,
-            "gap_minutes": held.gap_minutes,
-            "incident": iid,
-        }
-    ).decode()
-
-
-def _decode_report(doc: dict) -> tuple[HeldReport, str]:
-    linked = doc["linked_to"]
-    held = HeldReport(
-        source=doc["source"],
-        report_id=doc["report_id"],
-        source_party=doc["source_party"],
-        accused_party=doc["accused_party"],
-        observed_us=doc["observed_us"],
-        violation_type=ViolationType(doc["violation_type"]),
-        sector=doc["sector"],
-        lat=doc["lat"],
-        lon=doc["lon"],
-        precision_km=doc["precision_km"],
-        killed=doc["killed"],
-        injured=doc["injured"],
-        ingested_at=datetime.fromisoformat(doc["ingested_at"]),
-        seq=doc["seq"],
-        late=doc["late"],
-        linked_to=None if linked is None else (linked[0], linked[1]),
-        distance_km=doc["distance_km"],
-        gap_minutes=doc["gap_minutes"],
-    )
-    return held, doc["incident"]
 
 
 def version_entries(changes: dict[str, str | None]) -> tuple[dict[str, str], dict[str, str | None]]:

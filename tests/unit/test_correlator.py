@@ -278,6 +278,27 @@ def test_eviction_drops_incidents_that_can_no_longer_link(ceasefire: Ceasefire) 
     assert correlator.evict() == []
 
 
+def test_reports_before_the_horizon_are_not_held_while_the_watermark_stands_still(ceasefire: Ceasefire) -> None:
+    """A partition catching up after the others (found in a soak: deduplication drained one by-source
+    partition days behind the rest) delivers reports from before the horizon while the watermark
+    stands still. They were held until the watermark moved on (the worker at 905 MB); evicting them
+    as they come (`stale`, as the shell does after each batch) holds none and changes no record,
+    since nothing can link to a report before the horizon."""
+    held_on, evicting = Correlator(ceasefire), Correlator(ceasefire)
+    for correlator in (held_on, evicting):
+        correlator.add(accepted("ahead", 3 * 24 * HOUR))
+        correlator.evict()
+    assert not evicting.stale()
+    for n in range(300):  # a burst two days back, in pairs that would link if they could
+        late = accepted(f"late-{n}", 24 * HOUR + n // 2 * 3, **far(n // 2 * 0.2))
+        assert held_on.add(late) == evicting.add(late)
+        if evicting.stale():
+            evicting.evict()
+    assert len(held_on.reports) == 301
+    assert len(evicting.reports) == 1 and not evicting.stale()
+    assert all(key in evicting.seen for key in held_on.reports if key[1] != "ahead")  # a re-delivery: nothing
+
+
 def test_eviction_keeps_what_an_on_time_report_can_still_link_to(ceasefire: Ceasefire) -> None:
     correlator = Correlator(ceasefire)
     opened = one(correlator.add(accepted("a", 0)))
