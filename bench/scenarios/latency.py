@@ -5,9 +5,9 @@ at `rate` reports/s (sends spread evenly, every 10 ms), noting each report's sen
 the same clock as the broker-side CreateTime the worker's producer stamps on its records). Then:
 - to incident: for each accepted report, the CreateTime of the first incident record listing it,
   minus its send time;
-- to alert: for each firing alert record whose newest incident gained a report since the alert's
-  previous record, its CreateTime minus that report's send time (`alert_delays`): the report that made
-  the alert fire or move. Resolves and repeats, which event time moves, are not timed.
+- to alert: for each alert record that starts an episode (the alert begins firing), its CreateTime
+  minus the send time of the newest report its newest incident gained since the alert's previous
+  record (`alert_delays`): the report that made it fire. Records that event time moves are not timed.
 """
 
 from __future__ import annotations
@@ -144,18 +144,20 @@ def alert_delays(
     first_seen: dict[str, float],
     sent_at: dict[str, float],
 ) -> list[float]:
-    """Send → alert for the alert records a report caused: a firing record whose newest incident
-    gained a report (its first incident record) since the fingerprint's previous record, timed from
-    the newest such report's send. Resolves and repeats move with event time, not with a report, and
-    would be timed from a report sent long before (the tail used to say nothing about the pipeline)."""
+    """Send → alert for the alerts a report started: a firing record that begins an episode (the
+    fingerprint's first record, or its first since it resolved), timed from the newest report its
+    newest incident gained since the fingerprint's previous record (each report's first incident
+    record). Other records move with event time as well as with reports (a repeat falls due, a count
+    changes when a hold runs out) and would be timed from whatever report came last: before, the
+    p99 was about the run's length."""
     delays: list[float] = []
-    previous: dict[str, float] = {}  # fingerprint -> CreateTime of its previous record
+    previous: dict[str, tuple[float, str]] = {}  # fingerprint -> CreateTime and status of its last record
     for _, value, ts in sorted(alerts, key=lambda alert: alert[2]):
         doc = orjson.loads(value)  # type: ignore[arg-type]
-        since = previous.get(doc["fingerprint"], float("-inf"))
-        previous[doc["fingerprint"]] = ts
+        since, before = previous.get(doc["fingerprint"], (float("-inf"), "resolved"))
+        previous[doc["fingerprint"]] = ts, doc["status"]
         ids = doc["annotations"].get("incident_ids") or []
-        if doc["status"] != "firing" or not ids:
+        if doc["status"] != "firing" or before != "resolved" or not ids:
             continue
         causes = [sent_at[r] for r in members.get(ids[0], [])
                   if r in sent_at and r in first_seen and since < first_seen[r] <= ts]

@@ -27,15 +27,21 @@ def test_reports_published_after_the_alert_are_not_its_cause() -> None:
     assert [round(d, 3) for d in delays] == [0.3]  # r2 joined later: r1 made it fire
 
 
-def test_repeats_and_resolves_that_event_time_moved_are_not_timed() -> None:
+def test_only_the_start_of_an_episode_is_timed() -> None:
     records = [
-        alert("f", 20.2, ["inc-a"]),
-        alert("f", 45.0, ["inc-a"]),  # a repeat: inc-a gained nothing since 20.2
+        alert("f", 10.2, ["inc-a"]),  # starts firing: r1 made it
+        alert("f", 25.0, ["inc-a"]),  # moved (a hold ran out, a repeat): r2 joined before, not the cause
         alert("f", 50.0, ["inc-a"], status="resolved"),
         alert("g", 30.5, ["inc-b", "inc-a"]),  # another alert: its newest incident is inc-b
     ]
     delays = alert_delays(records, MEMBERS, FIRST_SEEN, SENT)
     assert sorted(round(d, 3) for d in delays) == [0.2, 0.5]
+
+
+def test_an_episode_after_a_resolve_is_timed_from_what_its_incident_gained_since() -> None:
+    records = [alert("f", 10.2, ["inc-a"]), alert("f", 15.0, ["inc-a"], status="resolved"), alert("f", 20.4, ["inc-a"])]
+    delays = alert_delays(records, MEMBERS, FIRST_SEEN, SENT)
+    assert [round(d, 3) for d in delays] == [0.2, 0.4]
 
 
 def test_an_alert_naming_no_known_incident_is_skipped() -> None:
