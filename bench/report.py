@@ -266,7 +266,7 @@ def _latency_lines(results: dict[str, Any]) -> list[str]:
     lines = ["", "## Latency (report sent → incident record, → alert record; broker timestamps)", "",
              "| processes | rate asked | achieved | kept up | to incident p50 / p99 / max (ms) "
              "| of which ingest (send → accepted) p50 / p99 | correlate (accepted → incident) p50 / p99 "
-             "| to alert (firing records a report moved) p50 / p99 / max (ms) |",
+             "| to alert (alerts a report started) p50 / p99 / max (ms) |",
              "|---|---|---|---|---|---|---|---|"]
     keys = [k for k in sc if k.startswith("latency_") and not k.endswith("_wall_s")]
     for key in sorted(keys, key=lambda k: ("staged" in k, int(k.rsplit("_", 1)[1]))):

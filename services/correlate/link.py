@@ -288,4 +288,3 @@ def held_from_entry(doc: dict) -> tuple[HeldReport, str]:
         gap_minutes=doc["gap_minutes"],
     )
     return held, doc["incident"]
-
