@@ -18,6 +18,7 @@ compared whole.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -218,20 +219,30 @@ def test_a_torn_store_then_replay_publishes_as_without_the_crash(
     check(ceasefire, name, kill, cut, replay_from)
 
 
-@pytest.mark.parametrize("name", list(SCENARIOS))
-def test_random_crashes_publish_as_without_the_crash(ceasefire: Ceasefire, name: str) -> None:
-    """A seeded sample of the broker-free search (kill batch, tear point, replay offset); the first and
-    last tear points (nothing, everything) are the untorn cases."""
+def random_crashes(ceasefire: Ceasefire, name: str, seed: int, count: int, tears: Callable[[list[str]], int]) -> None:
+    """`count` seeded crashes (kill batch, tear point up to `tears(the torn batch's keys)`, replay offset)."""
     rules, batches, _ = scenario(ceasefire, name)
-    rng = random.Random(20261126)
-    for _ in range(3):
+    rng = random.Random(seed)
+    for _ in range(count):
         kill = rng.randrange(1, len(batches))
         probe = Shell(AlertEngine(ceasefire, rules))
         for batch in batches[:kill]:
             probe.process(batch)
         probe.publish(batches[kill])
-        cut = rng.randrange(len(probe.engine.take_changes()) + 1)
+        cut = rng.randrange(tears(list(probe.engine.take_changes())) + 1)
         check(ceasefire, name, kill, cut, rng.randrange(0, kill + 1))
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_random_crashes_publish_as_without_the_crash(ceasefire: Ceasefire, name: str) -> None:
+    """A seeded sample of the broker-free search (kill batch, tear point, replay offset); the first and
+    last tear points (nothing, everything) are the untorn cases."""
+    random_crashes(ceasefire, name, 20261126, 3, len)
+
+
+def within_the_parts(keys: list[str]) -> int:
+    assert keys.index(journal.JOURNAL) > 0, "no journal in parts"
+    return keys.index(journal.JOURNAL)  # a tear among the parts, or just before the head
 
 
 @pytest.mark.parametrize("name", ["correlated-400", "realistic-3"])
@@ -241,15 +252,4 @@ def test_random_crashes_with_journals_in_parts_publish_as_without_the_crash(
     """The same search with every journal cut into parts (a backlog's batch on Apache Kafka's 1 MB
     record limit): a tear among the parts must leave the engine where the batch began."""
     monkeypatch.setattr(journal, "PART_BYTES", 2_000)
-    rules, batches, _ = scenario(ceasefire, name)
-    rng = random.Random(20261203)
-    for _ in range(4):
-        kill = rng.randrange(1, len(batches))
-        probe = Shell(AlertEngine(ceasefire, rules))
-        for batch in batches[:kill]:
-            probe.process(batch)
-        probe.publish(batches[kill])
-        torn = list(probe.engine.take_changes())
-        assert torn.index(journal.JOURNAL) > 0, "no journal in parts"
-        cut = rng.randrange(torn.index(journal.JOURNAL) + 1)  # within the parts, or just the head
-        check(ceasefire, name, kill, cut, rng.randrange(0, kill + 1))
+    random_crashes(ceasefire, name, 20261203, 4, within_the_parts)
