@@ -115,5 +115,6 @@ class SeenReports:
         found[0].append(observed_us)
         found[1].extend(digest)
 
+
 def _entry(digest: bytes) -> str:
     return SEEN_PREFIX + digest.hex()
