@@ -48,16 +48,28 @@ class ViolationType(StrEnum):
     OTHER = "other"
 
 
-_DATE_TIME_START = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]")
+# RFC 3339 `date-time` (section 5.6): seconds required, an offset `Z` or `±hh:mm` required; `T` in
+# either case, or a space (the RFC's own note allows it for readability).
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+).fullmatch
+_LEAP_SECOND = re.compile(r":60(?:\.[0-9]+)?")
+MIN_PRECISION_KM = 0.01  # 10 m: finer than any field report; keeps link weights (1/p²) finite
+MAX_PRECISION_KM = 25.0
+MAX_CASUALTIES = 100_000  # per report and figure: far beyond any one violation, far below int64
 
 
 def _rfc3339_text(value: Any) -> Any:
-    # pydantic would read a bare number as a Unix time, even inside a string ("1746881400");
-    # the contract says RFC 3339 text only.
+    """Only RFC 3339 text: pydantic alone would read a bare number as a Unix time, even inside a string
+    ("1746881400"), and accept `+0530` offsets and times without seconds. A leap second (`:60`), which
+    RFC 3339 allows and Python cannot hold, is read as the last microsecond before it (`:59.999999`),
+    so it keeps its order among the reports around it."""
     if isinstance(value, datetime):
         return value
-    if not isinstance(value, str) or not _DATE_TIME_START.match(value):
-        raise ValueError("must be an RFC 3339 date-time string, e.g. 2025-05-10T21:40:00+05:30")
+    if not isinstance(value, str) or _RFC3339(value) is None:
+        raise ValueError("must be an RFC 3339 date-time with seconds and an offset, e.g. 2025-05-10T21:40:00+05:30")
+    if value[17:19] == "60":
+        value = value[:16] + _LEAP_SECOND.sub(":59.999999", value[16:], count=1)
     return value
 
 
@@ -100,7 +112,7 @@ class Location(BaseModel):
     lon: Degrees | None = Field(default=None, ge=-180, le=180)
     sector: str | None = Field(default=None, min_length=1, max_length=64)
     place: str | None = Field(default=None, max_length=200)
-    precision_km: Degrees = Field(default=1, gt=0, le=25)
+    precision_km: Degrees = Field(default=1, ge=MIN_PRECISION_KM, le=MAX_PRECISION_KM)
 
     @model_validator(mode="after")
     def _where(self) -> Location:
@@ -117,8 +129,8 @@ class Location(BaseModel):
 
 class Casualties(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    killed: StrictInt | None = Field(default=None, ge=0)
-    injured: StrictInt | None = Field(default=None, ge=0)
+    killed: StrictInt | None = Field(default=None, ge=0, le=MAX_CASUALTIES)
+    injured: StrictInt | None = Field(default=None, ge=0, le=MAX_CASUALTIES)
     civilian: StrictBool | None = None
 
 

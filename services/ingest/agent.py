@@ -59,7 +59,9 @@ class IngestStage:
         s = ctx.settings
         self.ctx = ctx
         self.app = app
-        self.rules = Rules(ctx.registry, max_bytes=s.max_report_bytes, max_future=s.max_future)
+        self.rules = Rules(
+            ctx.registry, max_bytes=s.max_report_bytes, max_future=s.max_future, before_effective=s.before_effective
+        )
         self.retention = s.dedup_retention_hours * 3600
         self.partitions = s.partitions
         self.topics = {role: s.topic(role) for role in Role}

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from schemas.ceasefire import NEUTRAL, Ceasefire, Registry
 from schemas.report import AcceptedReport, Location
+from services.ingest.lexical import lexical_findings
 
 
 class Reason(StrEnum):
@@ -34,6 +35,14 @@ class Reason(StrEnum):
     OUTSIDE_CEASEFIRE_AREA = "outside_ceasefire_area"
     FUTURE_OBSERVED_AT = "future_observed_at"
     REPORTED_BEFORE_OBSERVED = "reported_before_observed"
+    DUPLICATE_KEY = "duplicate_key"
+    CONTROL_CHARACTER = "control_character"
+    PRECISION_OUT_OF_RANGE = "precision_out_of_range"
+    CASUALTIES_OUT_OF_RANGE = "casualties_out_of_range"
+    BEFORE_CEASEFIRE = "before_ceasefire"
+    FUTURE_REPORTED_AT = "future_reported_at"
+    TOO_OLD = "too_old"  # ruled by dedup, which alone knows its partition's event time
+    UNJUDGEABLE = "unjudgeable"  # dedup raised on the report: a defect, the report kept for a replay
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +62,13 @@ class Rules:
     registry: Registry
     max_bytes: int = 64 * 1024
     max_future: timedelta = timedelta(minutes=10)
+    before_effective: timedelta = timedelta(hours=24)  # how long before a ceasefire's start a report may lie
 
 
 Verdict = AcceptedReport | list[Problem]
 
 _COORDINATE_BOUNDS = {"greater_than_equal", "less_than_equal"}
+_BOUNDS = {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}
 _ACCUSED_PARTY_RULES = {"self_accusation", "neutral_accused"}
 
 
@@ -73,6 +84,9 @@ def validate(raw: bytes | None, rules: Rules, now: datetime) -> Verdict:
         return [_undecodable(raw, exc)]
     if not isinstance(document, dict):
         return [Problem(Reason.SCHEMA, "$", f"a report is a JSON object, not {type(document).__name__}")]
+    found = lexical_findings(raw, document)
+    if found:
+        return [Problem(Reason(kind), path, message) for kind, path, message in found]
     return _validate_document(document, rules, now)
 
 
@@ -95,7 +109,7 @@ def _validate_document(document: dict[str, Any], rules: Rules, now: datetime) ->
     ceasefire = rules.registry.get(report.ceasefire_id)
     if ceasefire is None:
         return [Problem(Reason.UNKNOWN_CEASEFIRE, "$.ceasefire_id", f"no ceasefire {report.ceasefire_id!r}")]
-    problems = _registry_problems(report, ceasefire) + _time_problems(report, rules, now)
+    problems = _registry_problems(report, ceasefire) + _time_problems(report, ceasefire, rules, now)
     if problems:
         return problems
     return _normalise_sector(report, ceasefire)
@@ -111,6 +125,10 @@ def _schema_problem(error: Any) -> Problem:
         reason = Reason.SELF_ACCUSATION
     elif loc[:1] == ("location",) and loc[1:2] in (("lat",), ("lon",)) and kind in _COORDINATE_BOUNDS:
         reason = Reason.COORDINATES_OUT_OF_RANGE
+    elif loc == ("location", "precision_km") and kind in _BOUNDS:
+        reason = Reason.PRECISION_OUT_OF_RANGE
+    elif loc[:1] == ("casualties",) and kind in _BOUNDS:
+        reason = Reason.CASUALTIES_OUT_OF_RANGE
     else:
         reason = Reason.SCHEMA
     return Problem(reason, path, f"{error['msg']} ({kind})")
@@ -151,7 +169,7 @@ def _party_problem(field: str, code: str, ceasefire: Ceasefire) -> Problem:
     )
 
 
-def _time_problems(report: AcceptedReport, rules: Rules, now: datetime) -> list[Problem]:
+def _time_problems(report: AcceptedReport, ceasefire: Ceasefire, rules: Rules, now: datetime) -> list[Problem]:
     problems: list[Problem] = []
     # Differences, not sums: `date + timedelta` overflows near year 1 or 9999, a difference never does.
     ahead = report.observed_at - now
@@ -163,7 +181,26 @@ def _time_problems(report: AcceptedReport, rules: Rules, now: datetime) -> list[
                 f"observed_at is {ahead} ahead of processing time (limit {rules.max_future})",
             )
         )
-    if report.reported_at is not None and report.observed_at - report.reported_at > rules.max_future:
+    early = ceasefire.effective_from - report.observed_at
+    if early > rules.before_effective:
+        problems.append(
+            Problem(
+                Reason.BEFORE_CEASEFIRE,
+                "$.observed_at",
+                f"observed_at is {early} before ceasefire {ceasefire.id} took effect"
+                f" ({ceasefire.effective_from.isoformat()}; limit {rules.before_effective})",
+            )
+        )
+    reported = report.reported_at
+    if reported is not None and reported - now > rules.max_future:
+        problems.append(
+            Problem(
+                Reason.FUTURE_REPORTED_AT,
+                "$.reported_at",
+                f"reported_at is {reported - now} ahead of processing time (limit {rules.max_future})",
+            )
+        )
+    elif reported is not None and report.observed_at - reported > rules.max_future:
         problems.append(
             Problem(Reason.REPORTED_BEFORE_OBSERVED, "$.reported_at", "reported_at is before observed_at")
         )

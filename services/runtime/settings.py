@@ -44,6 +44,9 @@ class Settings(BaseSettings):
 
     dedup_retention_hours: float = Field(default=14 * 24, gt=0, description="dedup memory, in event time")
     max_future_minutes: float = Field(default=10, ge=0, description="how far ahead of now observed_at may be")
+    before_effective_hours: float = Field(
+        default=24, ge=0, description="how long before its ceasefire took effect observed_at may lie"
+    )
     max_report_bytes: int = Field(default=64 * 1024, gt=0)
 
     store: str = Field(default="rocksdb://", description="Faust table store: rocksdb:// or memory://")
@@ -80,6 +83,10 @@ class Settings(BaseSettings):
     @property
     def max_future(self) -> timedelta:
         return timedelta(minutes=self.max_future_minutes)
+
+    @property
+    def before_effective(self) -> timedelta:
+        return timedelta(hours=self.before_effective_hours)
 
     def topic(self, role: Role) -> str:
         return str(getattr(self, f"topic_{role.value}"))
