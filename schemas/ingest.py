@@ -18,9 +18,19 @@ class Origin(BaseModel):
 
 
 class SourcedReport(BaseModel):
+    """A validated report, with the record it was read from: dedup may still dead-letter it (too old
+    to judge), and a dead letter carries the original key and bytes."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     origin: Origin
     report: AcceptedReport
+    raw: str = ""  # the record's value as sent (UTF-8: validation read it as JSON)
+    raw_key: str | None = None  # the record's key, base64 (any bytes)
+
+    @property
+    def where(self) -> str:
+        """`partition:offset` on the ingest topic: the record's identity for re-delivery."""
+        return f"{self.origin.partition}:{self.origin.offset}"
 
 
 class ReportBatch(BaseModel):

@@ -21,6 +21,7 @@ class Role(StrEnum):
     BY_CEASEFIRE = "by_ceasefire"
     ALERTS = "alerts"
     FRAGILITY = "fragility"
+    STAGE_DEAD_LETTERS = "stage_dead_letters"
 
 
 @dataclass(frozen=True)
@@ -87,5 +88,12 @@ TOPICS: dict[Role, TopicSpec] = {
             Role.ALERTS, "ceasefire.alerts.v1", "`fingerprint`", "Alert (Alertmanager-like)", compacted=True
         ),
         TopicSpec(Role.FRAGILITY, "ceasefire.fragility.v1", "`ceasefire_id`", "FragilitySnapshot"),
+        TopicSpec(
+            Role.STAGE_DEAD_LETTERS,
+            "ceasefire.stages.v1.dlq",
+            "none",
+            "what a stage after validation could not process: the undecodable record's bytes, or the one"
+            " report or incident version its logic raised on; headers name the stage, the input and the error",
+        ),
     )
 }

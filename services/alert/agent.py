@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+import orjson
+from pydantic import ValidationError
 
 from schemas.alert import Alert
 from schemas.fragility import FragilitySnapshot
@@ -29,12 +31,19 @@ from schemas.topics import Role
 from services.alert.rules import AlertEngine
 from services.runtime.batching import bounded_batches
 from services.runtime.ceasefire_state import CeasefireStates
-from services.runtime.codec import decode_or_count, encode, raw_topic
+from services.runtime.codec import encode, raw_topic, try_decode
 from services.runtime.context import Context
-from services.runtime.failure import or_die
+from services.runtime.failure import FAULT, UNDECODABLE, or_die, quarantine
 from services.runtime.tables import changelog_sent
 
 FRAGILITY_REPEAT_SECONDS = 60.0
+
+
+class _Poisoned(Exception):
+    """An engine raised on item `(batch number, item number)` of the batch."""
+
+    def __init__(self, item: tuple[int, int], ceasefire_id: str, body: Any, error: Exception) -> None:
+        self.item, self.ceasefire_id, self.body, self.error = item, ceasefire_id, body, error
 
 
 class AlertStage:
@@ -70,43 +79,85 @@ class AlertStage:
 
     async def alert_batch(self, events: list[faust.EventT]) -> None:
         """The IncidentBatch records taken at once, in order: one round of sends and writes for all."""
-        alerts: list[Alert] = []
-        touched: set[str] = set()
-        decoded: list[tuple[IncidentVersionBatch, int]] = []
+        pending: list[Awaitable[Any]] = []
+        decoded: list[tuple[faust.EventT, IncidentVersionBatch]] = []
         for event in events:
-            batch = decode_or_count(IncidentVersionBatch, event.message.value, "alert", self.ctx)
-            if batch is not None:
-                decoded.append((batch, event.message.partition))
-        await self.states.built(
-            (ceasefire_id, partition)
-            for batch, partition in decoded
-            for ceasefire_id in (*batch.watermarks, *(incident.ceasefire_id for incident in batch.incidents))
-        )
-        batches = []
-        for batch, partition in decoded:
-            self._observe(batch, partition, alerts, touched)
-            batches.append(batch)
-        newest = max((b.newest_ingested_at for b in batches if b.newest_ingested_at is not None), default=None)
+            batch = try_decode(IncidentVersionBatch, event.message.value)
+            if isinstance(batch, ValidationError):
+                pending.append(await quarantine(self.app, self.ctx, "alert", event.message, UNDECODABLE, batch))
+            else:
+                decoded.append((event, batch))
+        alerts, touched = await self._fold(decoded, pending)
+        newest = max((b.newest_ingested_at for _, b in decoded if b.newest_ingested_at is not None), default=None)
         snapshots = [s for c in sorted(touched) if (s := self._changed_snapshot(c)) is not None]
-        await self._publish(alerts, snapshots, newest)
+        await self._publish(alerts, snapshots, newest, pending)
         for ceasefire_id in touched:
             self.states.store(ceasefire_id, self.engines[ceasefire_id].take_changes())
         await changelog_sent(self.app)
 
-    def _observe(self, batch: IncidentVersionBatch, partition: int, alerts: list[Alert], touched: set[str]) -> None:
-        for incident in batch.incidents:
+    async def _fold(
+        self, decoded: list[tuple[faust.EventT, IncidentVersionBatch]], pending: list[Awaitable[Any]]
+    ) -> tuple[list[Alert], set[str]]:
+        """Apply every incident version and watermark in order. One an engine raises on is that item's
+        fault: the engines the batch touched are dropped (their table entries are still the batch's
+        starting state), the item dead-lettered, and the batch applied again without it."""
+        poisoned: set[tuple[int, int]] = set()
+        while True:
+            await self.states.built(
+                (ceasefire_id, event.message.partition)
+                for event, batch in decoded
+                for ceasefire_id in (*batch.watermarks, *(incident.ceasefire_id for incident in batch.incidents))
+            )
+            alerts: list[Alert] = []
+            touched: set[str] = set()
+            try:
+                for n, (event, batch) in enumerate(decoded):
+                    self._observe(n, batch, event.message.partition, alerts, touched, poisoned)
+            except _Poisoned as poison:
+                poisoned.add(poison.item)
+                for ceasefire_id in {*touched, poison.ceasefire_id}:
+                    self.states.discard(ceasefire_id)
+                message = decoded[poison.item[0]][0].message
+                body = orjson.dumps(poison.body)
+                pending.append(await quarantine(self.app, self.ctx, "alert", message, FAULT, poison.error, body))
+                continue
+            self._count_new(decoded, poisoned)
+            return alerts, touched
+
+    def _observe(
+        self,
+        n: int,
+        batch: IncidentVersionBatch,
+        partition: int,
+        alerts: list[Alert],
+        touched: set[str],
+        poisoned: set[tuple[int, int]],
+    ) -> None:
+        for i, incident in enumerate(batch.incidents):
             engine = self.engine(incident.ceasefire_id, partition)
-            if engine is not None:
-                alerts.extend(engine.observe(incident))
+            if engine is not None and (n, i) not in poisoned:
+                try:
+                    alerts.extend(engine.observe(incident))
+                except Exception as error:  # noqa: BLE001 - one version's fault, not the stage's
+                    body = incident.model_dump(mode="json")
+                    raise _Poisoned((n, i), incident.ceasefire_id, body, error) from error
                 touched.add(incident.ceasefire_id)
-                if incident.version == 1:
+        for j, (ceasefire_id, watermark) in enumerate(batch.watermarks.items(), start=len(batch.incidents)):
+            engine = self.engine(ceasefire_id, partition)
+            if engine is not None and (n, j) not in poisoned:
+                try:
+                    alerts.extend(engine.advance(watermark))
+                except Exception as error:  # noqa: BLE001
+                    body = {"ceasefire_id": ceasefire_id, "watermark": str(watermark)}
+                    raise _Poisoned((n, j), ceasefire_id, body, error) from error
+                touched.add(ceasefire_id)
+
+    def _count_new(self, decoded: list[tuple[faust.EventT, IncidentVersionBatch]], poisoned: set[tuple[int, int]]) -> None:
+        for n, (_, batch) in enumerate(decoded):
+            for i, incident in enumerate(batch.incidents):
+                if incident.version == 1 and (n, i) not in poisoned and incident.ceasefire_id in self.engines:
                     sector = incident.sectors[0] if incident.sectors else "unknown"
                     self.ctx.metrics.incidents.labels(incident.ceasefire_id, sector, incident.severity.name.lower()).inc()
-        for ceasefire_id, watermark in batch.watermarks.items():
-            engine = self.engine(ceasefire_id, partition)
-            if engine is not None:
-                alerts.extend(engine.advance(watermark))
-                touched.add(ceasefire_id)
 
     def _changed_snapshot(self, ceasefire_id: str) -> FragilitySnapshot | None:
         snapshot = self.engines[ceasefire_id].fragility()
@@ -116,10 +167,14 @@ class AlertStage:
         return snapshot
 
     async def _publish(
-        self, alerts: list[Alert], snapshots: list[FragilitySnapshot], newest: datetime | None = None
+        self,
+        alerts: list[Alert],
+        snapshots: list[FragilitySnapshot],
+        newest: datetime | None = None,
+        pending: list[Awaitable[Any]] | None = None,
     ) -> None:
         send = self.app.producer.send
-        pending: list[Awaitable[Any]] = []
+        pending = [] if pending is None else pending
         for alert in alerts:
             pending.append(await send(self.topics[Role.ALERTS], alert.fingerprint.encode(), encode(alert), None, None, None))
         for snapshot in snapshots:

@@ -25,6 +25,7 @@ from typing import Any
 
 import faust
 import orjson
+from pydantic import ValidationError
 
 from schemas.incident import Incident
 from schemas.ingest import AcceptedBatch
@@ -34,12 +35,19 @@ from services.correlate import api
 from services.correlate.state import Correlator, version_entries
 from services.runtime.batching import bounded_batches
 from services.runtime.ceasefire_state import CeasefireStates
-from services.runtime.codec import decode_or_count, encode, pack, raw_topic
+from services.runtime.codec import encode, pack, raw_topic, try_decode
 from services.runtime.context import Context
-from services.runtime.failure import or_die
+from services.runtime.failure import FAULT, UNDECODABLE, or_die, quarantine
 from services.runtime.tables import changelog_sent
 
 EVICT_EVERY_SECONDS = 300.0  # event time between evictions of one ceasefire
+
+
+class _Poisoned(Exception):
+    """The correlator raised on the batch's report number `index`."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        self.index, self.error = index, error
 
 
 def incident_batches(
@@ -80,20 +88,9 @@ class CorrelateStage:
 
     async def correlate_batch(self, events: list[faust.EventT]) -> None:
         """All the AcceptedBatch records taken at once: one round of writes and sends for all of them."""
-        published: dict[int, list[Incident]] = defaultdict(list)
-        touched: dict[str, int] = {}  # ceasefire id → its partition
-        reports = self._reports(events)
-        await self.states.built((report.ceasefire_id, partition) for partition, report in reports)
-        for partition, report in reports:
-            correlator = self.correlator(report.ceasefire_id, partition)
-            if correlator is None:
-                continue
-            changed = correlator.add(report)
-            # "merged" records first: the alert stage must not count an absorbed incident and its
-            # survivor as two incidents within one evaluation.
-            changed.sort(key=lambda incident: incident.status != "merged")
-            published[partition].extend(changed)
-            touched[report.ceasefire_id] = partition
+        pending: list[Awaitable[Any]] = []
+        reports = await self._reports(events, pending)
+        published, touched = await self._fold(reports, pending)
         rest: dict[str, dict[str, str | None]] = {}
         for ceasefire_id in touched:
             correlator = self.correlators[ceasefire_id]
@@ -101,22 +98,69 @@ class CorrelateStage:
             reservations, rest[ceasefire_id] = version_entries(correlator.take_changes())
             self.states.store(ceasefire_id, reservations)
         await changelog_sent(self.app)
-        await self._publish(published, touched)
+        await self._publish(published, touched, pending)
         for ceasefire_id in touched:
             self.states.store(ceasefire_id, rest[ceasefire_id])
         await changelog_sent(self.app)
 
-    def _reports(self, events: list[faust.EventT]) -> list[tuple[int, AcceptedReport]]:
+    async def _fold(
+        self, reports: list[tuple[faust.EventT, AcceptedReport]], pending: list[Awaitable[Any]]
+    ) -> tuple[dict[int, list[Incident]], dict[str, int]]:
+        """Fold the batch's reports into their correlators. A report the correlator raises on is that
+        report's fault: the correlators the batch touched are dropped (their table entries are still
+        the batch's starting state: nothing is stored before this returns), the report dead-lettered,
+        and the batch folded again without it."""
+        poisoned: set[int] = set()
+        while True:
+            await self.states.built((report.ceasefire_id, event.message.partition) for event, report in reports)
+            published: dict[int, list[Incident]] = defaultdict(list)
+            touched: dict[str, int] = {}  # ceasefire id → its partition
+            try:
+                for n, (event, report) in enumerate(reports):
+                    if n not in poisoned:
+                        self._add(n, event.message.partition, report, published, touched)
+                return published, touched
+            except _Poisoned as poison:
+                event, report = reports[poison.index]
+                poisoned.add(poison.index)
+                for ceasefire_id in {*touched, report.ceasefire_id}:
+                    self.states.discard(ceasefire_id)
+                pending.append(
+                    await quarantine(self.app, self.ctx, "correlate", event.message, FAULT, poison.error, encode(report))
+                )
+
+    def _add(
+        self, n: int, partition: int, report: AcceptedReport, published: dict[int, list[Incident]], touched: dict[str, int]
+    ) -> None:
+        correlator = self.correlator(report.ceasefire_id, partition)
+        if correlator is None:
+            return
+        try:
+            changed = correlator.add(report)
+        except Exception as error:  # noqa: BLE001 - one report's fault, not the stage's
+            raise _Poisoned(n, error) from error
+        # "merged" records first: the alert stage must not count an absorbed incident and its
+        # survivor as two incidents within one evaluation.
+        changed.sort(key=lambda incident: incident.status != "merged")
+        published[partition].extend(changed)
+        touched[report.ceasefire_id] = partition
+
+    async def _reports(
+        self, events: list[faust.EventT], pending: list[Awaitable[Any]]
+    ) -> list[tuple[faust.EventT, AcceptedReport]]:
         reports = []
         for event in events:
-            batch = decode_or_count(AcceptedBatch, event.message.value, "correlate", self.ctx)
-            if batch is not None:
-                reports.extend((event.message.partition, report) for report in batch.reports)
+            batch = try_decode(AcceptedBatch, event.message.value)
+            if isinstance(batch, ValidationError):
+                pending.append(await quarantine(self.app, self.ctx, "correlate", event.message, UNDECODABLE, batch))
+            else:
+                reports.extend((event, report) for report in batch.reports)
         return reports
 
-    async def _publish(self, published: dict[int, list[Incident]], touched: dict[str, int]) -> None:
+    async def _publish(
+        self, published: dict[int, list[Incident]], touched: dict[str, int], pending: list[Awaitable[Any]]
+    ) -> None:
         send = self.app.producer.send
-        pending: list[Awaitable[Any]] = []
         observed: list[tuple[list[Incident], list[datetime]]] = []
         for partition, incidents in published.items():
             encoded = [encode(incident) for incident in incidents]  # once, for both topics

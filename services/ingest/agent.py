@@ -20,6 +20,8 @@ the table is updated, then offsets are committed (Faust acks the events after th
 from __future__ import annotations
 
 import asyncio
+import base64
+import logging
 import zlib
 from collections import defaultdict
 from collections.abc import Awaitable
@@ -27,19 +29,27 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from pydantic import ValidationError
 
 from schemas.ingest import Duplicate, Origin, ReportBatch, SourcedReport
+from schemas.report import Report
 from schemas.topics import Role
 from services.ingest.deadletter import dead_letter_headers
 from services.ingest.dedup import DedupState
-from services.ingest.validate import Rules, primary_reason, validate
+from services.ingest.validate import Problem, Reason, Rules, primary_reason, validate
 from services.runtime.batching import bounded_batches
-from services.runtime.codec import decode_or_count, encode, pack, raw_topic
+from services.runtime.codec import encode, pack, raw_topic, try_decode
 from services.runtime.context import Context
-from services.runtime.failure import or_die
+from services.runtime.failure import UNDECODABLE, or_die, quarantine
 from services.runtime.tables import PartitionEntries, changelog_sent, fenced_table, key_partition
 
 SWEEP_EVERY_SECONDS = 24 * 3600.0  # event time between expiry sweeps of one partition
+ORIGIN_HEADER = "ceasefire.origin"  # on accepted reports: `partition:offset` of the record on the ingest topic
+log = logging.getLogger(__name__)
+
+
+def _fault(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 def source_partition(source: str, partitions: int) -> int:
@@ -67,6 +77,7 @@ class IngestStage:
         self.topics = {role: s.topic(role) for role in Role}
         self.dedup = fenced_table(app, "dedup", partitions=s.partitions, key_type=str, value_type=str)
         self.swept: dict[int, float] = {}
+        self.dead_lettered: list[str] = []  # reasons of this batch's dead letters from dedup
 
     async def validate_batch(self, events: list[faust.EventT]) -> None:
         now = datetime.now(UTC)
@@ -81,7 +92,12 @@ class IngestStage:
                 pending.append(await self.app.producer.send(dlq, msg.key, msg.value, None, None, headers))
                 self.ctx.metrics.reports.labels("dead_lettered", primary_reason(verdict).value).inc()
             else:
-                item = SourcedReport(origin=Origin(partition=msg.partition, offset=msg.offset), report=verdict)
+                item = SourcedReport(
+                    origin=Origin(partition=msg.partition, offset=msg.offset),
+                    report=verdict,
+                    raw=msg.value.decode(),
+                    raw_key=None if msg.key is None else base64.b64encode(msg.key).decode(),
+                )
                 by_partition[source_partition(verdict.source, self.partitions)].append(encode(item))
         for partition, items in by_partition.items():
             for record in chunk_batches(items):
@@ -95,18 +111,19 @@ class IngestStage:
         pending: list[Awaitable[Any]] = []
         rules: list[str] = []
         by_ceasefire: dict[int, list[bytes]] = defaultdict(list)
-        total = 0
+        total = redelivered = 0
         for event in events:
             partition = event.message.partition
-            batch = decode_or_count(ReportBatch, event.message.value, "deduplicate", self.ctx)
-            if batch is None:
+            batch = try_decode(ReportBatch, event.message.value)
+            if isinstance(batch, ValidationError):
+                pending.append(await quarantine(self.app, self.ctx, "deduplicate", event.message, UNDECODABLE, batch))
                 continue
             state = states.get(partition)
             if state is None:
                 entries = PartitionEntries(self.dedup, partition)
                 state = states[partition] = DedupState(entries, self.retention, scope=f"{partition}/")
             total += len(batch.reports)
-            await self._decide(batch, state, pending, rules, by_ceasefire)
+            redelivered += await self._decide(batch, state, pending, rules, by_ceasefire)
         for target, records in by_ceasefire.items():  # correlate's input: the same reports, batched
             for chunk in chunk_batches(records):
                 pending.append(await self.app.producer.send(self.topics[Role.ACCEPTED_BATCHES], None, chunk, target, None, None))
@@ -114,7 +131,7 @@ class IngestStage:
         for partition, state in states.items():
             state.commit()  # only after the acknowledgements: a crash before this line re-emits, never drops
             self._maybe_sweep(partition, state)
-        self._count(total, rules)
+        self._count(total, rules, redelivered)
         await changelog_sent(self.app)
 
     async def _decide(
@@ -124,13 +141,27 @@ class IngestStage:
         pending: list[Awaitable[Any]],
         rules: list[str],
         by_ceasefire: dict[int, list[bytes]],
-    ) -> None:
-        """Rule on each report of one partition's batch and send its record (accepted or duplicate)."""
+    ) -> int:
+        """Rule on each report of one partition's batch and send its record (accepted, duplicate or
+        dead letter); returns how many were re-deliveries, which are booked already and send nothing."""
+        redelivered = 0
         for item in batch.reports:
-            report = item.report
-            decision = state.decide(report)
+            report, origin = item.report, item.where
+            try:
+                decision = state.decide(report, origin)
+            except Exception as exc:  # noqa: BLE001 - a defect on one report must not stop dedup
+                log.exception("dedup raised on report %s; dead-lettered as unjudgeable", origin)
+                pending.append(await self._dead_letter(item, Problem(Reason.UNJUDGEABLE, "$", _fault(exc))))
+                continue
+            if decision.outcome == "redelivered":
+                redelivered += 1
+                continue
+            if decision.outcome == "too_old":
+                pending.append(await self._dead_letter(item, self._too_old(report, state)))
+                continue
             if decision.rule is None:
                 key, topic, record = report.ceasefire_id.encode(), self.topics[Role.ACCEPTED], encode(report)
+                headers = [(ORIGIN_HEADER, origin.encode())]
                 by_ceasefire[key_partition(report.ceasefire_id, self.partitions)].append(record)
             else:
                 rules.append(decision.rule)
@@ -142,12 +173,35 @@ class IngestStage:
                     origin=item.origin,
                 )
                 key, topic, record = report.source.encode(), self.topics[Role.DUPLICATES], encode(duplicate)
-            pending.append(await self.app.producer.send(topic, key, record, None, None, None))
+                headers = []
+            pending.append(await self.app.producer.send(topic, key, record, None, None, headers))
+        return redelivered
 
-    def _count(self, total: int, rules: list[str]) -> None:
+    async def _dead_letter(self, item: SourcedReport, problem: Problem) -> Awaitable[Any]:
+        """The original record, key and bytes, on the ingest dead-letter topic, as validation writes it."""
+        self.dead_lettered.append(problem.reason.value)
+        headers = dead_letter_headers(self.topics[Role.REPORTS], item.origin.partition, item.origin.offset, [problem])
+        key = None if item.raw_key is None else base64.b64decode(item.raw_key)
+        value = item.raw.encode() if item.raw else encode(item.report)  # a record from before raw was kept
+        return await self.app.producer.send(self.topics[Role.DEAD_LETTERS], key, value, None, None, headers)
+
+    def _too_old(self, report: Report, state: DedupState) -> Problem:
+        newest = datetime.fromtimestamp(state.watermark, UTC).isoformat()
+        return Problem(
+            Reason.TOO_OLD,
+            "$.observed_at",
+            f"observed_at {report.observed_at.isoformat()} is more than the dedup retention"
+            f" ({self.retention / 3600:g} h) behind the newest report of its dedup partition ({newest})",
+        )
+
+    def _count(self, total: int, rules: list[str], redelivered: int) -> None:
         metrics = self.ctx.metrics
-        metrics.reports.labels("accepted", "").inc(total - len(rules))
+        dead, self.dead_lettered = self.dead_lettered, []
+        metrics.reports.labels("accepted", "").inc(total - len(rules) - len(dead) - redelivered)
         metrics.reports.labels("duplicate", "").inc(len(rules))
+        metrics.redeliveries.labels("deduplicate").inc(redelivered)
+        for reason in dead:
+            metrics.reports.labels("dead_lettered", reason).inc()
         for rule in rules:
             metrics.duplicates.labels(rule).inc()
         metrics.batch_records.labels("deduplicate").observe(total)

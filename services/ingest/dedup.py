@@ -48,19 +48,39 @@ def content_fingerprint(report: Report) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    outcome: Literal["accepted", "duplicate"]
+    """What dedup rules on one report read at `origin`.
+
+    - `accepted`: new; publish it.
+    - `duplicate`: repeats the report `duplicate_of` by `rule`.
+    - `redelivered`: the very record ruled on before (same origin): its outcome is already written,
+      so nothing is written again and nothing counted twice. A crash or a rebalance re-delivers.
+    - `too_old`: older than the retention behind the partition's newest report: dedup can no longer
+      tell a repeat from a new report, so it is dead-lettered, never silently accepted.
+    """
+
+    outcome: Literal["accepted", "duplicate", "redelivered", "too_old"]
     rule: Literal["exact", "resubmission"] | None = None
     duplicate_of: str | None = None  # report_id of the report this one repeats
 
 
 ACCEPTED = Decision("accepted")
+REDELIVERED = Decision("redelivered")
+TOO_OLD = Decision("too_old")
+
+
+def origin_key(origin: str) -> str:
+    """A record ruled duplicate or too old is remembered by where it was read, so that its
+    re-delivery is recognised (an accepted one is, by its identity entry)."""
+    return f"o\x1f{origin}"
 
 
 class DedupState:
     """Which reports a partition has seen, within a retention window of event time.
 
     Decisions are staged in `pending` and reach the store only on `commit()`, which the agent calls
-    after the accepted reports are acknowledged by the broker: a crash in between re-emits, never drops.
+    after the outputs are acknowledged by the broker: a crash in between re-emits, never drops.
+    An entry is `<observed_at epoch s>␟<report_id>␟<origin>` (the origin `partition:offset` of the
+    record ruled on; entries written before origins were kept have none).
     """
 
     def __init__(self, store: MutableMapping[str, str], retention_seconds: float, scope: str = "") -> None:
@@ -69,37 +89,63 @@ class DedupState:
         self.retention = retention_seconds
         self.scope = scope
         self.pending: dict[str, str] = {}
+        self.origins: dict[str, str] = {}  # origin entries of this batch, timed when committed
         self.watermark = float(store.get(scope + WATERMARK_KEY, "0"))
 
-    def decide(self, report: Report) -> Decision:
-        """First one wins; staged, so a repeat within the same batch is caught too."""
+    def decide(self, report: Report, origin: str = "") -> Decision:
+        """First one wins; staged, so a repeat within the same batch is caught too. `origin` is where
+        the record was read (`partition:offset` of the ingest topic); empty: no re-delivery check."""
+        if origin and self._ruled(self.scope + origin_key(origin)):
+            return REDELIVERED
         observed = report.observed_at.timestamp()
         self.watermark = max(self.watermark, observed)
         horizon = self.watermark - self.retention
+        if observed < horizon:
+            self._remember(origin, "")
+            return TOO_OLD
         keys = (self.scope + identity_key(report), self.scope + content_fingerprint(report))
         for key, rule in zip(keys, ("exact", "resubmission"), strict=True):
             first = self._live(key, horizon)
             if first is not None:
-                return Decision("duplicate", rule, first)  # type: ignore[arg-type]
-        entry = f"{observed:.0f}\x1f{report.report_id}"
+                first_id, first_origin = first
+                if origin and first_origin == origin:
+                    return REDELIVERED  # the accepted record itself, again
+                self._remember(origin, first_id)
+                return Decision("duplicate", rule, first_id)  # type: ignore[arg-type]
+        entry = f"{observed:.0f}\x1f{report.report_id}" + (f"\x1f{origin}" if origin else "")
         for key in keys:
             self.pending[key] = entry
         return ACCEPTED
 
-    def _live(self, key: str, horizon: float) -> str | None:
+    def _remember(self, origin: str, report_id: str) -> None:
+        if origin:
+            self.origins[self.scope + origin_key(origin)] = f"{report_id}\x1f{origin}"
+
+    def _ruled(self, key: str) -> bool:
+        if key in self.origins:
+            return True
+        entry = self.store.get(key)
+        return entry is not None and float(entry.partition("\x1f")[0]) >= self.watermark - self.retention
+
+    def _live(self, key: str, horizon: float) -> tuple[str, str] | None:
         entry = self.pending.get(key) or self.store.get(key)
         if entry is None:
             return None
-        observed, _, report_id = entry.partition("\x1f")
+        observed, _, rest = entry.partition("\x1f")
+        report_id, _, origin = rest.partition("\x1f")
         # Expired entries are ignored even before the sweep deletes them: decisions depend on
         # event time only, never on when the sweep happened to run.
-        return report_id if float(observed) >= horizon else None
+        return (report_id, origin) if float(observed) >= horizon else None
 
     def commit(self) -> None:
-        """Write staged decisions and the watermark to the durable store."""
+        """Write staged decisions and the watermark to the durable store. An origin entry is timed by
+        the watermark at commit, not by its report's old `observed_at`: a re-delivery comes after the
+        batch, and must find it for as long as retention allows."""
+        for key, rest in self.origins.items():
+            self.pending[key] = f"{self.watermark:.0f}\x1f{rest}"
         self.pending[self.scope + WATERMARK_KEY] = f"{self.watermark:.0f}"
         self.store.update(self.pending)  # one batch, the watermark last
-        self.pending = {}
+        self.pending, self.origins = {}, {}
 
     def expire(self) -> int:
         """Delete entries older than retention behind the watermark; returns how many went."""

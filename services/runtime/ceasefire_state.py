@@ -90,6 +90,13 @@ class CeasefireStates(Generic[S]):
             if building is not None:
                 await asyncio.wait([building])
 
+    def discard(self, ceasefire_id: str) -> None:
+        """Drop one state that may hold changes never stored (its logic raised midway): the next
+        `built`/`get` rebuilds it from the table, i.e. as it was after the last stored batch."""
+        self.states.pop(ceasefire_id, None)
+        self.partition_of.pop(ceasefire_id, None)
+        self._building.pop(ceasefire_id, None)  # a build in flight is not kept when it ends
+
     def forget(self, revoked: set[TP]) -> list[str]:
         """Drop the states of revoked partitions (and void their builds); returns their ceasefire ids."""
         gone = {tp.partition for tp in revoked if tp.topic == self.topic}

@@ -12,8 +12,6 @@ from pydantic import BaseModel, ValidationError
 if TYPE_CHECKING:
     import faust
 
-    from services.runtime.context import Context
-
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -25,14 +23,13 @@ def decode(model: type[M], raw: bytes) -> M:
     return model.model_validate_json(raw)
 
 
-def decode_or_count(model: type[M], raw: bytes | None, stage: str, ctx: Context) -> M | None:
+def try_decode(model: type[M], raw: bytes | None) -> M | ValidationError:
     """Downstream topics are written by us; a record that still fails to decode (another writer, a
-    schema change) is counted and skipped, so one poison record cannot stop a stage."""
+    schema change) is the stage's to dead-letter (services/runtime/failure.py), never a reason to stop."""
     try:
         return model.model_validate_json(raw or b"")
-    except ValidationError:
-        ctx.metrics.undecodable.labels(stage).inc()
-        return None
+    except ValidationError as error:
+        return error
 
 
 def raw_topic(app: faust.App, name: str) -> faust.TopicT:

@@ -25,6 +25,8 @@ class Metrics:
     alerts: Counter
     latency: Histogram
     undecodable: Counter
+    record_faults: Counter
+    redeliveries: Counter
     gc_pause: Histogram
 
     @classmethod
@@ -81,7 +83,19 @@ class Metrics:
             ),
             undecodable=Counter(
                 "ceasefire_undecodable_total",
-                "Records on an internal or downstream topic that did not decode, skipped, by stage.",
+                "Records on an internal or downstream topic that did not decode, dead-lettered, by stage.",
+                ["stage"],
+                registry=registry,
+            ),
+            record_faults=Counter(
+                "ceasefire_record_faults_total",
+                "Records a stage's domain logic raised on: dead-lettered on the stage's topic, the stage goes on.",
+                ["stage"],
+                registry=registry,
+            ),
+            redeliveries=Counter(
+                "ceasefire_redeliveries_total",
+                "Records read again after a crash or rebalance, recognised by their origin and not booked twice.",
                 ["stage"],
                 registry=registry,
             ),
@@ -102,6 +116,8 @@ class Metrics:
             metrics.duplicates.labels(rule)
         for stage in ("deduplicate", "correlate", "alert"):
             metrics.undecodable.labels(stage)
+            metrics.record_faults.labels(stage)
+        metrics.redeliveries.labels("deduplicate")
         for generation in ("0", "1", "2"):
             metrics.gc_pause.labels(generation)
         return metrics

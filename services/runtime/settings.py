@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     topic_by_ceasefire: str = TOPICS[Role.BY_CEASEFIRE].default_name
     topic_alerts: str = TOPICS[Role.ALERTS].default_name
     topic_fragility: str = TOPICS[Role.FRAGILITY].default_name
+    topic_stage_dead_letters: str = TOPICS[Role.STAGE_DEAD_LETTERS].default_name
 
     dedup_retention_hours: float = Field(default=14 * 24, gt=0, description="dedup memory, in event time")
     max_future_minutes: float = Field(default=10, ge=0, description="how far ahead of now observed_at may be")

@@ -69,6 +69,8 @@ async def test_every_record_is_booked_exactly_once(broker, workers, tmp_path: Pa
 
     # The topics: the same split.
     assert len(books.accepted) + len(books.duplicates) + len(books.dead) == RECORDS
+    assert books.booked_twice() == []
+    assert len(books.accepted_origins() | books.duplicate_origins() | books.dead_origins()) == RECORDS
 
     # Accepted: each unique valid report exactly once, keyed by its ceasefire.
     assert books.accepted_identities() == Counter(stream.accepted)

@@ -308,6 +308,19 @@ class Ledger:
     def dead_origins(self) -> set[Position]:
         return {connect_origin(r) for r in self.dead}
 
+    def accepted_origins(self) -> set[Position]:
+        """Where each accepted report was read (header `ceasefire.origin`, `partition:offset`)."""
+        origins = (r.headers["ceasefire.origin"].decode().split(":") for r in self.accepted)
+        return {(int(p), int(o)) for p, o in origins}
+
+    def booked_twice(self) -> list[Position]:
+        """Input records with more than one outcome (re-emits to the same outcome are allowed: a crash
+        may re-emit; a record both accepted and a duplicate of itself is two outcomes)."""
+        seen: Counter[Position] = Counter()
+        for origins in (self.accepted_origins(), self.duplicate_origins(), self.dead_origins()):
+            seen.update(origins)
+        return sorted(position for position, n in seen.items() if n > 1)
+
     def unaccounted(self, stream: MixedStream) -> list[tuple[Position, Expected]]:
         """Input records that ended nowhere they may end: valid ones neither accepted (by identity)
         nor recorded as a duplicate (by origin), bad ones not dead-lettered (by origin)."""

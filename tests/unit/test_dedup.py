@@ -28,8 +28,8 @@ def fresh(retention: float = 24 * HOUR, scope: str = "") -> tuple[DedupState, di
     return DedupState(store, retention, scope), store
 
 
-def decide_all(state: DedupState, reports: list[Report]) -> list[Decision]:
-    decisions = [state.decide(r) for r in reports]
+def decide_all(state: DedupState, reports: list[Report], origins: list[str] | None = None) -> list[Decision]:
+    decisions = [state.decide(r, o) for r, o in zip(reports, origins or [""] * len(reports), strict=True)]
     state.commit()
     return decisions
 
@@ -183,11 +183,47 @@ def test_an_entry_within_retention_behind_the_watermark_still_counts() -> None:
     assert outcome(state.decide(make(report_id="r-1-resent"))) == ("duplicate", "resubmission", "r-1")
 
 
-def test_an_entry_older_than_retention_behind_the_watermark_no_longer_counts() -> None:
+def test_a_report_older_than_retention_behind_the_watermark_is_too_old_never_accepted_again() -> None:
+    # Measured before: the same old report posted three times was accepted three times.
     state, _ = fresh(retention=HOUR)
     decide_all(state, [make(), later(60 + 1 / 60, report_id="other", violation_type="mortar")])
-    assert state.decide(make()).outcome == "accepted"
-    assert state.decide(make(report_id="r-1-resent")).outcome == "accepted"
+    assert state.decide(make()).outcome == "too_old"
+    assert state.decide(make(report_id="r-1-resent")).outcome == "too_old"
+    assert state.decide(later(1 / 60, report_id="just-inside")).outcome == "accepted"
+
+
+def test_an_old_report_first_in_its_partition_is_judged() -> None:
+    state, _ = fresh(retention=HOUR)
+    assert [d.outcome for d in decide_all(state, [later(-600), later(-600)])] == ["accepted", "duplicate"]
+
+
+# --- re-delivery: the same record again is not a duplicate of itself ------------------------------
+
+
+def test_the_accepted_record_delivered_again_is_a_redelivery_not_a_duplicate() -> None:
+    state, store = fresh()
+    assert state.decide(make(), "2:1187").outcome == "accepted"
+    assert state.decide(make(), "2:1187").outcome == "redelivered"  # in the same batch
+    state.commit()
+    again = DedupState(store, 24 * HOUR)  # after a crash, from the stored entries
+    assert again.decide(make(), "2:1187").outcome == "redelivered"
+    assert outcome(again.decide(make(), "0:5")) == ("duplicate", "exact", "r-1")  # a repeat posted anew
+    assert again.decide(make(report_id="r-1b"), "2:1187").outcome == "redelivered"
+
+
+def test_a_duplicate_or_too_old_record_delivered_again_is_a_redelivery() -> None:
+    state, store = fresh(retention=HOUR)
+    decide_all(state, [make()], origins=["0:1"])
+    assert decide_all(state, [make(), later(120, report_id="new")], origins=["0:2", "0:3"])[0].outcome == "duplicate"
+    assert decide_all(state, [make(report_id="old")], origins=["0:4"])[0].outcome == "too_old"
+    again = DedupState(store, HOUR)
+    redelivered = decide_all(again, [make(), make(report_id="old"), later(120, report_id="new")], ["0:2", "0:4", "0:3"])
+    assert [d.outcome for d in redelivered] == ["redelivered"] * 3
+
+
+def test_entries_without_an_origin_still_decide() -> None:
+    store = {identity_key(make()): f"{T0.timestamp():.0f}\x1fr-1"}  # as written before origins were kept
+    assert outcome(DedupState(store, HOUR).decide(make(), "0:9")) == ("duplicate", "exact", "r-1")
 
 
 def test_watermark_never_moves_back_for_a_late_report() -> None:
