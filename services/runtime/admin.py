@@ -16,8 +16,9 @@ from services.runtime.settings import Settings
 CO_PARTITIONED = frozenset({Role.BY_SOURCE, Role.ACCEPTED, Role.ACCEPTED_BATCHES, Role.BY_CEASEFIRE})
 
 
-async def ensure_topics(settings: Settings, roles: list[Role] | None = None, timeout: float = 15.0) -> None:
-    """Create every topic the service uses (idempotent). Compacted topics get `cleanup.policy=compact`."""
+async def ensure_topics(settings: Settings, roles: list[Role] | None = None, timeout: float = 15.0) -> str:
+    """Create every topic the service uses (idempotent). Compacted topics get `cleanup.policy=compact`.
+    Returns the broker's cluster id, which local table state is tied to (runner.prepare_local_state)."""
     wanted = [TOPICS[r] for r in (roles or list(Role))]
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=int(timeout * 1000))
     try:
@@ -41,6 +42,7 @@ async def ensure_topics(settings: Settings, roles: list[Role] | None = None, tim
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race: fine
                 await admin.create_topics(new)
         await _check_partitions(admin, settings, [spec.role for spec in wanted if spec.role in CO_PARTITIONED])
+        return str((await admin.describe_cluster())["cluster_id"])
     finally:
         await admin.close()
 

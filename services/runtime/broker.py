@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -66,6 +67,10 @@ class EmbeddedBroker:
         self.port = port or free_port(host)
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
+        # A new cluster id each start: the broker keeps nothing in memory across starts, and a worker's
+        # local state from the last one must not be taken for this one's (runner.prepare_local_state).
+        # Tansu's default id is the same constant every time.
+        self.cluster_id = f"ceasefire-{uuid.uuid4().hex}"
 
     @property
     def url(self) -> str:
@@ -83,7 +88,16 @@ class EmbeddedBroker:
         listener = f"tcp://{self.host}:{self.port}"
         out = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
-            [str(binary), "broker", "--listener-url", listener, "--advertised-listener-url", listener],
+            [
+                str(binary),
+                "broker",
+                "--listener-url",
+                listener,
+                "--advertised-listener-url",
+                listener,
+                "--cluster-id",
+                self.cluster_id,
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -56,24 +56,43 @@ CLEAN_MARK = "stopped-cleanly"
 FAUST_APPDIR = "v1"  # Faust keeps its local table data in <datadir>/v<app version>
 
 
-def prepare_local_state(data_dir: Path) -> bool:
-    """Keep local table state only if the last worker on it stopped cleanly; returns True if wiped.
+CLUSTER_FILE = "cluster-id"  # inside FAUST_APPDIR: it lives and goes with the state it describes
+
+
+def prepare_local_state(data_dir: Path, cluster_id: str | None = None) -> str | None:
+    """Keep local table state only if it can be trusted; returns why it was wiped, or None.
 
     Faust writes a table update to RocksDB at once but only queues its changelog record, so after a
     SIGKILL the local files can hold entries the changelog never got. The restarted worker would then
     treat the re-delivered reports as already seen and never write those entries, and a later rebuild
     from the changelog (a takeover, a lost disk) would lack them. Rebuilding from the changelog after
-    every unclean stop keeps the two equal; the fence (tables.py) makes that rebuild exact. Only
-    Faust's own directory goes: logs and anything else in `data_dir` stay.
+    every unclean stop keeps the two equal; the fence (tables.py) makes that rebuild exact.
+
+    State written against another Kafka cluster (the embedded broker restarted: it is memory-only; a
+    cluster rebuilt) is no more trusted than that: every report re-posted to the new cluster would be
+    ruled a duplicate of one the new cluster never saw. It is tied to the cluster id it was written
+    against (`cluster_id`, None: not checked). Per partition, a local offset beyond its changelog's end
+    is caught too (tables.FencedTable), for a cluster rebuilt under the same id. Only Faust's own
+    directory goes: logs and anything else in `data_dir` stay.
     """
     mark = data_dir / CLEAN_MARK
     tables = data_dir / FAUST_APPDIR
-    wiped = tables.exists() and not mark.exists()
-    if wiped:
+    known = tables / CLUSTER_FILE
+    reason = None
+    if tables.exists() and not mark.exists():
+        reason = "the last worker on it did not stop cleanly"
+    elif tables.exists() and cluster_id is not None:
+        stored = known.read_text().strip() if known.exists() else "an unknown cluster"
+        if stored != cluster_id:
+            reason = f"it was written against Kafka cluster {stored}, the broker is cluster {cluster_id}"
+    if reason is not None:
         shutil.rmtree(tables)
+    if cluster_id is not None:
+        tables.mkdir(parents=True, exist_ok=True)
+        known.write_text(cluster_id)
     data_dir.mkdir(parents=True, exist_ok=True)
     mark.unlink(missing_ok=True)  # until this worker stops cleanly
-    return wiped
+    return reason
 
 
 def run_worker(
@@ -88,14 +107,15 @@ def run_worker(
         raise BrokerError(
             f"web port {settings.web_host}:{settings.web_port} is in use; set CEASEFIRE_WEB_PORT (or --web-port)"
         )
-    if prepare_local_state(settings.data_dir):
-        logging.getLogger("ceasefire.runner").warning(
-            "the last worker on %s did not stop cleanly: local table state is rebuilt from the changelogs",
-            settings.data_dir,
-        )
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
-    loop.run_until_complete(ensure_topics(settings))
+    cluster_id = loop.run_until_complete(ensure_topics(settings))  # before the state is judged: a worker
+    # that cannot reach its broker leaves the state and its clean mark as they were
+    wiped = prepare_local_state(settings.data_dir, cluster_id)
+    if wiped is not None:
+        logging.getLogger("ceasefire.runner").warning(
+            "local table state in %s is rebuilt from the changelogs: %s", settings.data_dir, wiped
+        )
     ctx = Context.load(settings)
     app = create_app(ctx, stages)
     for hook in hooks:

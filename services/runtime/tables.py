@@ -161,10 +161,12 @@ class FencedTable(faust.Table):
         self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP], generation_id: int = 0
     ) -> None:
         changelog = self.changelog_topic.get_topic_name()
+        fences = {}
         for tp in sorted(tp for tp in assigned if tp.topic == changelog):
-            await self.write_fence(tp.partition)
+            fences[tp.partition] = await self.write_fence(tp.partition)
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)  # opens the stores
         if isinstance(self.data, RocksDBStore):  # the memory store starts empty and Faust fills it
+            self._drop_state_ahead_of_changelog(changelog, fences)
             standbys = self.app.assignor.assigned_standbys()
             actives = [tp.partition for tp in assigned if tp.topic == changelog and tp not in standbys]
             try:
@@ -175,12 +177,34 @@ class FencedTable(faust.Table):
                 self.restored.records += restored.records
                 self.restored.seconds += restored.seconds
 
-    async def write_fence(self, partition: int) -> None:
+    async def write_fence(self, partition: int) -> int:
+        """Append the fence to one changelog partition; returns its offset, the partition's last."""
         key = self.changelog_topic.prepare_key(FENCE_KEY, self.key_serializer)[0]
         pending = await self.app.producer.send(
             self.changelog_topic.get_topic_name(), key, None, partition, None, None
         )
-        await pending  # alone in its batch: the next send waits for this one's acknowledgement
+        return int((await pending).offset)  # alone in its batch: the next send waits for this one
+
+    def _drop_state_ahead_of_changelog(self, changelog: str, fences: Mapping[int, int]) -> None:
+        """Empty a partition's local store whose offset is at or past the fence just appended: it was
+        written against another log (a cluster rebuilt, its topics recreated). Every offset the store
+        persists is of a record already in the log, and the fence came after all of them, so a
+        consistent store is always behind it. The partition is then rebuilt from its changelog, as
+        Kafka Streams does with a task whose checkpoint is out of its changelog's range."""
+        store = self.data
+        assert isinstance(store, RocksDBStore)
+        for partition, fence in sorted(fences.items()):
+            persisted = store.persisted_offset(TP(changelog, partition))
+            if persisted is None or persisted < fence:
+                continue
+            log.warning(
+                "table %s partition %d: local state at offset %d is ahead of its changelog (its end is %d):"
+                " another log wrote it; rebuilt from the changelog",
+                self.name, partition, persisted, fence + 1,
+            )
+            store._db_for_partition(partition).delete_range(b"", b"\xff" * 8)  # every key, the offset's too
+            for key in [k for k, p in store._key_index.items() if p == partition]:
+                del store._key_index[key]
 
 
 class PartitionEntries(MutableMapping[str, str]):
