@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
@@ -13,19 +14,18 @@ from services.runtime.broker import BrokerError, quiet_client_logs
 from services.runtime.settings import Settings
 
 # Topics whose partition is chosen by us (hash of source; the accepted partition of a ceasefire).
+log = logging.getLogger("ceasefire.admin")
 CO_PARTITIONED = frozenset({Role.BY_SOURCE, Role.ACCEPTED, Role.ACCEPTED_BATCHES, Role.BY_CEASEFIRE})
 
 
-async def ensure_topics(settings: Settings, roles: list[Role] | None = None, timeout: float = 15.0) -> str:
+async def ensure_topics(
+    settings: Settings, roles: list[Role] | None = None, timeout: float = 15.0, wait: float = 0.0
+) -> str:
     """Create every topic the service uses (idempotent). Compacted topics get `cleanup.policy=compact`.
-    Returns the broker's cluster id, which local table state is tied to (runner.prepare_local_state)."""
+    Returns the broker's cluster id, which local table state is tied to (runner.prepare_local_state).
+    A broker that does not answer is waited for up to `wait` seconds (a worker started before it)."""
     wanted = [TOPICS[r] for r in (roles or list(Role))]
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=int(timeout * 1000))
-    try:
-        with quiet_client_logs():
-            await asyncio.wait_for(admin.start(), timeout)
-    except (KafkaError, OSError, TimeoutError) as exc:
-        raise BrokerError(f"cannot reach the Kafka broker at {settings.bootstrap}: {exc!r}") from None
+    admin = await _connect(settings, timeout, wait)
     try:
         existing = set(await admin.list_topics())
         new = [
@@ -45,6 +45,28 @@ async def ensure_topics(settings: Settings, roles: list[Role] | None = None, tim
         return str((await admin.describe_cluster())["cluster_id"])
     finally:
         await admin.close()
+
+
+async def _connect(settings: Settings, timeout: float, wait: float) -> AIOKafkaAdminClient:
+    """A started admin client; the broker is tried again every second for up to `wait` seconds, said
+    once in the log, and a broker still away after that is a BrokerError (one line for a person)."""
+    loop = asyncio.get_running_loop()
+    deadline, said = loop.time() + wait, False
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=int(timeout * 1000))
+        try:
+            with quiet_client_logs():
+                await asyncio.wait_for(admin.start(), timeout)
+            return admin
+        except (KafkaError, OSError, TimeoutError) as exc:
+            await admin.close()
+            if loop.time() >= deadline:
+                waited = f" after waiting {wait:g} s" if wait else ""
+                raise BrokerError(f"cannot reach the Kafka broker at {settings.bootstrap}{waited}: {exc!r}") from None
+            if not said:
+                log.warning("waiting up to %g s for the Kafka broker at %s", wait, settings.bootstrap)
+                said = True
+            await asyncio.sleep(min(1.0, max(0.0, deadline - loop.time())))
 
 
 async def _check_partitions(admin: AIOKafkaAdminClient, settings: Settings, roles: list[Role]) -> None:

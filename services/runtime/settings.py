@@ -65,6 +65,15 @@ class Settings(BaseSettings):
     web_port: int = Field(default=6066, ge=0, le=65535, description="web server port; 0 disables it")
     broker_port: int = Field(default=0, ge=0, le=65535, description="embedded broker port; 0 picks a free one")
 
+    broker_wait_seconds: float = Field(
+        default=30, ge=0, description="how long a starting worker waits for a broker that does not answer"
+    )
+    broker_lost_seconds: float = Field(
+        default=60, ge=0, description="how long a running worker goes on without its broker before it exits (0: never)"
+    )
+    stop_timeout_seconds: float = Field(
+        default=30, gt=0, description="how long a stop (SIGTERM, Ctrl-C) may take before the worker exits anyway"
+    )
     session_timeout_seconds: float = Field(default=2.0, gt=0, description="consumer group session timeout")
     heartbeat_seconds: float = Field(default=0.5, gt=0)
     fetch_max_wait_ms: int = Field(

@@ -22,7 +22,7 @@ def test_unreachable_broker_is_one_line(args: list[str], tmp_path) -> None:  # n
         capture_output=True,
         timeout=60,
         check=False,
-        env={"CEASEFIRE_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        env={"CEASEFIRE_DATA_DIR": str(tmp_path), "CEASEFIRE_BROKER_WAIT_SECONDS": "0", "PATH": "/usr/bin:/bin"},
     )
     lines = result.stderr.decode().strip().splitlines()
     assert result.returncode == 2
