@@ -85,7 +85,11 @@ class IngestStage:
         by_partition: dict[int, list[bytes]] = defaultdict(list)
         for event in events:
             msg = event.message
-            verdict = validate(msg.value, self.rules, now)
+            try:
+                verdict = validate(msg.value, self.rules, now)
+            except Exception as exc:  # noqa: BLE001 - validate never raises by contract; if a defect makes it,
+                log.exception("validation raised on record %s[%d]@%d", msg.topic, msg.partition, msg.offset)
+                verdict = [Problem(Reason.UNJUDGEABLE, "$", _fault(exc))]  # that record's fault, not the stage's
             if isinstance(verdict, list):
                 headers = dead_letter_headers(msg.topic, msg.partition, msg.offset, verdict)
                 dlq = self.topics[Role.DEAD_LETTERS]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import logging
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
@@ -13,8 +14,6 @@ from aiokafka.errors import KafkaError
 from services.runtime.broker import BrokerError, quiet_client_logs
 from services.runtime.settings import Settings
 from services.runtime.watchdog import INTERVAL_SECONDS, BrokerWatch, ask_cluster_id, hold_client_logs
-
-log = logging.getLogger("ceasefire.follow")
 
 
 async def read_values(settings: Settings, topic: str, follow: bool, idle_seconds: float = 1.0) -> AsyncIterator[bytes]:
@@ -37,6 +36,7 @@ async def read_values(settings: Settings, topic: str, follow: bool, idle_seconds
         await admin.close()
         raise BrokerError(f"cannot reach the Kafka broker at {settings.bootstrap}: {exc!r}") from None
     watch = BrokerWatch(cluster_id, settings.broker_lost_seconds or float("inf"))
+    hold_client_logs(True)  # a person reads records here, and one line if the broker goes: not its retries
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         if not partitions:
@@ -60,9 +60,16 @@ async def read_values(settings: Settings, topic: str, follow: bool, idle_seconds
             if not batch and not follow and now - quiet_since > idle_seconds and await _at_end(consumer, tps):
                 return
     finally:
+        await _close(consumer, admin)
         hold_client_logs(False)
-        await consumer.stop()
-        await admin.close()
+
+
+async def _close(consumer: AIOKafkaConsumer, admin: AIOKafkaAdminClient) -> None:
+    """Stop the clients, even with the broker gone: aiokafka's fetcher then leaks the cancellation of
+    its own retry task out of `stop()`, which would hide the one line the person is owed."""
+    for closing in (consumer.stop(), admin.close()):
+        with contextlib.suppress(asyncio.CancelledError, KafkaError, OSError, TimeoutError):
+            await asyncio.wait_for(closing, 5)
 
 
 async def _still_there(admin: AIOKafkaAdminClient, watch: BrokerWatch, bootstrap: str) -> None:
@@ -72,9 +79,6 @@ async def _still_there(admin: AIOKafkaAdminClient, watch: BrokerWatch, bootstrap
         raise BrokerError(f"the broker at {bootstrap} is another Kafka cluster now: its topics are not the ones read")
     if verdict == "gone":
         raise BrokerError(f"the broker at {bootstrap} has not answered for {watch.lost_after:g} s")
-    if verdict == "lost":
-        log.warning("the broker at %s does not answer; giving up in %g s", bootstrap, watch.lost_after)
-    hold_client_logs(verdict in ("lost", "waiting"))
 
 
 async def _at_end(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> bool:
