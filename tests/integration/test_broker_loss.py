@@ -8,6 +8,7 @@ held. Each test owns its broker, so it can kill it.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -127,6 +128,13 @@ async def test_a_broker_restarted_on_the_same_port_ends_the_old_worker_and_serve
         await accepts_a_report(new, fresh, "on-the-new-broker")
 
 
+def _cmdline(process: Path) -> bytes:
+    try:
+        return (process / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 async def test_the_broker_command_refuses_a_taken_port_and_exits_with_its_broker(tmp_path: Path) -> None:
     with EmbeddedBroker(log_path=tmp_path / "other.log") as other:
         taken = subprocess.run(
@@ -143,9 +151,11 @@ async def test_the_broker_command_refuses_a_taken_port_and_exits_with_its_broker
     try:
         assert command.stdout is not None
         assert b"broker listening" in command.stdout.readline()
-        tansu = subprocess.run(["pgrep", "-f", f"tcp://127.0.0.1:{port}"], capture_output=True, check=True)
-        for pid in tansu.stdout.split():
-            subprocess.run(["kill", "-9", pid.decode()], check=True)
+        listener = f"tcp://127.0.0.1:{port}".encode()
+        tansu = [p for p in Path("/proc").glob("[0-9]*") if b"broker" in _cmdline(p) and listener in _cmdline(p)]
+        assert tansu, "the command's broker process"
+        for process in tansu:
+            os.kill(int(process.name), signal.SIGKILL)
         assert command.wait(timeout=15) == 2
     finally:
         command.kill()
