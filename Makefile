@@ -39,14 +39,16 @@ bench: $(BENCH_STAMP)
 run: $(STAMP)
 	$(VENV)/bin/ceasefire run --demo
 
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 schemas: $(STAMP)
 	$(PY) -m schemas.export
 
+# ruff (with the complexity cap of 14) on the whole tree; mypy --strict on the contracts and the domain.
 lint: $(STAMP)
 	$(PY) -m ruff check schemas services tests deploy bench
+	$(PY) -m mypy
 
 clean:
 	rm -rf $(VENV) .state .pytest_cache .hypothesis

@@ -339,11 +339,11 @@ class AlertEngine:
             wanted[fp] = None
             return
 
-        def fragile() -> Condition | None:
+        def condition() -> Condition | None:
             components = FragilityComponents(**values)
             return rule.fragility_condition(self.ceasefire.id, index, components, current, self.rules)
 
-        self._want(wanted, fp, level, 0, None, fragile)
+        self._want(wanted, fp, level, 0, None, condition)
 
     def _forget_old(self, now: datetime) -> None:
         """Drop incidents no rule can see any more and resolved per-incident alerts past retention."""

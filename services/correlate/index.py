@@ -23,7 +23,6 @@ _KM_PER_DEGREE = EARTH_RADIUS_KM * math.pi / 180
 _MIN_CELL_KM = 5.0
 _SLACK = 1e-9  # relative widening of every cover, against rounding at an exact boundary
 _BLOCKS_KEPT = 4096  # covers remembered (~20 cells each) before starting afresh
-_UNKNOWN = object()
 
 
 class Grid:
@@ -49,9 +48,11 @@ class Grid:
         first_row = max(0, int((lat - dlat + 90) // self.degrees))
         last_row = min(self.rows - 1, int((lat + dlat + 90) // self.degrees))
         row = min(int((lat + 90) // self.degrees), self.rows - 1)
-        dlon = self._reach.get((row, radius_km), _UNKNOWN)
-        if dlon is _UNKNOWN:
-            dlon = self._reach[row, radius_km] = self._longitude_reach(row, angle, dlat)
+        key = (row, radius_km)
+        if key in self._reach:
+            dlon = self._reach[key]
+        else:
+            dlon = self._reach[key] = self._longitude_reach(row, angle, dlat)
         if dlon is None:
             first, last = 0, self.columns - 1
         else:

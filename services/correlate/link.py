@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
@@ -264,7 +264,7 @@ def held_entry(held: HeldReport, iid: str) -> str:
     ).decode()
 
 
-def held_from_entry(doc: dict) -> tuple[HeldReport, str]:
+def held_from_entry(doc: dict[str, Any]) -> tuple[HeldReport, str]:
     """The held report and its incident id back from a parsed `held_entry`."""
     linked = doc["linked_to"]
     held = HeldReport(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 import orjson
 
@@ -285,7 +286,34 @@ class Correlator:
         return None
 
     def _restore(self, persisted: Iterable[tuple[str, str]]) -> None:
-        incidents: dict[str, dict] = {}
+        incidents, joined, evicted = self._read_entries(persisted)
+        self._stale_markers = set(evicted)
+        self._restore_incidents(incidents, evicted)
+        joined.sort(key=lambda pair: pair[0].seq)
+        for held, iid in joined:
+            if held.key in self.seen:  # evicted (the marker above, or a deletion a crash cut short)
+                self._dirty_reports.add(held.key)
+                continue
+            state = self._opened(self._root(iid))
+            state.add(held)
+            self._hold(held, state)
+        self._dirty_reports -= self.reports.keys()  # what is left: entries of evicted reports, to delete
+        for iid in [iid for iid, state in self.open.items() if not state.members]:
+            # Only reachable from a torn write: the incident's version was stored, its reports were
+            # not. They are processed again; the incident keeps counting from the stored version.
+            self._torn[iid] = self.open.pop(iid)
+        self._torn_until = (self.watermark_us or 0) + self.retention_us
+        for state in self.open.values():
+            state.absorbed.sort()
+            self._expiry.append((state.last_us, state.incident_id))
+        heapq.heapify(self._expiry)
+
+    def _read_entries(
+        self, persisted: Iterable[tuple[str, str]]
+    ) -> tuple[dict[str, dict[str, Any]], list[tuple[HeldReport, str]], set[str]]:
+        """One pass over the stored entries: remembered identities and the meta entry go straight into
+        the state; incidents, held reports and eviction markers are returned to be joined up."""
+        incidents: dict[str, dict[str, Any]] = {}
         joined: list[tuple[HeldReport, str]] = []
         evicted: set[str] = set()
         for key, text in persisted:
@@ -306,7 +334,9 @@ class Correlator:
                 incidents[key[len(INCIDENT_PREFIX) :]] = doc
             elif key.startswith(REPORT_PREFIX):
                 joined.append(held_from_entry(doc))
-        self._stale_markers = set(evicted)
+        return incidents, joined, evicted
+
+    def _restore_incidents(self, incidents: dict[str, dict[str, Any]], evicted: set[str]) -> None:
         for iid, doc in incidents.items():
             if doc["merged_into"] is None:
                 self.open[iid] = IncidentState(iid, version=doc["version"])
@@ -318,24 +348,6 @@ class Correlator:
             self._dirty_incidents.add(iid)
         for iid in self.merged:
             self._opened(self._root(iid)).absorbed.append(iid)
-        joined.sort(key=lambda pair: pair[0].seq)
-        for held, iid in joined:
-            if held.key in self.seen:  # evicted (the marker above, or a deletion a crash cut short)
-                self._dirty_reports.add(held.key)
-                continue
-            state = self._opened(self._root(iid))
-            state.add(held)
-            self._hold(held, state)
-        self._dirty_reports -= self.reports.keys()  # what is left: entries of evicted reports, to delete
-        for iid in [iid for iid, state in self.open.items() if not state.members]:
-            # Only reachable from a torn write: the incident's version was stored, its reports were
-            # not. They are processed again; the incident keeps counting from the stored version.
-            self._torn[iid] = self.open.pop(iid)
-        self._torn_until = (self.watermark_us or 0) + self.retention_us
-        for state in self.open.values():
-            state.absorbed.sort()
-            self._expiry.append((state.last_us, state.incident_id))
-        heapq.heapify(self._expiry)
 
     def _founded_before(self, founded: str) -> IncidentState | None:
         """The incident a report founded before a crash that stored the incident but not the report.
