@@ -19,10 +19,11 @@ class Context:
     prometheus: CollectorRegistry = field(default_factory=CollectorRegistry)
     metrics: Metrics = field(init=False)
     stages: dict[str, Any] = field(default_factory=dict)  # stage objects, for the read API and live view
+    dead_letter_reasons: tuple[str, ...] = ()  # the `reason` label's fixed set, from the ingest domain
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "metrics", Metrics.create(self.prometheus))
+        object.__setattr__(self, "metrics", Metrics.create(self.prometheus, self.dead_letter_reasons))
 
     @classmethod
-    def load(cls, settings: Settings) -> Context:
-        return cls(settings=settings, registry=load_registry(settings.registry_path))
+    def load(cls, settings: Settings, dead_letter_reasons: tuple[str, ...] = ()) -> Context:
+        return cls(settings=settings, registry=load_registry(settings.registry_path), dead_letter_reasons=dead_letter_reasons)

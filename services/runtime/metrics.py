@@ -5,11 +5,10 @@ Naming: `ceasefire_` prefix, base units, `_total` counters, bounded labels only 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-
-from services.ingest.validate import Reason
 
 OUTCOMES = ("accepted", "duplicate", "dead_lettered")
 
@@ -30,7 +29,8 @@ class Metrics:
     gc_pause: Histogram
 
     @classmethod
-    def create(cls, registry: CollectorRegistry) -> Metrics:
+    def create(cls, registry: CollectorRegistry, dead_letter_reasons: Iterable[str] = ()) -> Metrics:
+        """`dead_letter_reasons`: the fixed set of the `reason` label (ingest's), pre-created as zeros."""
         metrics = cls(
             reports=Counter(
                 "ceasefire_reports_total",
@@ -110,8 +110,8 @@ class Metrics:
         # Pre-create every bounded series so dashboards see zeros, not gaps.
         metrics.reports.labels("accepted", "")
         metrics.reports.labels("duplicate", "")
-        for reason in Reason:
-            metrics.reports.labels("dead_lettered", reason.value)
+        for reason in dead_letter_reasons:
+            metrics.reports.labels("dead_lettered", reason)
         for rule in ("exact", "resubmission"):
             metrics.duplicates.labels(rule)
         for stage in ("deduplicate", "correlate", "alert"):

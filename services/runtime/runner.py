@@ -16,6 +16,7 @@ from pathlib import Path
 import faust
 import uvloop
 
+from services.ingest.validate import Reason
 from services.runtime import heap
 from services.runtime.admin import ensure_topics
 from services.runtime.app import create_app
@@ -143,7 +144,7 @@ def run_worker(
         logging.getLogger("ceasefire.runner").warning(
             "local table state in %s is rebuilt from the changelogs: %s", settings.data_dir, wiped
         )
-    ctx = Context.load(settings)
+    ctx = Context.load(settings, tuple(reason.value for reason in Reason))
     app = create_app(ctx, stages)
     if settings.broker_lost_seconds > 0:
         _watch(app, settings, cluster_id)

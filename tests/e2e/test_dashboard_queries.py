@@ -22,8 +22,8 @@ import pytest
 import yaml
 
 from deploy.grafana import dashboard
+from services.console.post import post_lines
 from services.runtime.broker import free_port
-from services.runtime.post import post_lines
 from services.runtime.settings import PROJECT_ROOT
 from tests.support.kafka import eventually
 from tests.support.worker import WorkerProcess, isolated_settings

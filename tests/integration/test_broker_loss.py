@@ -138,14 +138,14 @@ def _cmdline(process: Path) -> bytes:
 async def test_the_broker_command_refuses_a_taken_port_and_exits_with_its_broker(tmp_path: Path) -> None:
     with EmbeddedBroker(log_path=tmp_path / "other.log") as other:
         taken = subprocess.run(
-            [sys.executable, "-m", "services.runtime.cli", "broker", "--port", str(other.port)],
+            [sys.executable, "-m", "services.console.cli", "broker", "--port", str(other.port)],
             capture_output=True, timeout=30, check=False, env=settings_env(Settings()),
         )
         assert taken.returncode == 2
         assert b"already in use" in taken.stderr
     port = free_port()
     command = subprocess.Popen(
-        [sys.executable, "-m", "services.runtime.cli", "broker", "--port", str(port)],
+        [sys.executable, "-m", "services.console.cli", "broker", "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=settings_env(Settings()),
     )
     try:
@@ -169,7 +169,7 @@ async def test_a_follow_client_gives_up_on_a_lost_broker_in_one_line(tmp_path: P
         settings = settings_for(broker.url, tmp_path)
         await ensure_topics(settings)
         client = subprocess.Popen(
-            [sys.executable, "-m", "services.runtime.cli", command, "--follow"],
+            [sys.executable, "-m", "services.console.cli", command, "--follow"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=settings_env(settings),
         )
         try:

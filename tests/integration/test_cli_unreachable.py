@@ -17,7 +17,7 @@ from services.runtime.broker import free_port
 def test_unreachable_broker_is_one_line(args: list[str], tmp_path) -> None:  # noqa: ANN001
     nobody = f"kafka://127.0.0.1:{free_port()}"
     result = subprocess.run(
-        [sys.executable, "-m", "services.runtime.cli", *args, "--broker", nobody],
+        [sys.executable, "-m", "services.console.cli", *args, "--broker", nobody],
         input=b"{}\n",
         capture_output=True,
         timeout=60,

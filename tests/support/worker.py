@@ -37,7 +37,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.runtime.cli", "worker", *self.services, "--loglevel", "warning"],
+            [sys.executable, "-m", "services.console.cli", "worker", *self.services, "--loglevel", "warning"],
             env=settings_env(self.settings),
             stdout=log,
             stderr=subprocess.STDOUT,

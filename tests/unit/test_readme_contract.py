@@ -5,7 +5,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from schemas.topics import TOPICS
-from services.runtime.cli import main
+from services.console.cli import main
 from services.runtime.settings import PROJECT_ROOT, Settings
 
 README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")

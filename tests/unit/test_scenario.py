@@ -17,11 +17,8 @@ from schemas.ceasefire import NEUTRAL, Registry, great_circle_km
 from schemas.incident import RUNG, Incident, Severity
 from schemas.report import AcceptedReport
 from services.alert.rules import AlertEngine
-from services.correlate.state import Correlator
-from services.ingest.dedup import DedupState
-from services.ingest.validate import Reason, Rules, primary_reason, validate
-from services.runtime import scenario as generator
-from services.runtime.scenario import (
+from services.console import demo as generator
+from services.console.demo import (
     CEASEFIRE_ID,
     EXPECTED,
     PHASES,
@@ -36,6 +33,9 @@ from services.runtime.scenario import (
     build,
     main,
 )
+from services.correlate.state import Correlator
+from services.ingest.dedup import DedupState
+from services.ingest.validate import Reason, Rules, primary_reason, validate
 
 Identity = tuple[str, str]
 

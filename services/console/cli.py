@@ -73,7 +73,7 @@ def worker(services: tuple[str, ...], broker_url: str | None, web_port: int | No
 @click.option("--live/--no-live", default=True, help="show the live view (off: plain logs)")
 def run(broker_url: str | None, demo: bool, live: bool) -> None:
     """All services in one process, with the embedded broker unless one is named."""
-    from services.runtime.live import run_all
+    from services.console.live import run_all
 
     settings = _settings(broker_url)
     try:
@@ -87,7 +87,7 @@ def run(broker_url: str | None, demo: bool, live: bool) -> None:
 @click.option("--broker", "broker_url", help="Kafka URL (default: CEASEFIRE_BROKER)")
 def post(file: click.utils.LazyFile, broker_url: str | None) -> None:
     """Publish JSON Lines reports (FILE or - for stdin) to the ingest topic; print how many were sent."""
-    from services.runtime.post import post_lines
+    from services.console.post import post_lines
 
     settings = _settings(broker_url)
     if settings.broker is None:
@@ -116,7 +116,7 @@ def incidents(
     explain_id: str | None,
 ) -> None:
     """Incidents as they are published: one line per version."""
-    from services.runtime.terminal import show_incidents
+    from services.console.terminal import show_incidents
 
     settings = _need_broker(broker_url)
     try:
@@ -135,7 +135,7 @@ def incidents(
 @click.option("--json", "as_json", is_flag=True, help="print the records as JSON Lines")
 def alerts(broker_url: str | None, follow: bool, ceasefire_id: str | None, min_severity: str, as_json: bool) -> None:
     """Subscribe to the alert stream; each (fingerprint, version) printed once."""
-    from services.runtime.terminal import show_alerts
+    from services.console.terminal import show_alerts
 
     settings = _need_broker(broker_url)
     try:

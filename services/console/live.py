@@ -19,10 +19,10 @@ from rich.table import Table
 from rich.text import Text
 
 from schemas.incident import Severity
+from services.console.post import post_lines
 from services.ingest.validate import Reason
 from services.runtime.collectors import COMPONENTS
 from services.runtime.context import Context
-from services.runtime.post import post_lines
 from services.runtime.runner import broker_for, run_worker, with_free_web_port
 from services.runtime.settings import PROJECT_ROOT, Settings
 

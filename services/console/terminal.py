@@ -9,10 +9,10 @@ from rich.console import Console
 from schemas.alert import Alert
 from schemas.incident import Incident
 from schemas.topics import Role
+from services.console.follow import read_values
+from services.console.views import SEVERITY_ORDER, alert_line, explain, incident_line
 from services.runtime.codec import decode
-from services.runtime.follow import read_values
 from services.runtime.settings import Settings
-from services.runtime.views import SEVERITY_ORDER, alert_line, explain, incident_line
 
 
 def _console() -> Console:
