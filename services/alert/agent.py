@@ -14,36 +14,29 @@ rebuild completes the batch and re-processing publishes nothing (docs/alerts.md,
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import faust
 import orjson
-from pydantic import ValidationError
 
 from schemas.alert import Alert
 from schemas.fragility import FragilitySnapshot
-from schemas.incident import IncidentVersionBatch
+from schemas.incident import IncidentVersion, IncidentVersionBatch
 from schemas.topics import Role
 from services.alert.rules import AlertEngine
 from services.runtime.batching import bounded_batches
 from services.runtime.ceasefire_state import CeasefireStates
-from services.runtime.codec import encode, raw_topic, try_decode
+from services.runtime.codec import encode, raw_topic
 from services.runtime.context import Context
-from services.runtime.failure import FAULT, UNDECODABLE, or_die, quarantine
+from services.runtime.failure import or_die
+from services.runtime.stage import Item, Outbox, apply_isolated, decode_batch
 from services.runtime.tables import changelog_sent
 
 FRAGILITY_REPEAT_SECONDS = 60.0
-
-
-class _Poisoned(Exception):
-    """An engine raised on item `(batch number, item number)` of the batch."""
-
-    def __init__(self, item: tuple[int, int], ceasefire_id: str, body: Any, error: Exception) -> None:
-        self.item, self.ceasefire_id, self.body, self.error = item, ceasefire_id, body, error
 
 
 class AlertStage:
@@ -78,86 +71,49 @@ class AlertStage:
         return self.states.get(ceasefire_id, partition)
 
     async def alert_batch(self, events: list[faust.EventT]) -> None:
-        """The IncidentBatch records taken at once, in order: one round of sends and writes for all."""
-        pending: list[Awaitable[Any]] = []
-        decoded: list[tuple[faust.EventT, IncidentVersionBatch]] = []
-        for event in events:
-            batch = try_decode(IncidentVersionBatch, event.message.value)
-            if isinstance(batch, ValidationError):
-                pending.append(await quarantine(self.app, self.ctx, "alert", event.message, UNDECODABLE, batch))
-            else:
-                decoded.append((event, batch))
-        alerts, touched = await self._fold(decoded, pending)
+        """The IncidentBatch records taken at once, in order: one round of sends and writes for all.
+        Order (services/runtime/stage.py): apply; send and await; store the engines' changes (the
+        journal first) and await the changelog."""
+        outbox = Outbox(self.app, self.ctx, "alert")
+        decoded = await decode_batch(events, IncidentVersionBatch, outbox)
+        applied = await apply_isolated(self._items(decoded), self._apply, self.states, outbox)
+        alerts = [alert for _, raised in applied if raised is not None for alert in raised]
+        touched = {item.ceasefire_id for item, raised in applied if raised is not None}
+        self._count_new(item for item, raised in applied if raised is not None)
         newest = max((b.newest_ingested_at for _, b in decoded if b.newest_ingested_at is not None), default=None)
         snapshots = [s for c in sorted(touched) if (s := self._changed_snapshot(c)) is not None]
-        await self._publish(alerts, snapshots, newest, pending)
+        await self._publish(alerts, snapshots, newest, outbox)
         for ceasefire_id in touched:
             self.states.store(ceasefire_id, self.engines[ceasefire_id].take_changes())
         await changelog_sent(self.app)
 
-    async def _fold(
-        self, decoded: list[tuple[faust.EventT, IncidentVersionBatch]], pending: list[Awaitable[Any]]
-    ) -> tuple[list[Alert], set[str]]:
-        """Apply every incident version and watermark in order. One an engine raises on is that item's
-        fault: the engines the batch touched are dropped (their table entries are still the batch's
-        starting state), the item dead-lettered, and the batch applied again without it."""
-        poisoned: set[tuple[int, int]] = set()
-        while True:
-            await self.states.built(
-                (ceasefire_id, event.message.partition)
-                for event, batch in decoded
-                for ceasefire_id in (*batch.watermarks, *(incident.ceasefire_id for incident in batch.incidents))
-            )
-            alerts: list[Alert] = []
-            touched: set[str] = set()
-            try:
-                for n, (event, batch) in enumerate(decoded):
-                    self._observe(n, batch, event.message.partition, alerts, touched, poisoned)
-            except _Poisoned as poison:
-                poisoned.add(poison.item)
-                for ceasefire_id in {*touched, poison.ceasefire_id}:
-                    self.states.discard(ceasefire_id)
-                message = decoded[poison.item[0]][0].message
-                body = orjson.dumps(poison.body)
-                pending.append(await quarantine(self.app, self.ctx, "alert", message, FAULT, poison.error, body))
-                continue
-            self._count_new(decoded, poisoned)
-            return alerts, touched
+    @staticmethod
+    def _items(decoded: list[tuple[Any, IncidentVersionBatch]]) -> list[Item[IncidentVersion | datetime]]:
+        """Each record's incident versions, then its watermarks: the order the engines apply them."""
+        items: list[Item[IncidentVersion | datetime]] = []
+        for message, batch in decoded:
+            for incident in batch.incidents:
+                items.append(Item(message, incident.ceasefire_id, incident, partial(_version_body, incident)))
+            for ceasefire_id, watermark in batch.watermarks.items():
+                items.append(Item(message, ceasefire_id, watermark, partial(_watermark_body, ceasefire_id, watermark)))
+        return items
 
-    def _observe(
-        self,
-        n: int,
-        batch: IncidentVersionBatch,
-        partition: int,
-        alerts: list[Alert],
-        touched: set[str],
-        poisoned: set[tuple[int, int]],
-    ) -> None:
-        for i, incident in enumerate(batch.incidents):
-            engine = self.engine(incident.ceasefire_id, partition)
-            if engine is not None and (n, i) not in poisoned:
-                try:
-                    alerts.extend(engine.observe(incident))
-                except Exception as error:  # noqa: BLE001 - one version's fault, not the stage's
-                    body = incident.model_dump(mode="json")
-                    raise _Poisoned((n, i), incident.ceasefire_id, body, error) from error
-                touched.add(incident.ceasefire_id)
-        for j, (ceasefire_id, watermark) in enumerate(batch.watermarks.items(), start=len(batch.incidents)):
-            engine = self.engine(ceasefire_id, partition)
-            if engine is not None and (n, j) not in poisoned:
-                try:
-                    alerts.extend(engine.advance(watermark))
-                except Exception as error:  # noqa: BLE001
-                    body = {"ceasefire_id": ceasefire_id, "watermark": str(watermark)}
-                    raise _Poisoned((n, j), ceasefire_id, body, error) from error
-                touched.add(ceasefire_id)
+    def _apply(self, item: Item[IncidentVersion | datetime]) -> list[Alert] | None:
+        """An incident version observed, or a watermark advanced: the alert records it raised (None
+        for a ceasefire gone from the registry)."""
+        engine = self.engine(item.ceasefire_id, item.message.partition)
+        if engine is None:
+            return None
+        if isinstance(item.value, datetime):
+            return engine.advance(item.value)
+        return engine.observe(item.value)
 
-    def _count_new(self, decoded: list[tuple[faust.EventT, IncidentVersionBatch]], poisoned: set[tuple[int, int]]) -> None:
-        for n, (_, batch) in enumerate(decoded):
-            for i, incident in enumerate(batch.incidents):
-                if incident.version == 1 and (n, i) not in poisoned and incident.ceasefire_id in self.engines:
-                    sector = incident.sectors[0] if incident.sectors else "unknown"
-                    self.ctx.metrics.incidents.labels(incident.ceasefire_id, sector, incident.severity.name.lower()).inc()
+    def _count_new(self, items: Iterable[Item[IncidentVersion | datetime]]) -> None:
+        for item in items:
+            incident = item.value
+            if not isinstance(incident, datetime) and incident.version == 1:
+                sector = incident.sectors[0] if incident.sectors else "unknown"
+                self.ctx.metrics.incidents.labels(incident.ceasefire_id, sector, incident.severity.name.lower()).inc()
 
     def _changed_snapshot(self, ceasefire_id: str) -> FragilitySnapshot | None:
         snapshot = self.engines[ceasefire_id].fragility()
@@ -167,20 +123,13 @@ class AlertStage:
         return snapshot
 
     async def _publish(
-        self,
-        alerts: list[Alert],
-        snapshots: list[FragilitySnapshot],
-        newest: datetime | None = None,
-        pending: list[Awaitable[Any]] | None = None,
+        self, alerts: list[Alert], snapshots: list[FragilitySnapshot], newest: datetime | None, outbox: Outbox
     ) -> None:
-        send = self.app.producer.send
-        pending = [] if pending is None else pending
         for alert in alerts:
-            pending.append(await send(self.topics[Role.ALERTS], alert.fingerprint.encode(), encode(alert), None, None, None))
+            await outbox.send(Role.ALERTS, alert.fingerprint.encode(), encode(alert))
         for snapshot in snapshots:
-            key = snapshot.ceasefire_id.encode()
-            pending.append(await send(self.topics[Role.FRAGILITY], key, encode(snapshot), None, None, None))
-        await asyncio.gather(*pending)
+            await outbox.send(Role.FRAGILITY, snapshot.ceasefire_id.encode(), encode(snapshot))
+        await outbox.flush()
         self.recent.extend(alerts)
         for alert in alerts:
             self.ctx.metrics.alerts.labels(alert.labels["alertname"], alert.labels["severity"], alert.status).inc()
@@ -190,7 +139,7 @@ class AlertStage:
 
     async def repeat_snapshots(self) -> None:
         """Processing-time heartbeat: the latest snapshot again, unchanged (its as_of says how old)."""
-        await self._publish([], list(self.snapshots.values()))
+        await self._publish([], list(self.snapshots.values()), None, Outbox(self.app, self.ctx, "alert"))
 
 
 def install(app: faust.App, ctx: Context) -> None:
@@ -208,3 +157,11 @@ def install(app: faust.App, ctx: Context) -> None:
         await stage.repeat_snapshots()
 
     ctx.stages["alert"] = stage
+
+
+def _version_body(incident: IncidentVersion) -> bytes:
+    return incident.__pydantic_serializer__.to_json(incident)
+
+
+def _watermark_body(ceasefire_id: str, watermark: datetime) -> bytes:
+    return orjson.dumps({"ceasefire_id": ceasefire_id, "watermark": watermark.isoformat()})

@@ -17,15 +17,13 @@ incidents under higher versions, and never publishes one version with two conten
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter, defaultdict
-from collections.abc import Awaitable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import faust
 import orjson
-from pydantic import ValidationError
 
 from schemas.incident import Incident
 from schemas.ingest import AcceptedBatch
@@ -35,19 +33,13 @@ from services.correlate import api
 from services.correlate.state import Correlator, version_entries
 from services.runtime.batching import bounded_batches
 from services.runtime.ceasefire_state import CeasefireStates
-from services.runtime.codec import encode, pack, raw_topic, try_decode
+from services.runtime.codec import encode, pack, raw_topic
 from services.runtime.context import Context
-from services.runtime.failure import FAULT, UNDECODABLE, or_die, quarantine
+from services.runtime.failure import or_die
+from services.runtime.stage import Item, Outbox, apply_isolated, decode_batch
 from services.runtime.tables import changelog_sent
 
 EVICT_EVERY_SECONDS = 300.0  # event time between evictions of one ceasefire
-
-
-class _Poisoned(Exception):
-    """The correlator raised on the batch's report number `index`."""
-
-    def __init__(self, index: int, error: Exception) -> None:
-        self.index, self.error = index, error
 
 
 def incident_batches(
@@ -87,10 +79,12 @@ class CorrelateStage:
         return self.states.get(ceasefire_id, partition)
 
     async def correlate_batch(self, events: list[faust.EventT]) -> None:
-        """All the AcceptedBatch records taken at once: one round of writes and sends for all of them."""
-        pending: list[Awaitable[Any]] = []
-        reports = await self._reports(events, pending)
-        published, touched = await self._fold(reports, pending)
+        """All the AcceptedBatch records taken at once: one round of writes and sends for all of them.
+        Order (services/runtime/stage.py): apply; store the new versions (the reservation) and await
+        the changelog; send the incidents and await them; store the rest; await the changelog."""
+        outbox = Outbox(self.app, self.ctx, "correlate")
+        items = self._items(await decode_batch(events, AcceptedBatch, outbox))
+        published, touched = self._by_partition(await apply_isolated(items, self._add, self.states, outbox))
         rest: dict[str, dict[str, str | None]] = {}
         for ceasefire_id in touched:
             correlator = self.correlators[ceasefire_id]
@@ -98,85 +92,58 @@ class CorrelateStage:
             reservations, rest[ceasefire_id] = version_entries(correlator.take_changes())
             self.states.store(ceasefire_id, reservations)
         await changelog_sent(self.app)
-        await self._publish(published, touched, pending)
+        await self._publish(published, touched, outbox)
         for ceasefire_id in touched:
             self.states.store(ceasefire_id, rest[ceasefire_id])
         await changelog_sent(self.app)
 
-    async def _fold(
-        self, reports: list[tuple[faust.EventT, AcceptedReport]], pending: list[Awaitable[Any]]
-    ) -> tuple[dict[int, list[Incident]], dict[str, int]]:
-        """Fold the batch's reports into their correlators. A report the correlator raises on is that
-        report's fault: the correlators the batch touched are dropped (their table entries are still
-        the batch's starting state: nothing is stored before this returns), the report dead-lettered,
-        and the batch folded again without it."""
-        poisoned: set[int] = set()
-        while True:
-            await self.states.built((report.ceasefire_id, event.message.partition) for event, report in reports)
-            published: dict[int, list[Incident]] = defaultdict(list)
-            touched: dict[str, int] = {}  # ceasefire id → its partition
-            try:
-                for n, (event, report) in enumerate(reports):
-                    if n not in poisoned:
-                        self._add(n, event.message.partition, report, published, touched)
-                return published, touched
-            except _Poisoned as poison:
-                event, report = reports[poison.index]
-                poisoned.add(poison.index)
-                for ceasefire_id in {*touched, report.ceasefire_id}:
-                    self.states.discard(ceasefire_id)
-                pending.append(
-                    await quarantine(self.app, self.ctx, "correlate", event.message, FAULT, poison.error, encode(report))
-                )
+    @staticmethod
+    def _items(decoded: list[tuple[Any, AcceptedBatch]]) -> list[Item[AcceptedReport]]:
+        return [
+            Item(message, report.ceasefire_id, report, partial(encode, report))
+            for message, batch in decoded
+            for report in batch.reports
+        ]
 
-    def _add(
-        self, n: int, partition: int, report: AcceptedReport, published: dict[int, list[Incident]], touched: dict[str, int]
-    ) -> None:
-        correlator = self.correlator(report.ceasefire_id, partition)
+    def _add(self, item: Item[AcceptedReport]) -> list[Incident] | None:
+        """Fold one report in: its incident records ("merged" ones first: the alert stage must not
+        count an absorbed incident and its survivor as two within one evaluation), or None for a
+        ceasefire gone from the registry since its reports were accepted."""
+        correlator = self.correlator(item.ceasefire_id, item.message.partition)
         if correlator is None:
-            return
-        try:
-            changed = correlator.add(report)
-        except Exception as error:  # noqa: BLE001 - one report's fault, not the stage's
-            raise _Poisoned(n, error) from error
-        # "merged" records first: the alert stage must not count an absorbed incident and its
-        # survivor as two incidents within one evaluation.
+            return None
+        changed = correlator.add(item.value)
         changed.sort(key=lambda incident: incident.status != "merged")
-        published[partition].extend(changed)
-        touched[report.ceasefire_id] = partition
+        return changed
 
-    async def _reports(
-        self, events: list[faust.EventT], pending: list[Awaitable[Any]]
-    ) -> list[tuple[faust.EventT, AcceptedReport]]:
-        reports = []
-        for event in events:
-            batch = try_decode(AcceptedBatch, event.message.value)
-            if isinstance(batch, ValidationError):
-                pending.append(await quarantine(self.app, self.ctx, "correlate", event.message, UNDECODABLE, batch))
-            else:
-                reports.extend((event, report) for report in batch.reports)
-        return reports
+    @staticmethod
+    def _by_partition(
+        applied: list[tuple[Item[AcceptedReport], list[Incident] | None]],
+    ) -> tuple[dict[int, list[Incident]], dict[str, int]]:
+        published: dict[int, list[Incident]] = defaultdict(list)
+        touched: dict[str, int] = {}  # ceasefire id → its partition
+        for item, changed in applied:
+            if changed is not None:
+                published[item.message.partition].extend(changed)
+                touched[item.ceasefire_id] = item.message.partition
+        return published, touched
 
-    async def _publish(
-        self, published: dict[int, list[Incident]], touched: dict[str, int], pending: list[Awaitable[Any]]
-    ) -> None:
-        send = self.app.producer.send
+    async def _publish(self, published: dict[int, list[Incident]], touched: dict[str, int], outbox: Outbox) -> None:
         observed: list[tuple[list[Incident], list[datetime]]] = []
         for partition, incidents in published.items():
             encoded = [encode(incident) for incident in incidents]  # once, for both topics
             newest = [max(r.ingested_at for r in incident.reports) for incident in incidents]
             observed.append((incidents, newest))
             for incident, record in zip(incidents, encoded, strict=True):
-                key = incident.incident_id.encode()
-                pending.append(await send(self.topics[Role.INCIDENTS], key, record, None, None, None))
+                await outbox.send(Role.INCIDENTS, incident.incident_id.encode(), record)
             watermarks = {
                 c: wm.isoformat()
                 for c, p in touched.items()
                 if p == partition and (wm := self.correlators[c].watermark) is not None
             }
             for batch in incident_batches(encoded, watermarks, newest):
-                pending.append(await send(self.topics[Role.BY_CEASEFIRE], None, batch, partition, None, None))
-        await asyncio.gather(*pending)
+                await outbox.send(Role.BY_CEASEFIRE, None, batch, partition)
+        await outbox.flush()
         for incidents, newest in observed:
             self._observe(incidents, newest)
 

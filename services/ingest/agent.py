@@ -19,17 +19,13 @@ the table is updated, then offsets are committed (Faust acks the events after th
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 import zlib
 from collections import defaultdict
-from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import Any
 
 import faust
-from pydantic import ValidationError
 
 from schemas.ingest import Duplicate, Origin, ReportBatch, SourcedReport
 from schemas.report import Report
@@ -38,9 +34,10 @@ from services.ingest.deadletter import dead_letter_headers
 from services.ingest.dedup import DedupState
 from services.ingest.validate import Problem, Reason, Rules, primary_reason, validate
 from services.runtime.batching import bounded_batches
-from services.runtime.codec import encode, pack, raw_topic, try_decode
+from services.runtime.codec import encode, pack, raw_topic
 from services.runtime.context import Context
-from services.runtime.failure import UNDECODABLE, or_die, quarantine
+from services.runtime.failure import or_die
+from services.runtime.stage import Outbox, decode_batch
 from services.runtime.tables import PartitionEntries, changelog_sent, fenced_table, key_partition
 
 SWEEP_EVERY_SECONDS = 24 * 3600.0  # event time between expiry sweeps of one partition
@@ -81,7 +78,7 @@ class IngestStage:
 
     async def validate_batch(self, events: list[faust.EventT]) -> None:
         now = datetime.now(UTC)
-        pending: list[Awaitable[Any]] = []
+        outbox = Outbox(self.app, self.ctx, "validate")
         by_partition: dict[int, list[bytes]] = defaultdict(list)
         for event in events:
             msg = event.message
@@ -92,8 +89,7 @@ class IngestStage:
                 verdict = [Problem(Reason.UNJUDGEABLE, "$", _fault(exc))]  # that record's fault, not the stage's
             if isinstance(verdict, list):
                 headers = dead_letter_headers(msg.topic, msg.partition, msg.offset, verdict)
-                dlq = self.topics[Role.DEAD_LETTERS]
-                pending.append(await self.app.producer.send(dlq, msg.key, msg.value, None, None, headers))
+                await outbox.send(Role.DEAD_LETTERS, msg.key, msg.value, None, headers)
                 self.ctx.metrics.reports.labels("dead_lettered", primary_reason(verdict).value).inc()
             else:
                 item = SourcedReport(
@@ -105,33 +101,29 @@ class IngestStage:
                 by_partition[source_partition(verdict.source, self.partitions)].append(encode(item))
         for partition, items in by_partition.items():
             for record in chunk_batches(items):
-                pending.append(await self.app.producer.send(self.topics[Role.BY_SOURCE], None, record, partition, None, None))
-        await asyncio.gather(*pending)
+                await outbox.send(Role.BY_SOURCE, None, record, partition)
+        await outbox.flush()
         self.ctx.metrics.batch_records.labels("validate").observe(len(events))
 
     async def deduplicate_batch(self, events: list[faust.EventT]) -> None:
         """All the ReportBatch records taken at once: one round of acknowledgements for all of them."""
         states: dict[int, DedupState] = {}
-        pending: list[Awaitable[Any]] = []
+        outbox = Outbox(self.app, self.ctx, "deduplicate")
         rules: list[str] = []
         by_ceasefire: dict[int, list[bytes]] = defaultdict(list)
         total = redelivered = 0
-        for event in events:
-            partition = event.message.partition
-            batch = try_decode(ReportBatch, event.message.value)
-            if isinstance(batch, ValidationError):
-                pending.append(await quarantine(self.app, self.ctx, "deduplicate", event.message, UNDECODABLE, batch))
-                continue
+        for message, batch in await decode_batch(events, ReportBatch, outbox):
+            partition = message.partition
             state = states.get(partition)
             if state is None:
                 entries = PartitionEntries(self.dedup, partition)
                 state = states[partition] = DedupState(entries, self.retention, scope=f"{partition}/")
             total += len(batch.reports)
-            redelivered += await self._decide(batch, state, pending, rules, by_ceasefire)
+            redelivered += await self._decide(batch, state, outbox, rules, by_ceasefire)
         for target, records in by_ceasefire.items():  # correlate's input: the same reports, batched
             for chunk in chunk_batches(records):
-                pending.append(await self.app.producer.send(self.topics[Role.ACCEPTED_BATCHES], None, chunk, target, None, None))
-        await asyncio.gather(*pending)
+                await outbox.send(Role.ACCEPTED_BATCHES, None, chunk, target)
+        await outbox.flush()
         for partition, state in states.items():
             state.commit()  # only after the acknowledgements: a crash before this line re-emits, never drops
             self._maybe_sweep(partition, state)
@@ -142,7 +134,7 @@ class IngestStage:
         self,
         batch: ReportBatch,
         state: DedupState,
-        pending: list[Awaitable[Any]],
+        outbox: Outbox,
         rules: list[str],
         by_ceasefire: dict[int, list[bytes]],
     ) -> int:
@@ -155,16 +147,16 @@ class IngestStage:
                 decision = state.decide(report, origin)
             except Exception as exc:  # noqa: BLE001 - a defect on one report must not stop dedup
                 log.exception("dedup raised on report %s; dead-lettered as unjudgeable", origin)
-                pending.append(await self._dead_letter(item, Problem(Reason.UNJUDGEABLE, "$", _fault(exc))))
+                await self._dead_letter(outbox, item, Problem(Reason.UNJUDGEABLE, "$", _fault(exc)))
                 continue
             if decision.outcome == "redelivered":
                 redelivered += 1
                 continue
             if decision.outcome == "too_old":
-                pending.append(await self._dead_letter(item, self._too_old(report, state)))
+                await self._dead_letter(outbox, item, self._too_old(report, state))
                 continue
             if decision.rule is None:
-                key, topic, record = report.ceasefire_id.encode(), self.topics[Role.ACCEPTED], encode(report)
+                key, topic, record = report.ceasefire_id.encode(), Role.ACCEPTED, encode(report)
                 headers = [(ORIGIN_HEADER, origin.encode())]
                 by_ceasefire[key_partition(report.ceasefire_id, self.partitions)].append(record)
             else:
@@ -176,18 +168,18 @@ class IngestStage:
                     duplicate_of=decision.duplicate_of or "",
                     origin=item.origin,
                 )
-                key, topic, record = report.source.encode(), self.topics[Role.DUPLICATES], encode(duplicate)
+                key, topic, record = report.source.encode(), Role.DUPLICATES, encode(duplicate)
                 headers = []
-            pending.append(await self.app.producer.send(topic, key, record, None, None, headers))
+            await outbox.send(topic, key, record, None, headers)
         return redelivered
 
-    async def _dead_letter(self, item: SourcedReport, problem: Problem) -> Awaitable[Any]:
+    async def _dead_letter(self, outbox: Outbox, item: SourcedReport, problem: Problem) -> None:
         """The original record, key and bytes, on the ingest dead-letter topic, as validation writes it."""
         self.dead_lettered.append(problem.reason.value)
         headers = dead_letter_headers(self.topics[Role.REPORTS], item.origin.partition, item.origin.offset, [problem])
         key = None if item.raw_key is None else base64.b64decode(item.raw_key)
         value = item.raw.encode() if item.raw else encode(item.report)  # a record from before raw was kept
-        return await self.app.producer.send(self.topics[Role.DEAD_LETTERS], key, value, None, None, headers)
+        await outbox.send(Role.DEAD_LETTERS, key, value, None, headers)
 
     def _too_old(self, report: Report, state: DedupState) -> Problem:
         newest = datetime.fromtimestamp(state.watermark, UTC).isoformat()

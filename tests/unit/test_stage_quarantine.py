@@ -3,12 +3,11 @@ goes through as if it had never been there (issue 16: one report crash-looped co
 
 The stages are real (a Faust app on the memory broker and store, the real correlator and engine);
 only the domain is made to raise on one chosen item, after changing its state half-way, as a defect
-would, and the dead-letter send is replaced by a list.
+would, and the outbox records what it would send.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +21,14 @@ from schemas.ceasefire import Ceasefire, load_registry
 from schemas.incident import IncidentBatch, IncidentVersionBatch
 from schemas.ingest import AcceptedBatch
 from schemas.report import AcceptedReport
+from schemas.topics import Role
 from services.alert import agent as alert_agent
 from services.alert.rules import AlertEngine
 from services.correlate import agent as correlate_agent
 from services.correlate.state import Correlator
 from services.runtime.context import Context
 from services.runtime.settings import Settings
+from services.runtime.stage import Item, Outbox, apply_isolated, decode_batch
 from tests.support.incidents import at, incident
 from tests.support.reports import report
 
@@ -48,13 +49,27 @@ class Event:
     message: Message
 
 
-class Quarantined(list[tuple[str, str, str, bytes | None]]):
-    async def __call__(self, app: Any, ctx: Any, stage: str, message: Any, reason: str, error: BaseException,
-                       value: bytes | None = None) -> Any:
-        self.append((stage, reason, type(error).__name__, value))
-        acked = asyncio.get_running_loop().create_future()
-        acked.set_result(None)
-        return acked
+class RecordingOutbox(Outbox):
+    """An outbox that records what it would send instead of sending it."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Any, bytes | None]] = []  # (kind, role or error, value)
+
+    async def send(self, role: Role, key: bytes | None, value: bytes, partition: int | None = None,
+                   headers: Any = ()) -> None:
+        self.sent.append(("send", role, value))
+
+    async def undecodable(self, message: Any, error: BaseException) -> None:
+        self.sent.append(("undecodable", type(error).__name__, None))
+
+    async def fault(self, message: Any, error: BaseException, body: bytes) -> None:
+        self.sent.append(("fault", type(error).__name__, body))
+
+    async def flush(self) -> None:
+        return None
+
+    def dead(self) -> list[tuple[str, Any, bytes | None]]:
+        return [entry for entry in self.sent if entry[0] != "send"]
 
 
 def context() -> tuple[faust.App, Context]:
@@ -88,18 +103,16 @@ def batches(reports: list[AcceptedReport]) -> list[Event]:
     ]
 
 
-async def correlate(reports: list[AcceptedReport], build: Any, monkeypatch: pytest.MonkeyPatch,
-                    extra: Iterable[Event] = ()) -> tuple[list[tuple[str, int, str]], Quarantined]:
-    quarantined = Quarantined()
-    monkeypatch.setattr(correlate_agent, "quarantine", quarantined)
+async def correlate(reports: list[AcceptedReport], build: Any,
+                    extra: Iterable[Event] = ()) -> tuple[list[tuple[str, int, str]], RecordingOutbox]:
     app, ctx = context()
     stage = correlate_agent.CorrelateStage(app, ctx)
     stage.states.build = build
-    pending: list[Any] = []
-    events = [*batches(reports), *extra]
-    published, _ = await stage._fold(await stage._reports(events, pending), pending)
+    outbox = RecordingOutbox()
+    decoded = await decode_batch([*batches(reports), *extra], AcceptedBatch, outbox)  # type: ignore[arg-type]
+    published, _ = stage._by_partition(await apply_isolated(stage._items(decoded), stage._add, stage.states, outbox))
     records = [(i.incident_id, i.version, i.status) for incidents in published.values() for i in incidents]
-    return records, quarantined
+    return records, outbox
 
 
 def build_correlator(cls: type[Correlator]) -> Any:
@@ -110,27 +123,27 @@ def build_correlator(cls: type[Correlator]) -> Any:
 
 
 @pytest.mark.asyncio
-async def test_correlate_dead_letters_the_report_it_raises_on_and_folds_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_correlate_dead_letters_the_report_it_raises_on_and_folds_the_rest() -> None:
     good = [accepted(0, "a", 10), accepted(1, "b", 12), accepted(3, "c", 15), accepted(4, "d", 300)]
     poison = accepted(2, "poison", 11)
     with_poison = [*good[:2], poison, *good[2:]]
-    expected, none = await correlate(good, build_correlator(Correlator), monkeypatch)
-    got, quarantined = await correlate(with_poison, build_correlator(TrippingCorrelator), monkeypatch)
-    assert none == []
+    expected, clean = await correlate(good, build_correlator(Correlator))
+    got, outbox = await correlate(with_poison, build_correlator(TrippingCorrelator))
+    assert clean.dead() == []
     assert got == expected
-    assert [(stage, reason, kind) for stage, reason, kind, _ in quarantined] == [("correlate", "fault", "Defect")]
-    dead = AcceptedReport.model_validate_json(quarantined[0][3] or b"")
+    assert [(kind, error) for kind, error, _ in outbox.dead()] == [("fault", "Defect")]
+    dead = AcceptedReport.model_validate_json(outbox.dead()[0][2] or b"")
     assert dead.identity == poison.identity
 
 
 @pytest.mark.asyncio
-async def test_correlate_dead_letters_an_undecodable_record_with_its_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_correlate_dead_letters_an_undecodable_record_with_its_bytes() -> None:
     good = [accepted(0, "a", 10), accepted(1, "b", 12)]
     garbage = Event(Message("accepted", 0, 99, b'{"reports":[{"report_id":1}]}'))
-    expected, _ = await correlate(good, build_correlator(Correlator), monkeypatch)
-    got, quarantined = await correlate(good, build_correlator(Correlator), monkeypatch, extra=[garbage])
+    expected, _ = await correlate(good, build_correlator(Correlator))
+    got, outbox = await correlate(good, build_correlator(Correlator), extra=[garbage])
     assert got == expected
-    assert [(stage, reason, value) for stage, reason, _, value in quarantined] == [("correlate", "undecodable", None)]
+    assert [(kind, error) for kind, error, _ in outbox.dead()] == [("undecodable", "ValidationError")]
 
 
 class TrippingEngine(AlertEngine):
@@ -141,30 +154,68 @@ class TrippingEngine(AlertEngine):
         return alerts
 
 
-async def alert(items: list[Any], engine: type[AlertEngine], monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], Quarantined]:
-    quarantined = Quarantined()
-    monkeypatch.setattr(alert_agent, "quarantine", quarantined)
+async def alert(items: list[Any], engine: type[AlertEngine]) -> tuple[list[Any], RecordingOutbox]:
     app, ctx = context()
     stage = alert_agent.AlertStage(app, ctx)
     stage.states.build = lambda ceasefire, persisted, _stored: engine(ceasefire, persisted=persisted)
-    decoded = []
+    events = []
     for n, (incidents, watermark) in enumerate(items):
         raw = IncidentBatch(watermarks={"in-pk-2025-05-10": watermark}, incidents=incidents).model_dump_json()
-        decoded.append((Event(Message("by-ceasefire", 0, n, raw.encode())), IncidentVersionBatch.model_validate_json(raw)))
-    alerts, _ = await stage._fold(decoded, [])
-    return [(a.fingerprint, a.status, a.labels["alertname"]) for a in alerts], quarantined
+        events.append(Event(Message("by-ceasefire", 0, n, raw.encode())))
+    outbox = RecordingOutbox()
+    decoded = await decode_batch(events, IncidentVersionBatch, outbox)  # type: ignore[arg-type]
+    applied = await apply_isolated(stage._items(decoded), stage._apply, stage.states, outbox)
+    alerts = [a for _, raised in applied if raised is not None for a in raised]
+    return [(a.fingerprint, a.status, a.labels["alertname"]) for a in alerts], outbox
 
 
 @pytest.mark.asyncio
-async def test_alert_dead_letters_the_version_it_raises_on_and_applies_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_alert_dead_letters_the_version_it_raises_on_and_applies_the_rest() -> None:
     first = [incident("inc-1", 1.0, killed=2), incident("inc-2", 1.1, status="mutual")]
     second = [incident("inc-3", 2.0, status="corroborated", killed=5)]
     poison = incident("poison", 1.5, killed=40)
     clean = [(first, at(1.2)), (second, at(2.1))]
     tainted = [([*first, poison], at(1.2)), (second, at(2.1))]
-    expected, _ = await alert(clean, AlertEngine, monkeypatch)
-    got, quarantined = await alert(tainted, TrippingEngine, monkeypatch)
+    expected, _ = await alert(clean, AlertEngine)
+    got, outbox = await alert(tainted, TrippingEngine)
     assert expected, "the scenario must fire something"
     assert got == expected
-    assert [(stage, reason) for stage, reason, _, _ in quarantined] == [("alert", "fault")]
-    assert orjson.loads(quarantined[0][3] or b"")["incident_id"] == "poison"
+    assert [(kind, error) for kind, error, _ in outbox.dead()] == [("fault", "Defect")]
+    assert orjson.loads(outbox.dead()[0][2] or b"")["incident_id"] == "poison"
+
+
+class FakeStates:
+    """Per-ceasefire counters standing in for state: `discard` is a rebuild from what was stored."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, int] = {"a": 0, "b": 0}
+        self.live = dict(self.stored)
+        self.discarded: list[str] = []
+
+    async def built(self, wanted: Iterable[tuple[str, int]]) -> None:
+        for ceasefire_id, _ in wanted:
+            self.live.setdefault(ceasefire_id, self.stored.get(ceasefire_id, 0))
+
+    def discard(self, ceasefire_id: str) -> None:
+        self.discarded.append(ceasefire_id)
+        self.live.pop(ceasefire_id, None)
+
+
+@pytest.mark.asyncio
+async def test_apply_isolated_applies_the_batch_again_without_each_poisoned_item() -> None:
+    states, outbox = FakeStates(), RecordingOutbox()
+    message = Message("in", 0, 7, b"")
+    values = [("a", 1), ("b", 2), ("a", -1), ("b", 3), ("b", -1), ("a", 4)]  # -1: the domain raises
+    items = [Item(message, c, v, lambda v=v: str(v).encode()) for c, v in values]
+
+    def apply(item: Item[int]) -> int:
+        states.live[item.ceasefire_id] += item.value  # changed before it raises, as a defect would
+        if item.value < 0:
+            raise Defect("negative")
+        return states.live[item.ceasefire_id]
+
+    applied = await apply_isolated(items, apply, states, outbox)
+    assert [(item.value, total) for item, total in applied] == [(1, 1), (2, 2), (3, 5), (4, 5)]
+    assert states.live == {"a": 5, "b": 5}  # as if the poisoned items had never been there
+    assert [body for _, _, body in outbox.dead()] == [b"-1", b"-1"]
+    assert sorted(states.discarded) == ["a", "a", "b", "b"]

@@ -1,0 +1,121 @@
+"""The batch protocol every stage follows, in one place: decode → domain → send → store → commit.
+
+A stage's agent takes a batch of input records and
+1. **decodes** them (`decode_batch`): a record that does not decode is dead-lettered, the rest go on;
+2. **applies** the domain to each item in order (`apply_isolated`): an item the domain raises on is
+   that item's fault — dead-lettered, the states the batch touched dropped (nothing of the batch is
+   stored yet, so the table still holds its starting state) and the batch applied again without it;
+3. **sends** its outputs through an `Outbox`, which queues every send of the batch (outputs and dead
+   letters alike) and awaits their acknowledgements together (`flush`);
+4. **stores** the state's changes, then awaits the changelog (`tables.changelog_sent`);
+5. returns, and Faust may commit the batch's offsets.
+
+A crash anywhere re-processes the batch: outputs may be sent twice, never lost, and the stores are
+idempotent. The one stage-specific step is where the state is stored relative to the sends, said in
+each agent: correlate stores its incidents' new versions *before* sending (a reservation, so a version
+never gets two contents), the rest after the sends are acknowledged (docs/link-rule.md, docs/alerts.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from schemas.topics import Role
+from services.runtime.codec import try_decode
+from services.runtime.failure import FAULT, UNDECODABLE, quarantine
+
+if TYPE_CHECKING:
+    import faust
+
+    from services.runtime.context import Context
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+R = TypeVar("R")
+Headers = Sequence[tuple[str, bytes]]
+
+
+class Outbox:
+    """The sends of one batch, in the order decided, acknowledged together."""
+
+    def __init__(self, app: faust.App, ctx: Context, stage: str) -> None:
+        self.app, self.ctx, self.stage = app, ctx, stage
+        self.pending: list[Awaitable[Any]] = []
+
+    async def send(
+        self, role: Role, key: bytes | None, value: bytes, partition: int | None = None, headers: Headers = ()
+    ) -> None:
+        topic = self.ctx.settings.topic(role)
+        self.pending.append(await self.app.producer.send(topic, key, value, partition, None, list(headers) or None))
+
+    async def undecodable(self, message: Any, error: BaseException) -> None:
+        self.pending.append(await quarantine(self.app, self.ctx, self.stage, message, UNDECODABLE, error))
+
+    async def fault(self, message: Any, error: BaseException, body: bytes) -> None:
+        self.pending.append(await quarantine(self.app, self.ctx, self.stage, message, FAULT, error, body))
+
+    async def flush(self) -> None:
+        """Await every send of the batch so far: after this, the broker has them all."""
+        pending, self.pending = self.pending, []
+        await asyncio.gather(*pending)
+
+
+async def decode_batch(events: Iterable[faust.EventT], model: type[M], outbox: Outbox) -> list[tuple[Any, M]]:
+    """Each record's message and its decoded value; a record that does not decode is dead-lettered."""
+    decoded = []
+    for event in events:
+        value = try_decode(model, event.message.value)
+        if isinstance(value, ValidationError):
+            await outbox.undecodable(event.message, value)
+        else:
+            decoded.append((event.message, value))
+    return decoded
+
+
+@dataclass(frozen=True, slots=True)
+class Item(Generic[T]):
+    """One thing the domain applies: from which input record, to which ceasefire's state, what."""
+
+    message: Any
+    ceasefire_id: str
+    value: T
+    body: Callable[[], bytes]  # its bytes, for a dead letter
+
+
+class States(Protocol):
+    """What `apply_isolated` needs of the per-ceasefire states (services/runtime/ceasefire_state.py)."""
+
+    async def built(self, wanted: Iterable[tuple[str, int]]) -> None: ...
+
+    def discard(self, ceasefire_id: str) -> None: ...
+
+
+async def apply_isolated(
+    items: Sequence[Item[T]], apply: Callable[[Item[T]], R], states: States, outbox: Outbox
+) -> list[tuple[Item[T], R]]:
+    """Apply the items in order, each with its result; an item `apply` raises on is dead-lettered and
+    the batch applied again without it, from the states as stored (see the module docstring)."""
+    poisoned: set[int] = set()
+    while True:
+        await states.built((item.ceasefire_id, item.message.partition) for item in items)
+        applied: list[tuple[Item[T], R]] = []
+        touched: set[str] = set()
+        for n, item in enumerate(items):
+            if n in poisoned:
+                continue
+            touched.add(item.ceasefire_id)
+            try:
+                applied.append((item, apply(item)))
+            except Exception as error:  # noqa: BLE001 - one item's fault, not the stage's
+                poisoned.add(n)
+                for ceasefire_id in touched:
+                    states.discard(ceasefire_id)
+                await outbox.fault(item.message, error, item.body())
+                break
+        else:
+            return applied
