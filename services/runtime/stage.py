@@ -46,12 +46,13 @@ class Outbox:
     def __init__(self, app: faust.App, ctx: Context, stage: str) -> None:
         self.app, self.ctx, self.stage = app, ctx, stage
         self.pending: list[Awaitable[Any]] = []
+        self.topics = {role: ctx.settings.topic(role) for role in Role}  # once a batch, not once a send
 
     async def send(
         self, role: Role, key: bytes | None, value: bytes, partition: int | None = None, headers: Headers = ()
     ) -> None:
-        topic = self.ctx.settings.topic(role)
-        self.pending.append(await self.app.producer.send(topic, key, value, partition, None, list(headers) or None))
+        headers = list(headers) or None
+        self.pending.append(await self.app.producer.send(self.topics[role], key, value, partition, None, headers))
 
     async def undecodable(self, message: Any, error: BaseException) -> None:
         self.pending.append(await quarantine(self.app, self.ctx, self.stage, message, UNDECODABLE, error))
