@@ -1,13 +1,25 @@
-"""The one place that names every topic: its default name, key, value and retention policy.
+"""The one place that names every topic: its default name, key, value and retention policy, and in
+code its value model and key function (as kafka-streams-examples' `Schemas.Topics` does).
 
 Names are configurable (settings `CEASEFIRE_TOPIC_<ROLE>`); agents, tests and tools look topics up
-here by role, never by a string literal.
+here by role, never by a string literal. Stages decode a topic with its `reader` and publish a model
+on it with its `key_of` (services/runtime/stage.py): no stage picks a model or a key by hand.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel
+
+from schemas.alert import Alert
+from schemas.fragility import FragilitySnapshot
+from schemas.incident import Incident, IncidentBatch, IncidentVersionBatch
+from schemas.ingest import AcceptedBatch, Duplicate, ReportBatch
+from schemas.report import AcceptedReport
 
 
 class Role(StrEnum):
@@ -28,10 +40,20 @@ class Role(StrEnum):
 class TopicSpec:
     role: Role
     default_name: str
-    key: str
-    value: str
+    key: str  # what the key is, for people (docs/topics.md)
+    value: str  # what the value is, for people
     compacted: bool = False
     internal: bool = False
+    model: type[BaseModel] | None = None  # the value's model; None: bytes as sent (reports, dead letters)
+    key_of: Callable[[Any], str] | None = None  # the record key from the value; None: the writer picks the partition
+    read_as: type[BaseModel] | None = None  # a lighter model to read the same bytes with (fewer fields checked)
+
+    @property
+    def reader(self) -> type[BaseModel]:
+        model = self.read_as or self.model
+        if model is None:
+            raise TypeError(f"topic {self.role} carries bytes as sent, not a model")
+        return model
 
 
 TOPICS: dict[Role, TopicSpec] = {
@@ -50,18 +72,23 @@ TOPICS: dict[Role, TopicSpec] = {
             "none; partition = stable hash of `source`",
             "ReportBatch: validated reports of one partition, many per record",
             internal=True,
+            model=ReportBatch,
         ),
         TopicSpec(
             Role.DUPLICATES,
             "ceasefire.reports.duplicates.v1",
             "`source`",
             "Duplicate: which report it repeats and by which rule",
+            model=Duplicate,
+            key_of=lambda duplicate: duplicate.source,
         ),
         TopicSpec(
             Role.ACCEPTED,
             "ceasefire.reports.accepted.v1",
             "`ceasefire_id`",
             "AcceptedReport: the validated, normalised report plus `ingested_at`",
+            model=AcceptedReport,
+            key_of=lambda report: report.ceasefire_id,
         ),
         TopicSpec(
             Role.ACCEPTED_BATCHES,
@@ -69,6 +96,7 @@ TOPICS: dict[Role, TopicSpec] = {
             "none; partition = the accepted topic's partition of the ceasefire",
             "AcceptedBatch: the accepted reports of one partition, many per record (correlate's input)",
             internal=True,
+            model=AcceptedBatch,
         ),
         TopicSpec(
             Role.INCIDENTS,
@@ -76,6 +104,8 @@ TOPICS: dict[Role, TopicSpec] = {
             "`incident_id`",
             "Incident: the whole current incident, a new `version` per change",
             compacted=True,
+            model=Incident,
+            key_of=lambda incident: incident.incident_id,
         ),
         TopicSpec(
             Role.BY_CEASEFIRE,
@@ -83,11 +113,26 @@ TOPICS: dict[Role, TopicSpec] = {
             "none; partition = the accepted topic's partition of the ceasefire",
             "IncidentBatch: incident versions of one correlate batch, with watermarks",
             internal=True,
+            model=IncidentBatch,
+            read_as=IncidentVersionBatch,  # the alert stage skips the reports
         ),
         TopicSpec(
-            Role.ALERTS, "ceasefire.alerts.v1", "`fingerprint`", "Alert (Alertmanager-like)", compacted=True
+            Role.ALERTS,
+            "ceasefire.alerts.v1",
+            "`fingerprint`",
+            "Alert (Alertmanager-like)",
+            compacted=True,
+            model=Alert,
+            key_of=lambda alert: alert.fingerprint,
         ),
-        TopicSpec(Role.FRAGILITY, "ceasefire.fragility.v1", "`ceasefire_id`", "FragilitySnapshot"),
+        TopicSpec(
+            Role.FRAGILITY,
+            "ceasefire.fragility.v1",
+            "`ceasefire_id`",
+            "FragilitySnapshot",
+            model=FragilitySnapshot,
+            key_of=lambda snapshot: snapshot.ceasefire_id,
+        ),
         TopicSpec(
             Role.STAGE_DEAD_LETTERS,
             "ceasefire.stages.v1.dlq",

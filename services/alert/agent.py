@@ -30,7 +30,7 @@ from schemas.topics import Role
 from services.alert.rules import AlertEngine
 from services.runtime.batching import bounded_batches
 from services.runtime.ceasefire_state import CeasefireStates
-from services.runtime.codec import encode, raw_topic
+from services.runtime.codec import raw_topic
 from services.runtime.context import Context
 from services.runtime.failure import or_die
 from services.runtime.stage import Item, Outbox, apply_isolated, decode_batch
@@ -75,7 +75,7 @@ class AlertStage:
         Order (services/runtime/stage.py): apply; send and await; store the engines' changes (the
         journal first) and await the changelog."""
         outbox = Outbox(self.app, self.ctx, "alert")
-        decoded = await decode_batch(events, IncidentVersionBatch, outbox)
+        decoded = await decode_batch(events, Role.BY_CEASEFIRE, outbox)
         applied = await apply_isolated(self._items(decoded), self._apply, self.states, outbox)
         alerts = [alert for _, raised in applied if raised is not None for alert in raised]
         touched = {item.ceasefire_id for item, raised in applied if raised is not None}
@@ -126,9 +126,9 @@ class AlertStage:
         self, alerts: list[Alert], snapshots: list[FragilitySnapshot], newest: datetime | None, outbox: Outbox
     ) -> None:
         for alert in alerts:
-            await outbox.send(Role.ALERTS, alert.fingerprint.encode(), encode(alert))
+            await outbox.publish(Role.ALERTS, alert)
         for snapshot in snapshots:
-            await outbox.send(Role.FRAGILITY, snapshot.ceasefire_id.encode(), encode(snapshot))
+            await outbox.publish(Role.FRAGILITY, snapshot)
         await outbox.flush()
         self.recent.extend(alerts)
         for alert in alerts:

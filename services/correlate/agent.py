@@ -83,7 +83,7 @@ class CorrelateStage:
         Order (services/runtime/stage.py): apply; store the new versions (the reservation) and await
         the changelog; send the incidents and await them; store the rest; await the changelog."""
         outbox = Outbox(self.app, self.ctx, "correlate")
-        items = self._items(await decode_batch(events, AcceptedBatch, outbox))
+        items = self._items(await decode_batch(events, Role.ACCEPTED_BATCHES, outbox))
         published, touched = self._by_partition(await apply_isolated(items, self._add, self.states, outbox))
         rest: dict[str, dict[str, str | None]] = {}
         for ceasefire_id in touched:
@@ -135,7 +135,7 @@ class CorrelateStage:
             newest = [max(r.ingested_at for r in incident.reports) for incident in incidents]
             observed.append((incidents, newest))
             for incident, record in zip(incidents, encoded, strict=True):
-                await outbox.send(Role.INCIDENTS, incident.incident_id.encode(), record)
+                await outbox.publish(Role.INCIDENTS, incident, encoded=record)
             watermarks = {
                 c: wm.isoformat()
                 for c, p in touched.items()

@@ -112,7 +112,7 @@ class IngestStage:
         rules: list[str] = []
         by_ceasefire: dict[int, list[bytes]] = defaultdict(list)
         total = redelivered = 0
-        for message, batch in await decode_batch(events, ReportBatch, outbox):
+        for message, batch in await decode_batch(events, Role.BY_SOURCE, outbox):
             partition = message.partition
             state = states.get(partition)
             if state is None:
@@ -156,8 +156,8 @@ class IngestStage:
                 await self._dead_letter(outbox, item, self._too_old(report, state))
                 continue
             if decision.rule is None:
-                key, topic, record = report.ceasefire_id.encode(), Role.ACCEPTED, encode(report)
-                headers = [(ORIGIN_HEADER, origin.encode())]
+                record = encode(report)  # once, for the public topic and correlate's batches
+                await outbox.publish(Role.ACCEPTED, report, headers=[(ORIGIN_HEADER, origin.encode())], encoded=record)
                 by_ceasefire[key_partition(report.ceasefire_id, self.partitions)].append(record)
             else:
                 rules.append(decision.rule)
@@ -168,9 +168,7 @@ class IngestStage:
                     duplicate_of=decision.duplicate_of or "",
                     origin=item.origin,
                 )
-                key, topic, record = report.source.encode(), Role.DUPLICATES, encode(duplicate)
-                headers = []
-            await outbox.send(topic, key, record, None, headers)
+                await outbox.publish(Role.DUPLICATES, duplicate)
         return redelivered
 
     async def _dead_letter(self, outbox: Outbox, item: SourcedReport, problem: Problem) -> None:

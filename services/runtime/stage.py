@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from schemas.topics import Role
-from services.runtime.codec import try_decode
+from schemas.topics import TOPICS, Role
+from services.runtime.codec import encode, try_decode
 from services.runtime.failure import FAULT, UNDECODABLE, quarantine
 
 if TYPE_CHECKING:
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
     from services.runtime.context import Context
 
-M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 R = TypeVar("R")
 Headers = Sequence[tuple[str, bytes]]
@@ -54,6 +53,22 @@ class Outbox:
         headers = list(headers) or None
         self.pending.append(await self.app.producer.send(self.topics[role], key, value, partition, None, headers))
 
+    async def publish(
+        self,
+        role: Role,
+        value: BaseModel,
+        partition: int | None = None,
+        headers: Headers = (),
+        encoded: bytes | None = None,
+    ) -> None:
+        """Send a model on its topic, keyed by the topic's key function (schemas/topics.py); `encoded`:
+        the value's bytes when the stage has them already (one encoding for two topics)."""
+        spec = TOPICS[role]
+        if spec.model is None or not isinstance(value, spec.model):
+            raise TypeError(f"topic {role} carries {spec.model and spec.model.__name__}, not {type(value).__name__}")
+        key = None if spec.key_of is None else spec.key_of(value).encode()
+        await self.send(role, key, encode(value) if encoded is None else encoded, partition, headers)
+
     async def undecodable(self, message: Any, error: BaseException) -> None:
         self.pending.append(await quarantine(self.app, self.ctx, self.stage, message, UNDECODABLE, error))
 
@@ -66,11 +81,13 @@ class Outbox:
         await asyncio.gather(*pending)
 
 
-async def decode_batch(events: Iterable[faust.EventT], model: type[M], outbox: Outbox) -> list[tuple[Any, M]]:
-    """Each record's message and its decoded value; a record that does not decode is dead-lettered."""
+async def decode_batch(events: Iterable[faust.EventT], role: Role, outbox: Outbox) -> list[tuple[Any, Any]]:
+    """Each record's message and its value, read with the topic's model (schemas/topics.py); a record
+    that does not decode is dead-lettered."""
+    reader = TOPICS[role].reader
     decoded = []
     for event in events:
-        value = try_decode(model, event.message.value)
+        value = try_decode(reader, event.message.value)
         if isinstance(value, ValidationError):
             await outbox.undecodable(event.message, value)
         else:

@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from schemas.ceasefire import Ceasefire, load_registry
-from schemas.incident import IncidentBatch, IncidentVersionBatch
+from schemas.incident import IncidentBatch
 from schemas.ingest import AcceptedBatch
 from schemas.report import AcceptedReport
 from schemas.topics import Role
@@ -109,7 +109,7 @@ async def correlate(reports: list[AcceptedReport], build: Any,
     stage = correlate_agent.CorrelateStage(app, ctx)
     stage.states.build = build
     outbox = RecordingOutbox()
-    decoded = await decode_batch([*batches(reports), *extra], AcceptedBatch, outbox)  # type: ignore[arg-type]
+    decoded = await decode_batch([*batches(reports), *extra], Role.ACCEPTED_BATCHES, outbox)  # type: ignore[arg-type]
     published, _ = stage._by_partition(await apply_isolated(stage._items(decoded), stage._add, stage.states, outbox))
     records = [(i.incident_id, i.version, i.status) for incidents in published.values() for i in incidents]
     return records, outbox
@@ -163,7 +163,7 @@ async def alert(items: list[Any], engine: type[AlertEngine]) -> tuple[list[Any],
         raw = IncidentBatch(watermarks={"in-pk-2025-05-10": watermark}, incidents=incidents).model_dump_json()
         events.append(Event(Message("by-ceasefire", 0, n, raw.encode())))
     outbox = RecordingOutbox()
-    decoded = await decode_batch(events, IncidentVersionBatch, outbox)  # type: ignore[arg-type]
+    decoded = await decode_batch(events, Role.BY_CEASEFIRE, outbox)  # type: ignore[arg-type]
     applied = await apply_isolated(stage._items(decoded), stage._apply, stage.states, outbox)
     alerts = [a for _, raised in applied if raised is not None for a in raised]
     return [(a.fingerprint, a.status, a.labels["alertname"]) for a in alerts], outbox
@@ -219,3 +219,26 @@ async def test_apply_isolated_applies_the_batch_again_without_each_poisoned_item
     assert states.live == {"a": 5, "b": 5}  # as if the poisoned items had never been there
     assert [body for _, _, body in outbox.dead()] == [b"-1", b"-1"]
     assert sorted(states.discarded) == ["a", "a", "b", "b"]
+
+
+class SendingOutbox(Outbox):
+    """The real `publish`, its sends recorded."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[Role, bytes | None, bytes]] = []
+
+    async def send(self, role: Role, key: bytes | None, value: bytes, partition: int | None = None,
+                   headers: Any = ()) -> None:
+        self.sent.append((role, key, value))
+
+
+@pytest.mark.asyncio
+async def test_a_model_is_published_on_its_topic_with_its_key_and_nowhere_else() -> None:
+    outbox = SendingOutbox()
+    published = incident("inc-9", 1.0)
+    await outbox.publish(Role.INCIDENTS, published)
+    assert outbox.sent == [(Role.INCIDENTS, b"inc-9", published.model_dump_json().encode())]
+    with pytest.raises(TypeError):
+        await outbox.publish(Role.ALERTS, published)  # an incident is no alert
+    with pytest.raises(TypeError):
+        await outbox.publish(Role.REPORTS, published)  # the ingest topic carries bytes as sent
