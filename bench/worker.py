@@ -96,7 +96,7 @@ def probe_hook(path: Path, profile: Path | None = None) -> Any:
             recovery = app.tables.recovery
             began, ended = getattr(recovery, "_recovery_started_at", None), getattr(recovery, "_recovery_ended_at", None)
             if began is not None and ended is not None and ended >= began:
-                # the raw-consumer rebuild (services/runtime/restore.py) runs just before Faust's recovery
+                # the raw-consumer rebuild (services/runtime/fixes/restore.py) runs just before Faust's recovery
                 ours = sum(t.restored.seconds for t in app.tables.values() if isinstance(t, FencedTable))
                 probe.recovery_seconds = ours + ended - began
             if probe.profiler is not None and profile is not None and profile.with_suffix(".stop").exists():

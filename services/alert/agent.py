@@ -28,11 +28,11 @@ from schemas.fragility import FragilitySnapshot
 from schemas.incident import IncidentVersion, IncidentVersionBatch
 from schemas.topics import Role
 from services.alert.rules import AlertEngine
-from services.runtime.batching import bounded_batches
 from services.runtime.ceasefire_state import CeasefireStates
 from services.runtime.codec import raw_topic
 from services.runtime.context import Context
 from services.runtime.failure import or_die
+from services.runtime.fixes.batching import bounded_batches
 from services.runtime.stage import Item, Outbox, apply_isolated, decode_batch
 from services.runtime.tables import changelog_sent
 

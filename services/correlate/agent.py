@@ -31,11 +31,11 @@ from schemas.report import AcceptedReport
 from schemas.topics import Role
 from services.correlate import api
 from services.correlate.state import Correlator, version_entries
-from services.runtime.batching import bounded_batches
 from services.runtime.ceasefire_state import CeasefireStates
 from services.runtime.codec import encode, pack, raw_topic
 from services.runtime.context import Context
 from services.runtime.failure import or_die
+from services.runtime.fixes.batching import bounded_batches
 from services.runtime.stage import Item, Outbox, apply_isolated, decode_batch
 from services.runtime.tables import changelog_sent
 

@@ -33,10 +33,10 @@ from schemas.topics import Role
 from services.ingest.deadletter import dead_letter_headers
 from services.ingest.dedup import DedupState
 from services.ingest.validate import Problem, Reason, Rules, primary_reason, validate
-from services.runtime.batching import bounded_batches
 from services.runtime.codec import encode, pack, raw_topic
 from services.runtime.context import Context
 from services.runtime.failure import or_die
+from services.runtime.fixes.batching import bounded_batches
 from services.runtime.stage import Outbox, decode_batch
 from services.runtime.tables import PartitionEntries, changelog_sent, fenced_table, key_partition
 

@@ -14,10 +14,10 @@ import faust
 
 from services.runtime import allocator
 from services.runtime.collectors import StateCollector
-from services.runtime.consumer import MonitorApp
 from services.runtime.context import Context
-from services.runtime.sensor import install_sensor
-from services.runtime.store_memory import StoreMemory
+from services.runtime.fixes.consumer import MonitorApp
+from services.runtime.fixes.sensor import install_sensor
+from services.runtime.fixes.store_memory import StoreMemory
 
 Installer = Callable[[faust.App, Context], None]
 

@@ -28,7 +28,7 @@ from aiokafka.partitioner import murmur2
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP, CodecArg
 
-from services.runtime.restore import Restored, rebuild, write_batch
+from services.runtime.fixes.restore import Restored, rebuild, write_batch
 
 FENCE_KEY = "~fence"
 log = logging.getLogger("ceasefire.tables")

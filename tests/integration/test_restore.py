@@ -1,4 +1,4 @@
-"""The raw-consumer rebuild of table partitions (services/runtime/restore.py) against the real broker.
+"""The raw-consumer rebuild of table partitions (services/runtime/fixes/restore.py) against the real broker.
 
 The store is a stand-in with Faust's RocksDB interface over real rocksdict databases; the changelog is
 a real topic written in several batches, its last batch many records long: the case where the
@@ -17,7 +17,7 @@ from faust.types import TP
 from rocksdict import Options, Rdict
 from yarl import URL
 
-from services.runtime.restore import bootstrap_servers, rebuild
+from services.runtime.fixes.restore import bootstrap_servers, rebuild
 
 pytestmark = pytest.mark.asyncio
 

@@ -11,7 +11,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 from mode.utils.queues import FlowControlQueue
 
-from services.runtime.consumer import _ResumeKeepsBuffers, _ShortPollThread
+from services.runtime.fixes.consumer import _ResumeKeepsBuffers, _ShortPollThread
 
 REPORTS = TP("reports", 0)
 

@@ -1,4 +1,4 @@
-"""Every RocksDB store of a worker shares one cache and one memtable budget (services/runtime/store_memory.py)."""
+"""Every RocksDB store of a worker shares one cache and one memtable budget (services/runtime/fixes/store_memory.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from faust.stores.rocksdb import RocksDBOptions
 
 from services.runtime.app import create_app
 from services.runtime.context import Context
+from services.runtime.fixes.store_memory import StoreMemory
 from services.runtime.settings import Settings
-from services.runtime.store_memory import StoreMemory
 from services.runtime.tables import FencedTable
 
 MB = 1 << 20

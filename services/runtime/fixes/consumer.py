@@ -45,7 +45,7 @@ from faust.types import TP, ConsumerT, TransportT
 from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent
 
-from services.runtime.store_memory import StoreMemory
+from services.runtime.fixes.store_memory import StoreMemory
 
 PREFETCH_BACKOFF_SECONDS = 0.005
 
