@@ -41,16 +41,9 @@ FRAGILITY_REPEAT_SECONDS = 60.0
 
 class AlertStage:
     def __init__(self, app: faust.App, ctx: Context) -> None:
-        self.app = app
-        self.ctx = ctx
-        self.topics = {role: ctx.settings.topic(role) for role in Role}
-        self.states: CeasefireStates[AlertEngine] = CeasefireStates(
-            app,
-            ctx.registry,
-            "alerting",
-            self.topics[Role.BY_CEASEFIRE],
-            ctx.settings.partitions,
-            lambda ceasefire, persisted, _stored: AlertEngine(ceasefire, persisted=persisted),
+        self.app, self.ctx = app, ctx
+        self.states: CeasefireStates[AlertEngine] = CeasefireStates.of_stage(
+            app, ctx, "alerting", Role.BY_CEASEFIRE, lambda ceasefire, persisted, _stored: AlertEngine(ceasefire, persisted=persisted)
         )
         self.engines = self.states.states  # ceasefire id → engine, for the collector and live view
         self.snapshots: dict[str, FragilitySnapshot] = {}

@@ -23,6 +23,7 @@ from collections import OrderedDict
 from datetime import datetime
 
 from schemas.incident import Severity
+from services.alert.arrival import pop_arrived
 from services.alert.conditions import TOP_RUNG
 from services.alert.recent import IncidentSummary
 
@@ -125,13 +126,8 @@ class SectorEscalations:
 
     def prune(self, since: int) -> None:
         """Drop the candidates whose version arrived at or before `since` (they come first)."""
-        candidates = self.candidates
-        while candidates:
-            first = next(iter(candidates.values()))
-            if first.seen > since:
-                break
-            candidates.popitem(last=False)
-            self._drop(first)
+        for candidate in pop_arrived(self.candidates, since):
+            self._drop(candidate)
 
     def _drop(self, candidate: Candidate) -> None:
         self._set(candidate, False)

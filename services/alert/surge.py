@@ -28,6 +28,7 @@ from heapq import heappop, heappush
 from itertools import compress, count
 from operator import not_, sub
 
+from services.alert.arrival import pop_arrived
 from services.alert.conditions import AlertRules, surge_measure
 from services.alert.recent import IncidentSummary
 
@@ -176,13 +177,8 @@ class SurgeWatch:
 
     def prune(self, since: int) -> None:
         """Stop watching the incidents whose version arrived at or before `since` (they come first)."""
-        watched = self.watched
-        while watched:
-            first = next(iter(watched.values()))
-            if first.seen > since:
-                break
-            watched.popitem(last=False)
-            self._drop(first)
+        for entry in pop_arrived(self.watched, since):
+            self._drop(entry)
 
     def recount(self, changes: list[tuple[int, int]]) -> None:
         """Incidents arrived (+1) or left (-1) at these `at`s (already in or out of `times`): move the

@@ -62,11 +62,9 @@ def incident_batches(
 
 class CorrelateStage:
     def __init__(self, app: faust.App, ctx: Context) -> None:
-        self.app = app
-        self.ctx = ctx
-        self.topics = {role: ctx.settings.topic(role) for role in Role}
-        self.states: CeasefireStates[Correlator] = CeasefireStates(
-            app, ctx.registry, "correlation", self.topics[Role.ACCEPTED_BATCHES], ctx.settings.partitions, Correlator
+        self.app, self.ctx = app, ctx
+        self.states: CeasefireStates[Correlator] = CeasefireStates.of_stage(
+            app, ctx, "correlation", Role.ACCEPTED_BATCHES, Correlator
         )
         self.correlators = self.states.states  # ceasefire id → correlator, for the API and gauges
         self.evicted_at: dict[str, float] = {}

@@ -12,16 +12,20 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import faust
 from faust.types import TP
 
 from schemas.ceasefire import Ceasefire, Registry
+from schemas.topics import Role
 from services.runtime.tables import fenced_table, key_partition, owned_partitions
 
 SEP = "\x1f"
 YIELD_EVERY = 20_000  # table entries read between two turns of the loop
+if TYPE_CHECKING:
+    from services.runtime.context import Context
+
 log = logging.getLogger(__name__)
 S = TypeVar("S")
 
@@ -46,6 +50,19 @@ class CeasefireStates(Generic[S]):
         self.states: dict[str, S] = {}
         self.partition_of: dict[str, int] = {}
         self._building: dict[str, asyncio.Future[None]] = {}  # ceasefire id → its build in a thread
+
+    @classmethod
+    def of_stage(
+        cls,
+        app: faust.App,
+        ctx: Context,
+        table_name: str,
+        input_role: Role,
+        build: Callable[[Ceasefire, Iterable[tuple[str, str]], Callable[[str], str | None]], S],
+    ) -> CeasefireStates[S]:
+        """A stage's states: in table `table_name`, owned with the partitions of its input topic."""
+        settings = ctx.settings
+        return cls(app, ctx.registry, table_name, settings.topic(input_role), settings.partitions, build)
 
     def get(self, ceasefire_id: str, partition: int) -> S | None:
         """The state of a ceasefire (built from the table if needed); None for one not in the registry."""

@@ -14,7 +14,7 @@ import faust
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from schemas.fragility import FragilitySnapshot
+from schemas.fragility import FragilityComponents, FragilitySnapshot
 from schemas.topics import Role
 from services.runtime.context import Context
 
@@ -64,7 +64,7 @@ class StateCollector(Collector):
         return family
 
 
-COMPONENTS = ("intensity", "trend", "severity", "casualties", "reciprocity", "spread", "recency")
+COMPONENTS = tuple(FragilityComponents.model_fields)  # the seven, in the contract's order
 
 
 def fragility_families(snapshots: list[FragilitySnapshot]) -> Iterator[GaugeMetricFamily]:
