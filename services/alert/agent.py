@@ -33,7 +33,7 @@ from services.runtime.codec import raw_topic
 from services.runtime.context import Context
 from services.runtime.failure import or_die
 from services.runtime.fixes.batching import bounded_batches
-from services.runtime.stage import Item, Outbox, apply_isolated, decode_batch
+from services.runtime.stage import Item, Outbox, apply_isolated, decode_batch, not_ahead
 from services.runtime.tables import changelog_sent
 
 FRAGILITY_REPEAT_SECONDS = 60.0
@@ -48,6 +48,7 @@ class AlertStage:
         self.engines = self.states.states  # ceasefire id → engine, for the collector and live view
         self.snapshots: dict[str, FragilitySnapshot] = {}
         self.recent: deque[Alert] = deque(maxlen=12)  # the newest alert records, for the live view
+        self.now = datetime.now(UTC)  # processing time of the batch in hand
 
         self.states.follow_rebalances(self.forget, self.warm)
 
@@ -68,6 +69,7 @@ class AlertStage:
         Order (services/runtime/stage.py): apply; send and await; store the engines' changes (the
         journal first) and await the changelog."""
         outbox = Outbox(self.app, self.ctx, "alert")
+        self.now = datetime.now(UTC)  # bounds the times read (stage.not_ahead), never decides anything
         decoded = await decode_batch(events, Role.BY_CEASEFIRE, outbox)
         applied = await apply_isolated(self._items(decoded), self._apply, self.states, outbox)
         alerts = [alert for _, raised in applied if raised is not None for alert in raised]
@@ -97,8 +99,10 @@ class AlertStage:
         engine = self.engine(item.ceasefire_id, item.message.partition)
         if engine is None:
             return None
+        limit = self.ctx.settings.max_future
         if isinstance(item.value, datetime):
-            return engine.advance(item.value)
+            return engine.advance(not_ahead(item.value, self.now, limit, "watermark"))
+        not_ahead(item.value.last_observed_at, self.now, limit, "last_observed_at")
         return engine.observe(item.value)
 
     def _count_new(self, items: Iterable[Item[IncidentVersion | datetime]]) -> None:

@@ -36,7 +36,7 @@ from services.runtime.codec import encode, pack, raw_topic
 from services.runtime.context import Context
 from services.runtime.failure import or_die
 from services.runtime.fixes.batching import bounded_batches
-from services.runtime.stage import Item, Outbox, apply_isolated, decode_batch
+from services.runtime.stage import Item, Outbox, apply_isolated, decode_batch, not_ahead
 from services.runtime.tables import changelog_sent
 
 EVICT_EVERY_SECONDS = 300.0  # event time between evictions of one ceasefire
@@ -68,6 +68,7 @@ class CorrelateStage:
         )
         self.correlators = self.states.states  # ceasefire id → correlator, for the API and gauges
         self.evicted_at: dict[str, float] = {}
+        self.now = datetime.now(UTC)  # processing time of the batch in hand
         # Correlators of revoked partitions are dropped and rebuilt from the table when needed; after
         # a restore those owned now are built at once, so the read API and gauges answer.
         self.states.follow_rebalances(lambda dropped: None, lambda built: None)
@@ -81,6 +82,7 @@ class CorrelateStage:
         Order (services/runtime/stage.py): apply; store the new versions (the reservation) and await
         the changelog; send the incidents and await them; store the rest; await the changelog."""
         outbox = Outbox(self.app, self.ctx, "correlate")
+        self.now = datetime.now(UTC)  # bounds the times read (stage.not_ahead), never decides anything
         items = self._items(await decode_batch(events, Role.ACCEPTED_BATCHES, outbox))
         published, touched = self._by_partition(await apply_isolated(items, self._add, self.states, outbox))
         rest: dict[str, dict[str, str | None]] = {}
@@ -110,6 +112,7 @@ class CorrelateStage:
         correlator = self.correlator(item.ceasefire_id, item.message.partition)
         if correlator is None:
             return None
+        not_ahead(item.value.observed_at, self.now, self.ctx.settings.max_future, "observed_at")
         changed = correlator.add(item.value)
         changed.sort(key=lambda incident: incident.status != "merged")
         return changed

@@ -141,8 +141,13 @@ class IngestStage:
         """Rule on each report of one partition's batch and send its record (accepted, duplicate or
         dead letter); returns how many were re-deliveries, which are booked already and send nothing."""
         redelivered = 0
+        now, limit = datetime.now(UTC), self.rules.max_future
         for item in batch.reports:
             report, origin = item.report, item.where
+            if report.observed_at - now > limit:  # validation bounds it: this record did not come from it
+                ahead = f"observed_at is {report.observed_at - now} ahead of processing time (limit {limit})"
+                await self._dead_letter(outbox, item, Problem(Reason.FUTURE_OBSERVED_AT, "$.observed_at", ahead))
+                continue
             try:
                 decision = state.decide(report, origin)
             except Exception as exc:  # noqa: BLE001 - a defect on one report must not stop dedup

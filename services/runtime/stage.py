@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -37,6 +38,21 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 R = TypeVar("R")
 Headers = Sequence[tuple[str, bytes]]
+
+
+class AheadOfTime(ValueError):
+    """A time on an internal topic ahead of processing time plus the allowed future skew: no stage of
+    ours writes one (validation bounds `observed_at`), so the record did not come from the service.
+    Obeyed, one such watermark would resolve every firing alert, zero the fragility index and — since a
+    watermark never goes back — silence the ceasefire for good; one such report would make dedup judge
+    every later report too old. Raised in a stage's apply, it dead-letters the item like any fault."""
+
+
+def not_ahead(at: datetime, now: datetime, limit: timedelta, what: str) -> datetime:
+    """`at`, if it is not more than `limit` ahead of `now` (a difference: no overflow near year 9999)."""
+    if at - now > limit:
+        raise AheadOfTime(f"{what} {at.isoformat()} is {at - now} ahead of processing time (limit {limit})")
+    return at
 
 
 class Outbox:

@@ -8,8 +8,10 @@ would, and the outbox records what it would send.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +21,15 @@ import pytest
 
 from schemas.ceasefire import Ceasefire, load_registry
 from schemas.incident import IncidentBatch
-from schemas.ingest import AcceptedBatch
+from schemas.ingest import AcceptedBatch, Origin, ReportBatch, SourcedReport
 from schemas.report import AcceptedReport
 from schemas.topics import Role
 from services.alert import agent as alert_agent
 from services.alert.rules import AlertEngine
 from services.correlate import agent as correlate_agent
 from services.correlate.state import Correlator
+from services.ingest.agent import IngestStage
+from services.ingest.dedup import DedupState
 from services.runtime.context import Context
 from services.runtime.settings import Settings
 from services.runtime.stage import Item, Outbox, apply_isolated, decode_batch
@@ -242,3 +246,45 @@ async def test_a_model_is_published_on_its_topic_with_its_key_and_nowhere_else()
         await outbox.publish(Role.ALERTS, published)  # an incident is no alert
     with pytest.raises(TypeError):
         await outbox.publish(Role.REPORTS, published)  # the ingest topic carries bytes as sent
+
+
+# --- no time from nowhere: internal records are bounded like reports (issue 18, item 5) ------------
+
+FAR = "2099-05-10T12:00:00Z"
+
+
+@pytest.mark.asyncio
+async def test_a_watermark_from_the_future_is_dead_lettered_not_obeyed() -> None:
+    firing = [(([incident("inc-1", 1.0, killed=2)]), at(1.2))]
+    expected, _ = await alert(firing, AlertEngine)
+    got, outbox = await alert([*firing, ([], datetime.fromisoformat(FAR))], AlertEngine)
+    assert got == expected, "a watermark of 2099 would have resolved every alert"
+    assert [(kind, error) for kind, error, _ in outbox.dead()] == [("fault", "AheadOfTime")]
+
+
+@pytest.mark.asyncio
+async def test_a_report_from_the_future_on_the_internal_topic_is_dead_lettered() -> None:
+    good = [accepted(0, "a", 10), accepted(1, "b", 12)]
+    future = AcceptedReport.model_validate({**good[0].model_dump(), "report_id": "f", "observed_at": FAR})
+    expected, _ = await correlate(good, build_correlator(Correlator))
+    got, outbox = await correlate([good[0], future, good[1]], build_correlator(Correlator))
+    assert got == expected
+    assert [(kind, error) for kind, error, _ in outbox.dead()] == [("fault", "AheadOfTime")]
+
+
+@pytest.mark.asyncio
+async def test_dedup_dead_letters_a_report_from_the_future_and_judges_the_rest_as_before() -> None:
+    app, ctx = context()
+    stage = IngestStage(app, ctx)
+    future = AcceptedReport.model_validate({**accepted(0, "f", 10).model_dump(), "observed_at": FAR})
+    items = [
+        SourcedReport(origin=Origin(partition=0, offset=n), report=report, raw=report.model_dump_json())
+        for n, report in enumerate([future, accepted(1, "a", 10), accepted(2, "b", 12)])
+    ]
+    state = DedupState({}, 14 * 24 * 3600.0)
+    outbox, rules, by_ceasefire = RecordingOutbox(), [], defaultdict(list)
+    await stage._decide(ReportBatch(reports=items), state, outbox, rules, by_ceasefire)
+    dead = [(role, value) for kind, role, value in outbox.sent if role == Role.DEAD_LETTERS]
+    assert [value for _, value in dead] == [items[0].raw.encode()]  # the record as it came
+    assert stage.dead_lettered == ["future_observed_at"]
+    assert sum(len(records) for records in by_ceasefire.values()) == 2  # not judged too old after it
