@@ -11,9 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
-
-import orjson
+from typing import TYPE_CHECKING, Literal
 
 from schemas.ceasefire import EARTH_RADIUS_KM, NEUTRAL, Ceasefire, Sector
 from schemas.incident import ReportLink
@@ -235,56 +233,3 @@ class LinkRule:
         if _point_in_sector(b, a.sector, ceasefire) or _point_in_sector(a, b.sector, ceasefire):
             return Link(True, "sector_contains", gap)
         return Link(False, "place", gap)
-
-
-def held_entry(held: HeldReport, iid: str) -> str:
-    """A held report as its correlation-table entry (`r␟<source>␟<report_id>`, docs/link-rule.md)."""
-    return orjson.dumps(
-        {
-            "source": held.source,
-            "report_id": held.report_id,
-            "source_party": held.source_party,
-            "accused_party": held.accused_party,
-            "observed_us": held.observed_us,
-            "violation_type": held.violation_type,  # orjson writes an enum as its value
-            "sector": held.sector,
-            "lat": held.lat,
-            "lon": held.lon,
-            "precision_km": held.precision_km,
-            "killed": held.killed,
-            "injured": held.injured,
-            "ingested_at": held.ingested_at.isoformat(),
-            "seq": held.seq,
-            "late": held.late,
-            "linked_to": held.linked_to,
-            "distance_km": held.distance_km,
-            "gap_minutes": held.gap_minutes,
-            "incident": iid,
-        }
-    ).decode()
-
-
-def held_from_entry(doc: dict[str, Any]) -> tuple[HeldReport, str]:
-    """The held report and its incident id back from a parsed `held_entry`."""
-    linked = doc["linked_to"]
-    held = HeldReport(
-        source=doc["source"],
-        report_id=doc["report_id"],
-        source_party=doc["source_party"],
-        accused_party=doc["accused_party"],
-        observed_us=doc["observed_us"],
-        violation_type=ViolationType(doc["violation_type"]),
-        sector=doc["sector"],
-        lat=doc["lat"],
-        lon=doc["lon"],
-        precision_km=doc["precision_km"],
-        killed=doc["killed"],
-        injured=doc["injured"],
-        ingested_at=datetime.fromisoformat(doc["ingested_at"]),
-        seq=doc["seq"],
-        late=doc["late"],
-        linked_to=None if linked is None else (linked[0], linked[1]),
-        distance_km=doc["distance_km"],
-        gap_minutes=doc["gap_minutes"],
-    )
-    return held, doc["incident"]

@@ -3,7 +3,8 @@
 Input: accepted reports of one ceasefire (topic `ceasefire.reports.accepted.v1`, key `ceasefire_id`).
 Output: whole incident records (topic `ceasefire.incidents.v1`, key `incident_id`).
 State: held reports, open incidents, merged-incident pointers and the event-time watermark, persisted
-as small JSON entries (`take_changes`) that rebuild the same state after a restart.
+as small JSON entries (`take_changes`) that rebuild the same state after a restart; their format is
+services/correlate/persist.py's.
 
 An incident is a connected component of the link rule (services/correlate/link.py). A new report
 looks up its candidates in the index, joins the incident it links to, and merges every incident it
@@ -25,23 +26,23 @@ from schemas.incident import Incident
 from schemas.report import AcceptedReport
 from services.correlate.fold import IncidentState, incident_id, publish
 from services.correlate.index import LinkIndex
-from services.correlate.link import (
-    MINUTE_US,
-    HeldReport,
-    Link,
-    LinkRule,
-    from_epoch_us,
+from services.correlate.link import MINUTE_US, HeldReport, Link, LinkRule, from_epoch_us
+from services.correlate.partners import partners as best_partners
+from services.correlate.persist import (
+    EVICTION_PREFIX,
+    INCIDENT_PREFIX,
+    META_KEY,
+    REPORT_PREFIX,
+    SEEN_PREFIX,
     held_entry,
     held_from_entry,
+    report_entry_key,
+    version_entries,
 )
-from services.correlate.partners import partners as best_partners
-from services.correlate.seen import SEEN_PREFIX, Lookup, SeenReports
+from services.correlate.seen import Lookup, SeenReports
 
 Key = tuple[str, str]
-REPORT_PREFIX = "r\x1f"
-INCIDENT_PREFIX = "i\x1f"
-EVICTION_PREFIX = "e\x1f"
-META_KEY = "~meta"
+__all__ = ["Correlator", "version_entries"]  # version_entries: persist's, where the shell has always found it
 _NEVER = -(1 << 62)  # horizon before the first eviction: every report may link
 
 
@@ -200,7 +201,7 @@ class Correlator:
         changes.update(remembered)  # before the evicted reports' entries go
         for key in sorted(self._dirty_reports):
             held = self.reports.get(key)
-            entry = REPORT_PREFIX + key[0] + "\x1f" + key[1]
+            entry = report_entry_key(key)
             changes[entry] = None if held is None else held_entry(held, held.incident.incident_id)  # type: ignore[union-attr]
         changes.update((k, v) for k, v in incidents.items() if v is None)
         changes.update((EVICTION_PREFIX + iid, None) for iid in sorted(self._stale_markers - self._evictions.keys()))
@@ -371,27 +372,3 @@ class Correlator:
         while iid in self.merged:
             iid = self.merged[iid][1]
         return iid
-
-
-def version_entries(changes: dict[str, str | None]) -> tuple[dict[str, str], dict[str, str | None]]:
-    """Split `take_changes()` into version reservations and the rest.
-
-    The shell stores the reservations *before* it publishes the batch's incident records, and the
-    rest after. A reservation raises an incident's stored version and changes nothing else (a merge
-    is stored only with the rest): whatever a crash tears, every version ever published is stored,
-    and re-processing the batch publishes above it, never one (incident, version) with two contents.
-    """
-    reservations: dict[str, str] = {}
-    rest: dict[str, str | None] = {}
-    for key, value in changes.items():
-        if key.startswith(EVICTION_PREFIX) and value is not None:  # published in this batch, maybe
-            version = orjson.loads(value)["version"]
-            iid = INCIDENT_PREFIX + key[len(EVICTION_PREFIX) :]
-            reservations[iid] = orjson.dumps({"version": version, "merged_into": None}).decode()
-        elif key.startswith(INCIDENT_PREFIX) and value is not None:
-            doc = orjson.loads(value)
-            reservations[key] = orjson.dumps({"version": doc["version"], "merged_into": None}).decode()
-            if doc["merged_into"] is None:
-                continue
-        rest[key] = value
-    return reservations, rest

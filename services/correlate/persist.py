@@ -1,0 +1,115 @@
+"""How correlation state is stored: the entries of the `correlation` table, one ceasefire's under
+`<ceasefire_id>␟` (services/runtime/ceasefire_state.py adds that prefix), read in one place.
+
+| key | value | what |
+|---|---|---|
+| `r␟<source>␟<report_id>` | `held_entry` JSON | a held report and the incident it is in |
+| `i␟<incident_id>` | `{"version", "merged_into", …}` | an incident's stored version (or where it was merged) |
+| `e␟<incident_id>` | `{"version", "members"}` | an eviction marker: its reports go, their identities are remembered |
+| `s␟<digest>` | expiry, µs | a remembered identity (services/correlate/seen.py) |
+| `~meta` | `{"watermark_us", "horizon_us", "seq"}` | the ceasefire's event-time progress |
+
+`Correlator.take_changes` returns these entries and `Correlator(persisted)` rebuilds from them;
+`version_entries` splits a batch's changes into what is stored before its incidents are published and
+after (docs/link-rule.md, "Crash safety").
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from schemas.report import ViolationType
+from services.correlate.link import HeldReport
+from services.correlate.seen import SEEN_PREFIX
+
+REPORT_PREFIX = "r\x1f"
+INCIDENT_PREFIX = "i\x1f"
+EVICTION_PREFIX = "e\x1f"
+META_KEY = "~meta"
+__all__ = ["EVICTION_PREFIX", "INCIDENT_PREFIX", "META_KEY", "REPORT_PREFIX", "SEEN_PREFIX", "held_entry",
+           "held_from_entry", "report_entry_key", "version_entries"]
+
+
+def report_entry_key(key: tuple[str, str]) -> str:
+    """The entry of the held report `(source, report_id)`."""
+    return REPORT_PREFIX + key[0] + "\x1f" + key[1]
+
+
+def held_entry(held: HeldReport, iid: str) -> str:
+    """A held report as its correlation-table entry (`r␟<source>␟<report_id>`, docs/link-rule.md)."""
+    return orjson.dumps(
+        {
+            "source": held.source,
+            "report_id": held.report_id,
+            "source_party": held.source_party,
+            "accused_party": held.accused_party,
+            "observed_us": held.observed_us,
+            "violation_type": held.violation_type,  # orjson writes an enum as its value
+            "sector": held.sector,
+            "lat": held.lat,
+            "lon": held.lon,
+            "precision_km": held.precision_km,
+            "killed": held.killed,
+            "injured": held.injured,
+            "ingested_at": held.ingested_at.isoformat(),
+            "seq": held.seq,
+            "late": held.late,
+            "linked_to": held.linked_to,
+            "distance_km": held.distance_km,
+            "gap_minutes": held.gap_minutes,
+            "incident": iid,
+        }
+    ).decode()
+
+
+def held_from_entry(doc: dict[str, Any]) -> tuple[HeldReport, str]:
+    """The held report and its incident id back from a parsed `held_entry`."""
+    linked = doc["linked_to"]
+    held = HeldReport(
+        source=doc["source"],
+        report_id=doc["report_id"],
+        source_party=doc["source_party"],
+        accused_party=doc["accused_party"],
+        observed_us=doc["observed_us"],
+        violation_type=ViolationType(doc["violation_type"]),
+        sector=doc["sector"],
+        lat=doc["lat"],
+        lon=doc["lon"],
+        precision_km=doc["precision_km"],
+        killed=doc["killed"],
+        injured=doc["injured"],
+        ingested_at=datetime.fromisoformat(doc["ingested_at"]),
+        seq=doc["seq"],
+        late=doc["late"],
+        linked_to=None if linked is None else (linked[0], linked[1]),
+        distance_km=doc["distance_km"],
+        gap_minutes=doc["gap_minutes"],
+    )
+    return held, doc["incident"]
+
+
+def version_entries(changes: dict[str, str | None]) -> tuple[dict[str, str], dict[str, str | None]]:
+    """Split `take_changes()` into version reservations and the rest.
+
+    The shell stores the reservations *before* it publishes the batch's incident records, and the
+    rest after. A reservation raises an incident's stored version and changes nothing else (a merge
+    is stored only with the rest): whatever a crash tears, every version ever published is stored,
+    and re-processing the batch publishes above it, never one (incident, version) with two contents.
+    """
+    reservations: dict[str, str] = {}
+    rest: dict[str, str | None] = {}
+    for key, value in changes.items():
+        if key.startswith(EVICTION_PREFIX) and value is not None:  # published in this batch, maybe
+            version = orjson.loads(value)["version"]
+            iid = INCIDENT_PREFIX + key[len(EVICTION_PREFIX) :]
+            reservations[iid] = orjson.dumps({"version": version, "merged_into": None}).decode()
+        elif key.startswith(INCIDENT_PREFIX) and value is not None:
+            doc = orjson.loads(value)
+            reservations[key] = orjson.dumps({"version": doc["version"], "merged_into": None}).decode()
+            if doc["merged_into"] is None:
+                continue
+        rest[key] = value
+    return reservations, rest
