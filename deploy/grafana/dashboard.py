@@ -260,7 +260,25 @@ def pipeline_row() -> list[dash.Panel | dash.Row]:
         "bytes",
         query(f"ceasefire_rocksdb_cache_bytes{{{JOB}}}", "{{instance}}"),
     )
-    return [dash.Row("Pipeline"), reports, dead, latency, lag, gc_pauses, rocksdb]
+    faults = series(
+        "Records stages gave up on, and re-deliveries",
+        "Records a stage after validation could not process (its logic raised, or the record did not "
+        "decode): dead-lettered on ceasefire.stages.v1.dlq, a defect of ours to look at (alert "
+        "CeasefireStageDeadLetters). Re-deliveries: records read again after a crash or rebalance, "
+        "recognised by their origin and not booked twice.",
+        "short",
+        query(
+            f"sum by (stage) (increase(ceasefire_record_faults_total{{{JOB}}}[$__rate_interval])"
+            f" + increase(ceasefire_undecodable_total{{{JOB}}}[$__rate_interval]))",
+            "dead-lettered by {{stage}}",
+        ),
+        query(
+            f"sum by (stage) (increase(ceasefire_redeliveries_total{{{JOB}}}[$__rate_interval]))",
+            "re-delivered to {{stage}}",
+            ref_id="B",
+        ),
+    )
+    return [dash.Row("Pipeline"), reports, dead, latency, lag, gc_pauses, rocksdb, faults]
 
 
 def ceasefire_variable() -> dash.QueryVariable:
