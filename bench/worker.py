@@ -33,9 +33,9 @@ from faust.types import TP
 
 from schemas.topics import Role
 from services.runtime.context import Context
+from services.runtime.fixes.tables import FencedTable
 from services.runtime.runner import run_worker
 from services.runtime.settings import Settings
-from services.runtime.tables import FencedTable
 
 PROBE_EVERY_SECONDS = 0.1
 

@@ -34,7 +34,7 @@ from services.runtime.context import Context
 from services.runtime.failure import or_die
 from services.runtime.fixes.batching import bounded_batches
 from services.runtime.stage import Item, Outbox, apply_isolated, decode_batch, not_ahead
-from services.runtime.tables import changelog_sent
+from services.runtime.state import changelog_sent
 
 FRAGILITY_REPEAT_SECONDS = 60.0
 

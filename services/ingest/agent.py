@@ -38,7 +38,7 @@ from services.runtime.context import Context
 from services.runtime.failure import or_die
 from services.runtime.fixes.batching import bounded_batches
 from services.runtime.stage import Outbox, decode_batch
-from services.runtime.tables import PartitionEntries, changelog_sent, fenced_table, key_partition
+from services.runtime.state import PartitionEntries, changelog_sent, fenced_table, key_partition
 
 SWEEP_EVERY_SECONDS = 24 * 3600.0  # event time between expiry sweeps of one partition
 ORIGIN_HEADER = "ceasefire.origin"  # on accepted reports: `partition:offset` of the record on the ingest topic

@@ -12,12 +12,9 @@ from collections.abc import Callable, Sequence
 
 import faust
 
-from services.runtime import allocator
+from services.runtime import allocator, fixes
 from services.runtime.collectors import StateCollector
 from services.runtime.context import Context
-from services.runtime.fixes.consumer import MonitorApp
-from services.runtime.fixes.sensor import install_sensor
-from services.runtime.fixes.store_memory import StoreMemory
 
 Installer = Callable[[faust.App, Context], None]
 
@@ -36,8 +33,10 @@ def create_app(ctx: Context, stages: Sequence[str]) -> faust.App:
     s = ctx.settings
     if s.broker is None:
         raise ValueError("no broker URL: start the embedded broker first or set CEASEFIRE_BROKER")
-    app = MonitorApp(
+    app = fixes.create_app(
         s.app_id,
+        prometheus=ctx.prometheus,
+        sensor_prefix="ceasefire_faust",
         broker=s.broker,
         store=s.store,
         datadir=str(s.data_dir),
@@ -70,9 +69,8 @@ def create_app(ctx: Context, stages: Sequence[str]) -> faust.App:
         # are sized for a dedicated server; 4 partitions of 3 tables would allow gigabytes. The cache
         # and the memtables' total are the worker's, shared by every partition (store_memory).
         table_options={"write_buffer_size": s.rocksdb_write_buffer_mb << 20, "max_write_buffer_number": 2},
-        store_memory=StoreMemory(s.rocksdb_block_cache_mb, s.rocksdb_memtables_mb) if s.store.startswith("rocksdb") else None,
+        store_memory=fixes.StoreMemory(s.rocksdb_block_cache_mb, s.rocksdb_memtables_mb) if s.store.startswith("rocksdb") else None,
     )
-    install_sensor(app, ctx.prometheus, "ceasefire_faust")
     allocator.fix_mmap_threshold()
 
     @app.timer(allocator.TRIM_EVERY_SECONDS)

@@ -19,7 +19,7 @@ from faust.types import TP
 
 from schemas.ceasefire import Ceasefire, Registry
 from schemas.topics import Role
-from services.runtime.tables import fenced_table, key_partition, owned_partitions
+from services.runtime.state import fenced_table, key_partition, owned_partitions
 
 SEP = "\x1f"
 YIELD_EVERY = 20_000  # table entries read between two turns of the loop

@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 from schemas.fragility import FragilityComponents, FragilitySnapshot
 from schemas.topics import Role
 from services.runtime.context import Context
+from services.runtime.fixes.consumer import committed_offsets
 
 
 class StateCollector(Collector):
@@ -52,7 +53,7 @@ class StateCollector(Collector):
             labels=["topic", "partition"],
         )
         consumer = self.app.consumer
-        committed = consumer._committed_offset  # noqa: SLF001 - Faust keeps no public accessor
+        committed = committed_offsets(consumer)
         for tp in sorted(consumer.assignment()):
             if tp.topic not in self.sources:
                 continue  # changelog partitions are restored, not consumed

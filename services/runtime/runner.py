@@ -23,7 +23,7 @@ from services.runtime.app import create_app
 from services.runtime.broker import BrokerError, EmbeddedBroker, free_port, port_free
 from services.runtime.context import Context
 from services.runtime.settings import Settings
-from services.runtime.tables import unsent_writes
+from services.runtime.state import unsent_writes
 from services.runtime.watchdog import watch_broker
 
 AppHook = Callable[[faust.App, Context], None]

@@ -2,7 +2,7 @@
 and the dedup table comes back (re-posting an accepted report yields a duplicate, not a second accept).
 
 At-least-once: re-emits after a crash are allowed (a report accepted twice, a record dead-lettered
-twice), losses are not. The dedup table is a FencedTable (services/runtime/tables.py): without the
+twice), losses are not. The dedup table is a FencedTable (services/runtime/fixes/tables.py): without the
 fence, the embedded broker's wrong ListOffsets answer could make the restore skip its newest batch.
 The group must also commit everything within the deadline: a worker that takes over a backlog used
 to creep its commit forward one offset per commit interval (docs/broker.md, "Commit that creeps

@@ -9,8 +9,8 @@ from faust.stores.rocksdb import RocksDBOptions
 from services.runtime.app import create_app
 from services.runtime.context import Context
 from services.runtime.fixes.store_memory import StoreMemory
+from services.runtime.fixes.tables import FencedTable
 from services.runtime.settings import Settings
-from services.runtime.tables import FencedTable
 
 MB = 1 << 20
 

@@ -1,6 +1,7 @@
 """Code that exists because of a dependency: a defect of faust-streaming, aiokafka or the embedded
 broker (Tansu), or a cost of theirs this service cannot carry. Everything else under services/ is ours.
 
+Private members of those libraries are touched here and nowhere else (ruff's SLF rule, pyproject.toml).
 `FIXES` lists every such patch — here or, where it is bound up with our own code, in the module named —
 with the defect, the dependency and version, the test that fails without it (or why none can), and
 when it can go. docs/broker.md has a row for each (tests/unit/test_fixes_catalogue.py keeps the two
@@ -10,6 +11,36 @@ and the named tests in step). To delete a patch: its row says what else leans on
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import faust
+from prometheus_client import CollectorRegistry
+
+from services.runtime.fixes.consumer import MonitorApp
+from services.runtime.fixes.sensor import install_sensor
+from services.runtime.fixes.store_memory import StoreMemory
+
+__all__ = ["FIXES", "Fix", "StoreMemory", "create_app"]
+
+
+def create_app(
+    app_id: str,
+    *,
+    prometheus: CollectorRegistry,
+    sensor_prefix: str,
+    fetch_max_wait_ms: int,
+    table_options: dict[str, int],
+    store_memory: StoreMemory | None,
+    **conf: Any,
+) -> faust.App:
+    """A Faust app with every fix of this package in place: the one entry the wiring calls
+    (services/runtime/app.py). The consumer fixes (W1–W5) come with the app's class; the table fixes
+    (T1–T6, R1) with each `fenced_table` (services/runtime/state.py); the sensor (S1) here."""
+    app = MonitorApp(
+        app_id, fetch_max_wait_ms=fetch_max_wait_ms, table_options=table_options, store_memory=store_memory, **conf
+    )
+    install_sensor(app, prometheus, sensor_prefix)
+    return app
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,24 +79,24 @@ FIXES: tuple[Fix, ...] = (
         FAUST,
         "tests/integration/test_ingest_restart_stall.py::test_worker_on_a_committed_backlog_commits_all_of_it",
         "faust-streaming issue 596 is fixed"),
-    Fix("T1", "services.runtime.tables:FencedTable.write_fence",
+    Fix("T1", "services.runtime.fixes.tables:FencedTable.write_fence",
         "Tansu answers ListOffsets(latest) with the first offset of the last batch + 1: a restore skips it",
         TANSU,
         "tests/integration/test_state_of_another_cluster.py::test_state_of_another_cluster_is_rebuilt_not_trusted",
         "Tansu's ListOffsets is exact (T2 then compares with the fetch high watermark)"),
-    Fix("T2", "services.runtime.tables:FencedTable._drop_state_ahead_of_changelog",
+    Fix("T2", "services.runtime.fixes.tables:FencedTable._drop_state_ahead_of_changelog",
         "Faust trusts a persisted offset beyond its changelog's end: a rebuilt cluster's reports ruled duplicates",
         FAUST,
         "tests/integration/test_state_of_another_cluster.py::test_state_of_another_cluster_is_rebuilt_not_trusted",
         "Faust's recovery checks the persisted offset against the changelog's end"),
-    Fix("T3", "services.runtime.tables:FencedTable.write_entries",
+    Fix("T3", "services.runtime.fixes.tables:FencedTable.write_entries",
         "Faust's per-key table path costs ~157 µs a write and ~80 µs a read (19 % of correlate's CPU)",
         FAUST, "none: performance (bench STAGES=1); the crash and torn-replay tests cover this only path",
         "Faust has a batch-write table API"),
-    Fix("T4", "services.runtime.tables:FencedTable.send_unsent",
+    Fix("T4", "services.runtime.fixes.tables:FencedTable.send_unsent",
         "a changelog send per key (~25 µs, a FutureMessage and a RocksDB offset write each)",
         FAUST, "none: performance (the same records, partitions and order as Faust's path)", "with T3"),
-    Fix("T5", "services.runtime.tables:changelog_sent",
+    Fix("T5", "services.runtime.fixes.tables:changelog_sent",
         "Faust commits after producer.flush(), which gives up after 0.1 s without a send",
         FAUST, "tests/integration/test_correlate_crash.py::test_killed_correlator_ends_with_the_batch_incidents",
         "never while T3/T4 send the changelog: it is the stage protocol's store step"),
@@ -93,7 +124,7 @@ FIXES: tuple[Fix, ...] = (
     Fix("RN2", "services.runtime.runner:run_worker",
         "Faust's spinner sets the root logger to DEBUG: every library debug call builds a record (~10 %)",
         FAUST, "none: performance", "Faust stops lowering the root level for its spinner"),
-    Fix("C1", "services.runtime.collectors:StateCollector",
+    Fix("C1", "services.runtime.fixes.consumer:committed_offsets",
         "Faust's end-offset metric comes from ListOffsets (wrong on Tansu): lag is read from the fetch high water",
         f"{TANSU}; {FAUST}", "none: our metric; tests/e2e/test_dashboard_queries.py reads it",
         "Tansu's ListOffsets is exact and Faust exposes committed offsets"),

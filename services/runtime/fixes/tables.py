@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import faust
-from aiokafka.partitioner import murmur2
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP, CodecArg
 
@@ -207,42 +206,6 @@ class FencedTable(faust.Table):
                 del store._key_index[key]
 
 
-class PartitionEntries(MutableMapping[str, str]):
-    """One partition of a FencedTable as a plain mapping, for the pure state classes (dedup): reads
-    and writes go through the table's per-partition fast paths; `update` is one batch."""
-
-    def __init__(self, table: FencedTable, partition: int) -> None:
-        self.table, self.partition = table, partition
-
-    def __getitem__(self, key: str) -> str:
-        value = self.table.entry(self.partition, key)
-        if value is None:
-            raise KeyError(key)
-        return value
-
-    def get(self, key: str, default: Any = None) -> Any:
-        value = self.table.entry(self.partition, key)
-        return default if value is None else value
-
-    def __setitem__(self, key: str, value: str) -> None:
-        self.table.write_entries(self.partition, {key: value})
-
-    def __delitem__(self, key: str) -> None:
-        self.table.write_entries(self.partition, {key: None})
-
-    def update(self, changes: Mapping[str, str] | Iterable[tuple[str, str]] = (), /, **more: str) -> None:
-        self.table.write_entries(self.partition, {**dict(changes), **more})
-
-    def __iter__(self) -> Iterator[str]:
-        return (key for key, _ in self.table.partition_items(self.partition))
-
-    def items(self) -> Iterator[tuple[str, str]]:  # type: ignore[override]
-        return self.table.partition_items(self.partition)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-
 def fenced_table(app: faust.App, name: str, **kwargs: Any) -> FencedTable:
     """Register a FencedTable the way `app.Table` registers a plain one, with the app's store options.
 
@@ -252,15 +215,6 @@ def fenced_table(app: faust.App, name: str, **kwargs: Any) -> FencedTable:
     table = FencedTable(app, name=name, beacon=app.tables.beacon, options=options or None, **kwargs)
     app.tables.add(table)
     return table
-
-
-def key_partition(key: str, partitions: int) -> int:
-    """The partition Kafka's default (murmur2) partitioner gives `key`: where a keyed record lands."""
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
-
-
-def owned_partitions(app: faust.App, topic: str) -> set[int]:
-    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
 
 
 async def changelog_sent(app: faust.App) -> None:
