@@ -49,20 +49,16 @@ from schemas.ceasefire import Ceasefire
 from schemas.fragility import FragilityComponents, FragilitySnapshot
 from schemas.incident import Incident, IncidentVersion
 from services.alert import conditions as rule
+from services.alert import persist
 from services.alert.conditions import AlertRules, Condition
-from services.alert.episodes import AlertBook, Episode
+from services.alert.episodes import AlertBook
 from services.alert.fragility import Tally, component_values, snapshot_of, weighted_index
 from services.alert.held import HeldIncidents, micros, span
-from services.alert.journal import replay
+from services.alert.persist import INCIDENT, LAST_VIOLATION, WATERMARK
 from services.alert.recent import IncidentSummary, summarise
 
 __all__ = ["AlertEngine", "AlertRules"]
 
-SEP = "\x1f"
-INCIDENT = "incident" + SEP
-ALERT = "alert" + SEP
-WATERMARK = "watermark"
-LAST_VIOLATION = "last_violation"
 Wanted = dict[str, Condition | None]  # by fingerprint: the condition to reconcile, None: it no longer holds
 # Alert names as plain strings (an enum member hashes in Python: these key dicts at every evaluation)
 VIOLATION, MUTUAL, ESCALATION, CASUALTIES, SURGE, FRAGILE = (
@@ -89,18 +85,10 @@ class AlertEngine:
         self.watermark: datetime = ceasefire.effective_from
         self.last_violation_at: datetime | None = None
         self.held = HeldIncidents(self.rules)
-        loaded: list[IncidentSummary] = []
-        episodes: list[Episode] = []
-        entries, self.journal = replay(persisted)
-        for key, value in entries.items():
-            if key.startswith(INCIDENT):
-                loaded.append(IncidentSummary.model_validate_json(value))
-            elif key.startswith(ALERT):
-                episodes.append(Episode.model_validate_json(value))
-            elif key == WATERMARK:
-                self.watermark = datetime.fromisoformat(value)
-            elif key == LAST_VIOLATION:
-                self.last_violation_at = datetime.fromisoformat(value)
+        stored, self.journal = persist.read(persisted)
+        loaded, episodes = stored.summaries, stored.episodes
+        self.watermark = stored.watermark or self.watermark
+        self.last_violation_at = stored.last_violation_at
         self._watermark_us = micros(self.watermark)
         self.book = AlertBook(self.rules.repeat_interval, episodes)
         self._changed: set[str] = set()
@@ -143,7 +131,7 @@ class AlertEngine:
         summary = summarise(incident, self.watermark)  # seen_at: the watermark, which is at or after `at`
         self._touch(self.held.put(summary, self._watermark_us))
         self._touch(summary)
-        self._changed.add(INCIDENT + incident.incident_id)
+        self._changed.add(persist.incident_key(incident.incident_id))
         if not summary.merged and (self.last_violation_at is None or at > self.last_violation_at):
             self.last_violation_at = at
             self._changed.add(LAST_VIOLATION)
@@ -174,15 +162,15 @@ class AlertEngine:
         changes: dict[str, str | None] = {}
         for key in sorted(self._changed):
             if key == WATERMARK:
-                changes[key] = self.watermark.isoformat()
+                changes[key] = persist.write_time(self.watermark)
             elif key == LAST_VIOLATION:
-                changes[key] = None if self.last_violation_at is None else self.last_violation_at.isoformat()
+                changes[key] = persist.write_time(self.last_violation_at)
             else:
                 summary = self.incidents.get(key[len(INCIDENT) :])
                 changes[key] = None if summary is None else summary.model_dump_json()
         for fp in sorted(self.book.changed):
             episode = self.book.episodes.get(fp)
-            changes[ALERT + fp] = None if episode is None else episode.model_dump_json()
+            changes[persist.alert_key(fp)] = None if episode is None else episode.model_dump_json()
         self._changed.clear()
         self.book.changed.clear()
         if not changes:
@@ -348,7 +336,7 @@ class AlertEngine:
     def _forget_old(self, now: datetime) -> None:
         """Drop incidents no rule can see any more and resolved per-incident alerts past retention."""
         for summary in self.held.forget(self._now - self._horizon_us):
-            self._changed.add(INCIDENT + summary.incident_id)
+            self._changed.add(persist.incident_key(summary.incident_id))
             self._touch(summary)
             self._forgotten.append(summary.incident_id)
         retention = now - self.rules.episode_retention

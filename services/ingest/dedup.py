@@ -1,8 +1,7 @@
 """Deduplication: exact repeats and resubmissions of the same content by the same source.
 
-Pure: the durable store is any MutableMapping (a Faust table in the service, a dict in tests).
-Keys are strings; values are the `observed_at` of the first report, in epoch seconds, so that
-entries expire by event time. Reports from different sources are never duplicates of each other:
+Pure: the durable store is any MutableMapping (a Faust table in the service, a dict in tests); the
+entries' format is services/ingest/persist.py's. Entries expire by event time. Reports from different sources are never duplicates of each other:
 that is corroboration, correlation's business.
 """
 
@@ -15,14 +14,24 @@ from dataclasses import dataclass
 from typing import Literal
 
 from schemas.report import Report
+from services.ingest import persist
+from services.ingest.persist import (
+    ORIGIN_PREFIX,
+    WATERMARK_KEY,
+    expires_by,
+    fingerprint_key,
+    origin_key,
+    read_entry,
+    write_entry,
+)
 
 _SPACES = re.compile(r"\s+")
-WATERMARK_KEY = "~watermark"
+__all__ = ["WATERMARK_KEY", "DedupState", "Decision", "content_fingerprint", "identity_key"]
 
 
 def identity_key(report: Report) -> str:
     """Exact rule: `(source, report_id)` identifies a report."""
-    return f"id\x1f{report.source}\x1f{report.report_id}"
+    return persist.identity_key(report.source, report.report_id)
 
 
 def content_fingerprint(report: Report) -> str:
@@ -43,7 +52,7 @@ def content_fingerprint(report: Report) -> str:
     material = "\x1f".join(
         (report.source, report.ceasefire_id, report.violation_type.value, minute, place, casualties, text)
     )
-    return "fp\x1f" + hashlib.blake2b(material.encode(), digest_size=16).hexdigest()
+    return fingerprint_key(hashlib.blake2b(material.encode(), digest_size=16).hexdigest())
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +77,6 @@ REDELIVERED = Decision("redelivered")
 TOO_OLD = Decision("too_old")
 
 
-def origin_key(origin: str) -> str:
-    """A record ruled duplicate or too old is remembered by where it was read, so that its
-    re-delivery is recognised (an accepted one is, by its identity entry)."""
-    return f"o\x1f{origin}"
-
-
 class DedupState:
     """Which reports a partition has seen, within a retention window of event time.
 
@@ -89,7 +92,7 @@ class DedupState:
         self.retention = retention_seconds
         self.scope = scope
         self.pending: dict[str, str] = {}
-        self.origins: dict[str, str] = {}  # origin entries of this batch, timed when committed
+        self.origins: dict[str, str] = {}  # origin key → duplicate_of, timed when committed
         self.watermark = float(store.get(scope + WATERMARK_KEY, "0"))
 
     def decide(self, report: Report, origin: str = "") -> Decision:
@@ -112,37 +115,36 @@ class DedupState:
                     return REDELIVERED  # the accepted record itself, again
                 self._remember(origin, first_id)
                 return Decision("duplicate", rule, first_id)  # type: ignore[arg-type]
-        entry = f"{observed:.0f}\x1f{report.report_id}" + (f"\x1f{origin}" if origin else "")
+        entry = write_entry(observed, report.report_id, origin)
         for key in keys:
             self.pending[key] = entry
         return ACCEPTED
 
     def _remember(self, origin: str, report_id: str) -> None:
         if origin:
-            self.origins[self.scope + origin_key(origin)] = f"{report_id}\x1f{origin}"
+            self.origins[self.scope + origin_key(origin)] = report_id
 
     def _ruled(self, key: str) -> bool:
         if key in self.origins:
             return True
         entry = self.store.get(key)
-        return entry is not None and float(entry.partition("\x1f")[0]) >= self.watermark - self.retention
+        return entry is not None and expires_by(entry) >= self.watermark - self.retention
 
     def _live(self, key: str, horizon: float) -> tuple[str, str] | None:
-        entry = self.pending.get(key) or self.store.get(key)
-        if entry is None:
+        text = self.pending.get(key) or self.store.get(key)
+        if text is None:
             return None
-        observed, _, rest = entry.partition("\x1f")
-        report_id, _, origin = rest.partition("\x1f")
+        entry = read_entry(text)
         # Expired entries are ignored even before the sweep deletes them: decisions depend on
         # event time only, never on when the sweep happened to run.
-        return (report_id, origin) if float(observed) >= horizon else None
+        return (entry.report_id, entry.origin) if entry.expires_by >= horizon else None
 
     def commit(self) -> None:
         """Write staged decisions and the watermark to the durable store. An origin entry is timed by
         the watermark at commit, not by its report's old `observed_at`: a re-delivery comes after the
         batch, and must find it for as long as retention allows."""
-        for key, rest in self.origins.items():
-            self.pending[key] = f"{self.watermark:.0f}\x1f{rest}"
+        for key, report_id in self.origins.items():
+            self.pending[key] = write_entry(self.watermark, report_id, key.rpartition(ORIGIN_PREFIX)[2])
         self.pending[self.scope + WATERMARK_KEY] = f"{self.watermark:.0f}"
         self.store.update(self.pending)  # one batch, the watermark last
         self.pending, self.origins = {}, {}
@@ -154,7 +156,7 @@ class DedupState:
         stale = [
             key
             for key, entry in self.store.items()
-            if key.startswith(self.scope) and key != mark and float(entry.partition("\x1f")[0]) < horizon
+            if key.startswith(self.scope) and key != mark and expires_by(entry) < horizon
         ]
         for key in stale:
             del self.store[key]
