@@ -17,6 +17,7 @@ from services.ingest.agent import source_partition
 from services.ingest.dedup import DedupState
 from services.ingest.validate import Rules, validate
 from services.runtime.settings import Settings
+from services.store import MemoryStore
 
 PARTITIONS = 4  # Settings.partitions: by-source partitions of ingest
 CHUNK = 250  # accepted reports of one by-source partition in a row
@@ -27,7 +28,7 @@ def accepted_stream(registry: Registry, order: str, records: int) -> list[Accept
     """The reports ingest would accept from the `records`-record mix, in correlate's order."""
     settings = Settings()
     rules = Rules(registry, max_bytes=settings.max_report_bytes, max_future=settings.max_future)
-    dedup = DedupState({}, settings.dedup_retention_hours * 3600)
+    dedup = DedupState(MemoryStore(), settings.dedup_retention_hours * 3600)
     reports: list[AcceptedReport] = []
     for _, value in build(records, days=records / 1_000_000 * 30).records:  # as bench/__main__.py sizes it
         verdict = validate(value, rules, INGESTED_AT)

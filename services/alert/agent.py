@@ -43,7 +43,7 @@ class AlertStage:
     def __init__(self, app: faust.App, ctx: Context) -> None:
         self.app, self.ctx = app, ctx
         self.states: CeasefireStates[AlertEngine] = CeasefireStates.of_stage(
-            app, ctx, "alerting", Role.BY_CEASEFIRE, lambda ceasefire, persisted, _stored: AlertEngine(ceasefire, persisted=persisted)
+            app, ctx, "alerting", Role.BY_CEASEFIRE, lambda ceasefire, store: AlertEngine(ceasefire, store=store)
         )
         self.engines = self.states.states  # ceasefire id → engine, for the collector and live view
         self.snapshots: dict[str, FragilitySnapshot] = {}

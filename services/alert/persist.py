@@ -9,7 +9,7 @@
 | `last_violation` | RFC 3339 | the newest violation, for the fragility index |
 | `journal…` | services/alert/journal.py | one batch's changes, stored first (crash safety) |
 
-`AlertEngine.take_changes` writes them (None deletes) and `AlertEngine(persisted=…)` reads them back
+`AlertEngine.take_changes` writes them (None deletes) and `AlertEngine(store=…)` reads them back
 through `read`.
 """
 

@@ -6,7 +6,7 @@ watermark. Output: `Alert` records (topic `ceasefire.alerts.v1`, key `fingerprin
 State: a summary of each incident within the rules' horizon (`services/alert/recent.py`), the last
 record and peak count per alert fingerprint (`services/alert/episodes.py`), the watermark and the last
 violation's time. It is persisted as string entries (`take_changes()`), and an engine built from them
-(`persisted=`) behaves exactly like the one that wrote them. A crash may store any prefix of one
+(`store=`) behaves exactly like the one that wrote them. A crash may store any prefix of one
 batch's entries: the batch's changes go first as a `journal` (one entry, or parts under one head when
 large: journal.py), which the rebuild applies over the rest, so a rebuilt engine is always at a batch
 boundary (docs/alerts.md, "Crash safety").
@@ -56,6 +56,7 @@ from services.alert.fragility import Tally, component_values, snapshot_of, weigh
 from services.alert.held import HeldIncidents, micros, span
 from services.alert.persist import INCIDENT, LAST_VIOLATION, WATERMARK
 from services.alert.recent import IncidentSummary, summarise
+from services.store import StateStore, stored_entries
 
 __all__ = ["AlertEngine", "AlertRules"]
 
@@ -72,8 +73,9 @@ SEVERITY = {name.value: severity for name, severity in rule.SEVERITY.items()}
 
 class AlertEngine:
     def __init__(
-        self, ceasefire: Ceasefire, rules: AlertRules | None = None, persisted: Iterable[tuple[str, str]] = ()
+        self, ceasefire: Ceasefire, rules: AlertRules | None = None, store: StateStore | Iterable[tuple[str, str]] = ()
     ) -> None:
+        """`store`: where its entries are (services/store.py), or the entries themselves (tests)."""
         self.ceasefire = ceasefire
         self.rules = rules if rules is not None else AlertRules()
         self._horizon = self.rules.horizon
@@ -85,7 +87,7 @@ class AlertEngine:
         self.watermark: datetime = ceasefire.effective_from
         self.last_violation_at: datetime | None = None
         self.held = HeldIncidents(self.rules)
-        stored, self.journal = persist.read(persisted)
+        stored, self.journal = persist.read(stored_entries(store)[0])
         loaded, episodes = stored.summaries, stored.episodes
         self.watermark = stored.watermark or self.watermark
         self.last_violation_at = stored.last_violation_at
@@ -150,7 +152,7 @@ class AlertEngine:
         return self.book.firing()
 
     def take_changes(self) -> dict[str, str | None]:
-        """Entries to write (or delete, None), in this order, so that `AlertEngine(..., persisted=entries)`
+        """Entries to write (or delete, None), in this order, so that `AlertEngine(..., store=entries)`
         resumes here.
 
         The journal comes first: all the others in one value, or in parts when large

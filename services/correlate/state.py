@@ -39,7 +39,8 @@ from services.correlate.persist import (
     report_entry_key,
     version_entries,
 )
-from services.correlate.seen import Lookup, SeenReports
+from services.correlate.seen import SeenReports
+from services.store import StateStore, stored_entries
 
 Key = tuple[str, str]
 __all__ = ["Correlator", "version_entries"]  # version_entries: persist's, where the shell has always found it
@@ -49,12 +50,11 @@ _NEVER = -(1 << 62)  # horizon before the first eviction: every report may link
 class Correlator:
     """All correlation state of ONE ceasefire."""
 
-    def __init__(
-        self, ceasefire: Ceasefire, persisted: Iterable[tuple[str, str]] = (), stored: Lookup | None = None
-    ) -> None:
-        """Rebuild from entries `take_changes` returned earlier; indexes are derived, never persisted.
-        `stored` reads one stored entry of this ceasefire (the remembered identities are asked there,
-        services/correlate/seen.py); without it they are kept in memory."""
+    def __init__(self, ceasefire: Ceasefire, store: StateStore | Iterable[tuple[str, str]] = ()) -> None:
+        """Rebuild from the entries `take_changes` returned earlier; indexes are derived, never persisted.
+        `store`: where this ceasefire's entries are (services/store.py): the remembered identities are
+        asked there (services/correlate/seen.py). Given the entries alone (tests), they are kept in
+        memory instead."""
         self.ceasefire = ceasefire
         settings = ceasefire.link
         self.lateness_us = round(settings.allowed_lateness_hours * 60 * MINUTE_US)
@@ -75,7 +75,8 @@ class Correlator:
         # and the markers of the last batch, deleted once that batch is wholly stored.
         self._evictions: dict[str, tuple[int, list[tuple[str, str, int]]]] = {}
         self._stale_markers: set[str] = set()
-        self.seen = SeenReports(round(settings.remember_hours * 60 * MINUTE_US), stored)
+        persisted, reader = stored_entries(store)
+        self.seen = SeenReports(round(settings.remember_hours * 60 * MINUTE_US), None if reader is None else reader.get)
         self._torn: dict[str, IncidentState] = {}  # stored versions whose reports a crash did not store
         self._torn_until = _NEVER
         self._restore(persisted)

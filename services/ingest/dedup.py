@@ -1,7 +1,7 @@
 """Deduplication: exact repeats and resubmissions of the same content by the same source.
 
-Pure: the durable store is any MutableMapping (a Faust table in the service, a dict in tests); the
-entries' format is services/ingest/persist.py's. Entries expire by event time. Reports from different sources are never duplicates of each other:
+Pure: the durable store is a `StateStore` (services/store.py: a table partition in the service, a
+`MemoryStore` in tests); the entries' format is services/ingest/persist.py's. Entries expire by event time. Reports from different sources are never duplicates of each other:
 that is corroboration, correlation's business.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,6 +23,7 @@ from services.ingest.persist import (
     read_entry,
     write_entry,
 )
+from services.store import StateStore
 
 _SPACES = re.compile(r"\s+")
 __all__ = ["WATERMARK_KEY", "DedupState", "Decision", "content_fingerprint", "identity_key"]
@@ -86,14 +86,14 @@ class DedupState:
     record ruled on; entries written before origins were kept have none).
     """
 
-    def __init__(self, store: MutableMapping[str, str], retention_seconds: float, scope: str = "") -> None:
+    def __init__(self, store: StateStore, retention_seconds: float, scope: str = "") -> None:
         """`scope` prefixes every key, so one store can hold the state of several partitions."""
         self.store = store
         self.retention = retention_seconds
         self.scope = scope
         self.pending: dict[str, str] = {}
         self.origins: dict[str, str] = {}  # origin key → duplicate_of, timed when committed
-        self.watermark = float(store.get(scope + WATERMARK_KEY, "0"))
+        self.watermark = float(store.get(scope + WATERMARK_KEY) or "0")
 
     def decide(self, report: Report, origin: str = "") -> Decision:
         """First one wins; staged, so a repeat within the same batch is caught too. `origin` is where
@@ -146,18 +146,13 @@ class DedupState:
         for key, report_id in self.origins.items():
             self.pending[key] = write_entry(self.watermark, report_id, key.rpartition(ORIGIN_PREFIX)[2])
         self.pending[self.scope + WATERMARK_KEY] = f"{self.watermark:.0f}"
-        self.store.update(self.pending)  # one batch, the watermark last
+        self.store.apply(self.pending)  # one batch, the watermark last
         self.pending, self.origins = {}, {}
 
     def expire(self) -> int:
         """Delete entries older than retention behind the watermark; returns how many went."""
         horizon = self.watermark - self.retention
         mark = self.scope + WATERMARK_KEY
-        stale = [
-            key
-            for key, entry in self.store.items()
-            if key.startswith(self.scope) and key != mark and expires_by(entry) < horizon
-        ]
-        for key in stale:
-            del self.store[key]
+        stale = [key for key, entry in self.store.scan(self.scope) if key != mark and expires_by(entry) < horizon]
+        self.store.apply(dict.fromkeys(stale))
         return len(stale)

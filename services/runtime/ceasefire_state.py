@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import faust
@@ -19,7 +19,8 @@ from faust.types import TP
 
 from schemas.ceasefire import Ceasefire, Registry
 from schemas.topics import Role
-from services.runtime.state import fenced_table, key_partition, owned_partitions
+from services.runtime.state import FencedTable, fenced_table, key_partition, owned_partitions
+from services.store import StateStore
 
 SEP = "\x1f"
 YIELD_EVERY = 20_000  # table entries read between two turns of the loop
@@ -38,9 +39,9 @@ class CeasefireStates(Generic[S]):
         table_name: str,
         topic: str,
         partitions: int,
-        build: Callable[[Ceasefire, Iterable[tuple[str, str]], Callable[[str], str | None]], S],
+        build: Callable[[Ceasefire, StateStore], S],
     ) -> None:
-        """`build(ceasefire, its stored entries, a reader of one of its entries)` makes a state."""
+        """`build(ceasefire, its store)` makes a state (services/store.py: the one state contract)."""
         self.app = app
         self.registry = registry
         self.topic = topic  # the input topic whose partitions decide ownership
@@ -58,7 +59,7 @@ class CeasefireStates(Generic[S]):
         ctx: Context,
         table_name: str,
         input_role: Role,
-        build: Callable[[Ceasefire, Iterable[tuple[str, str]], Callable[[str], str | None]], S],
+        build: Callable[[Ceasefire, StateStore], S],
     ) -> CeasefireStates[S]:
         """A stage's states: in table `table_name`, owned with the partitions of its input topic."""
         settings = ctx.settings
@@ -77,12 +78,10 @@ class CeasefireStates(Generic[S]):
         return found
 
     def _build(self, ceasefire: Ceasefire, partition: int, persisted: list[tuple[str, str]]) -> S:
-        return self._keep(ceasefire, partition, self.build(ceasefire, persisted, self._reader(ceasefire.id, partition)))
+        return self._keep(ceasefire, partition, self.build(ceasefire, self._store(ceasefire.id, partition, persisted)))
 
-    def _reader(self, ceasefire_id: str, partition: int) -> Callable[[str], str | None]:
-        """One stored entry of this ceasefire, read from the store (what `store` wrote)."""
-        prefix, entry = ceasefire_id + SEP, self.table.entry
-        return lambda key: entry(partition, prefix + key)
+    def _store(self, ceasefire_id: str, partition: int, entries: list[tuple[str, str]]) -> CeasefireEntries:
+        return CeasefireEntries(self.table, partition, ceasefire_id + SEP, entries)
 
     def _keep(self, ceasefire: Ceasefire, partition: int, state: S) -> S:
         self.states[ceasefire.id] = state
@@ -156,7 +155,7 @@ class CeasefireStates(Generic[S]):
         waiting for it in `built`)."""
 
         async def build() -> None:
-            state = await asyncio.to_thread(self.build, ceasefire, entries, self._reader(ceasefire.id, partition))
+            state = await asyncio.to_thread(self.build, ceasefire, self._store(ceasefire.id, partition, entries))
             if self._building.get(ceasefire.id) is task and ceasefire.id not in self.states:
                 self._keep(ceasefire, partition, state)
 
@@ -224,3 +223,22 @@ def _log_failure(task: asyncio.Future[None]) -> None:
     """A failed warm-up costs only time: each agent builds the states it needs on first use."""
     if not task.cancelled() and task.exception() is not None:
         log.error("building ceasefire states after a restore failed", exc_info=task.exception())
+
+
+class CeasefireEntries:
+    """One ceasefire's entries as a `StateStore` (services/store.py): `scan` reads the entries read for
+    its build (read in chunks off the loop, then built in a thread: see `warm`), `get` and `apply` go
+    to the table, under the ceasefire's prefix."""
+
+    def __init__(self, table: FencedTable, partition: int, prefix: str, entries: list[tuple[str, str]]) -> None:
+        self.table, self.partition, self.prefix, self.entries = table, partition, prefix, entries
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        value = self.table.entry(self.partition, self.prefix + key)
+        return default if value is None else value
+
+    def scan(self, prefix: str = "") -> Iterator[tuple[str, str]]:
+        return ((key, value) for key, value in self.entries if key.startswith(prefix))
+
+    def apply(self, changes: Mapping[str, str | None]) -> None:
+        self.table.write_entries(self.partition, {self.prefix + k: v for k, v in changes.items()})

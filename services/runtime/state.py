@@ -15,12 +15,12 @@ from aiokafka.partitioner import murmur2
 
 from services.runtime.fixes.tables import FencedTable, changelog_sent, fenced_table, unsent_writes
 
-__all__ = ["PartitionEntries", "changelog_sent", "fenced_table", "key_partition", "owned_partitions", "unsent_writes"]
+__all__ = ["FencedTable", "PartitionEntries", "changelog_sent", "fenced_table", "key_partition", "owned_partitions", "unsent_writes"]
 
 
 class PartitionEntries(MutableMapping[str, str]):
-    """One partition of a FencedTable as a plain mapping, for the pure state classes (dedup): reads
-    and writes go through the table's per-partition fast paths; `update` is one batch."""
+    """One partition of a FencedTable as a `StateStore` (services/store.py) and a plain mapping: reads
+    and writes go through the table's per-partition fast paths; `apply` is one batch."""
 
     def __init__(self, table: FencedTable, partition: int) -> None:
         self.table, self.partition = table, partition
@@ -43,6 +43,14 @@ class PartitionEntries(MutableMapping[str, str]):
 
     def update(self, changes: Mapping[str, str] | Iterable[tuple[str, str]] = (), /, **more: str) -> None:
         self.table.write_entries(self.partition, {**dict(changes), **more})
+
+    def scan(self, prefix: str = "") -> Iterator[tuple[str, str]]:
+        """A `StateStore`'s scan (services/store.py): this partition's entries under `prefix`."""
+        return ((key, value) for key, value in self.table.partition_items(self.partition) if key.startswith(prefix))
+
+    def apply(self, changes: Mapping[str, str | None]) -> None:
+        """A `StateStore`'s write: one batch, in order, None deletes."""
+        self.table.write_entries(self.partition, changes)
 
     def __iter__(self) -> Iterator[str]:
         return (key for key, _ in self.table.partition_items(self.partition))

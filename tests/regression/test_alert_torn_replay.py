@@ -94,7 +94,7 @@ def crash_and_replay(
     shell.publish(batches[kill])
     torn = list(shell.engine.take_changes().items())
     shell.store(torn[:cut])
-    shell.engine = AlertEngine(ceasefire, rules, persisted=shell.table.items())
+    shell.engine = AlertEngine(ceasefire, rules, store=shell.table.items())
     shell.last = shell.engine.fragility()  # the stage warms its snapshots after a restore
     replayed = [a for batch in batches[replay_from:kill] for a in shell.process(batch)]
     for batch in batches[kill:]:

@@ -137,7 +137,7 @@ def play(engine: AlertEngine | Reference, steps: list[Step]) -> list[tuple[list[
 
 def rebuilt(engine: AlertEngine) -> AlertEngine:
     kept = {k: v for k, v in engine.take_changes().items() if v is not None}
-    return AlertEngine(engine.ceasefire, engine.rules, persisted=kept.items())
+    return AlertEngine(engine.ceasefire, engine.rules, store=kept.items())
 
 
 def agree(ceasefire: Ceasefire, rules: AlertRules, steps: list[Step], split: int) -> None:

@@ -397,7 +397,7 @@ def test_engine_rebuilt_from_persisted_changes_behaves_identically(ceasefire: Ce
                     store.pop(key, None)
                 else:
                     store[key] = value
-    rebuilt = AlertEngine(ceasefire, persisted=store.items())
+    rebuilt = AlertEngine(ceasefire, store=store.items())
     assert rebuilt.firing() == original.firing()
     assert rebuilt.fragility() == original.fragility()
     assert run(rebuilt, steps[split:]) == run(original, steps[split:])
@@ -446,7 +446,7 @@ def test_any_stream_keeps_the_lifecycle_replays_and_round_trips(
     original = AlertEngine(ceasefire)
     head = run(original, steps[:split])
     kept = {k: v for k, v in original.take_changes().items() if v is not None}
-    rebuilt = AlertEngine(ceasefire, persisted=kept.items())
+    rebuilt = AlertEngine(ceasefire, store=kept.items())
     tail = run(rebuilt, steps[split:])
     assert [a.model_dump() for a in head + tail] == [a.model_dump() for a in once]
 
@@ -463,7 +463,7 @@ def test_last_violation_outlives_the_incidents_it_came_from(ceasefire: Ceasefire
     run(engine, [incident("a", 0), 31.0])
     kept = {k: v for k, v in engine.take_changes().items() if v is not None}
     assert not any(k.startswith("incident") for k in kept)  # a is gone from the window state
-    rebuilt = AlertEngine(ceasefire, persisted=kept.items())
+    rebuilt = AlertEngine(ceasefire, store=kept.items())
     assert rebuilt.fragility().components.recency == pytest.approx(0.5 ** (31 / 6))
     assert rebuilt.fragility() == engine.fragility()
 
@@ -495,18 +495,18 @@ def test_any_prefix_of_a_batchs_entries_rebuilds_the_state_before_or_after_it(
         return out
 
     for start in range(0, len(steps), 4):  # batches of four steps
-        before = persisted_state(AlertEngine(ceasefire, persisted=store.items()))
+        before = persisted_state(AlertEngine(ceasefire, store=store.items()))
         run(engine, steps[start : start + 4])
         after = persisted_state(engine)
         changes = list(engine.take_changes().items())
         assert len(changes) > 2
         head = [key for key, _ in changes].index(journal.JOURNAL)
         for cut in range(len(changes) + 1):
-            rebuilt = AlertEngine(ceasefire, persisted=stored(store, changes[:cut]).items())
+            rebuilt = AlertEngine(ceasefire, store=stored(store, changes[:cut]).items())
             want = before if cut <= head else after
             assert persisted_state(rebuilt) == want, f"batch at step {start}, cut {cut}"
         if part_bytes < journal.PART_BYTES and start == 8:  # a crash leaves this batch's parts, no head
-            engine = AlertEngine(ceasefire, persisted=stored(store, changes[:head]).items())
+            engine = AlertEngine(ceasefire, store=stored(store, changes[:head]).items())
             run(engine, steps[start : start + 4])
             changes = list(engine.take_changes().items())
         store = stored(store, changes)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterable
 from pathlib import Path
 
 import faust
@@ -13,6 +12,7 @@ from faust.types import TP
 
 from schemas.ceasefire import Ceasefire, load_registry
 from services.runtime.ceasefire_state import CeasefireStates
+from services.store import StateStore
 
 REGISTRY = load_registry(Path(__file__).parents[2] / "deploy" / "ceasefires.yaml")
 TOPIC = "accepted"
@@ -25,10 +25,10 @@ class SlowBuild:
         self.release = threading.Event()
         self.calls = 0
 
-    def __call__(self, ceasefire: Ceasefire, entries: Iterable[tuple[str, str]], stored: object) -> object:
+    def __call__(self, ceasefire: Ceasefire, store: StateStore) -> object:
         self.calls += 1
         assert self.release.wait(10)
-        return (ceasefire.id, list(entries))
+        return (ceasefire.id, list(store.scan()))
 
 
 def states(build: SlowBuild) -> CeasefireStates[object]:
@@ -96,8 +96,8 @@ def test_a_state_reads_what_was_stored_for_its_ceasefire_and_nothing_else() -> N
     reader it is built with sees the entries `store` wrote for that ceasefire, under its own keys."""
     readers = []
 
-    def build(ceasefire: Ceasefire, entries: Iterable[tuple[str, str]], stored: object) -> str:
-        readers.append(stored)
+    def build(ceasefire: Ceasefire, store: StateStore) -> str:
+        readers.append(store.get)
         return ceasefire.id
 
     app = faust.App("states-test", broker="memory://", store="memory://")

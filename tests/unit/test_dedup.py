@@ -9,6 +9,7 @@ import pytest
 
 from schemas.report import Report
 from services.ingest.dedup import WATERMARK_KEY, Decision, DedupState, content_fingerprint, identity_key
+from services.store import MemoryStore
 from tests.support.reports import report
 
 HOUR = 3600.0
@@ -23,8 +24,8 @@ def later(minutes: float, **overrides: Any) -> Report:
     return make(observed_at=(T0 + timedelta(minutes=minutes)).isoformat(), **overrides)
 
 
-def fresh(retention: float = 24 * HOUR, scope: str = "") -> tuple[DedupState, dict[str, str]]:
-    store: dict[str, str] = {}
+def fresh(retention: float = 24 * HOUR, scope: str = "") -> tuple[DedupState, MemoryStore]:
+    store = MemoryStore()
     return DedupState(store, retention, scope), store
 
 
@@ -222,7 +223,7 @@ def test_a_duplicate_or_too_old_record_delivered_again_is_a_redelivery() -> None
 
 
 def test_entries_without_an_origin_still_decide() -> None:
-    store = {identity_key(make()): f"{T0.timestamp():.0f}\x1fr-1"}  # as written before origins were kept
+    store = MemoryStore({identity_key(make()): f"{T0.timestamp():.0f}\x1fr-1"})  # as written before origins were kept
     assert outcome(DedupState(store, HOUR).decide(make(), "0:9")) == ("duplicate", "exact", "r-1")
 
 
@@ -248,7 +249,7 @@ def test_expire_deletes_exactly_the_stale_entries() -> None:
 
 
 def test_expire_in_a_scoped_store_leaves_other_scopes_alone() -> None:
-    store: dict[str, str] = {}
+    store = MemoryStore()
     # "1/" is a prefix of neither "11/" nor "2/": a sweep of partition 1 must not touch partition 11.
     states = {scope: DedupState(store, HOUR, scope) for scope in ("1/", "11/", "2/")}
     decide_all(states["11/"], [make()])
@@ -268,7 +269,7 @@ def test_expire_in_a_scoped_store_leaves_other_scopes_alone() -> None:
 
 
 def test_scopes_decide_independently() -> None:
-    store: dict[str, str] = {}
+    store = MemoryStore()
     one, two = DedupState(store, HOUR, "0/"), DedupState(store, HOUR, "1/")
     assert decide_all(one, [make()])[0].outcome == "accepted"
     assert decide_all(two, [make()])[0].outcome == "accepted"
@@ -291,8 +292,7 @@ def _stream() -> list[Report]:
 
 @pytest.mark.parametrize("batch", [1, 3, 8])
 def test_decisions_do_not_depend_on_when_expire_ran(batch: int) -> None:
-    swept_store: dict[str, str] = {}
-    never_store: dict[str, str] = {}
+    swept_store, never_store = MemoryStore(), MemoryStore()
     swept_decisions: list[Decision] = []
     never_decisions: list[Decision] = []
     reports = _stream()

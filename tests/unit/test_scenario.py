@@ -36,6 +36,7 @@ from services.console.demo import (
 from services.correlate.state import Correlator
 from services.ingest.dedup import DedupState
 from services.ingest.validate import Reason, Rules, primary_reason, validate
+from services.store import MemoryStore
 
 Identity = tuple[str, str]
 
@@ -58,7 +59,7 @@ def scenario() -> Scenario:
 
 @pytest.fixture(scope="module")
 def ingested(scenario: Scenario, registry: Registry) -> Ingested:
-    rules, state, out = Rules(registry), DedupState({}, retention_seconds=14 * 24 * 3600), Ingested()
+    rules, state, out = Rules(registry), DedupState(MemoryStore(), retention_seconds=14 * 24 * 3600), Ingested()
     for number, line in enumerate(scenario.lines):
         verdict = validate(line, rules, REPLAY_NOW)
         if isinstance(verdict, list):

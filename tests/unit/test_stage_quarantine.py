@@ -33,6 +33,7 @@ from services.ingest.dedup import DedupState
 from services.runtime.context import Context
 from services.runtime.settings import Settings
 from services.runtime.stage import Item, Outbox, apply_isolated, decode_batch
+from services.store import MemoryStore
 from tests.support.incidents import at, incident
 from tests.support.reports import report
 
@@ -120,8 +121,8 @@ async def correlate(reports: list[AcceptedReport], build: Any,
 
 
 def build_correlator(cls: type[Correlator]) -> Any:
-    def build(ceasefire: Ceasefire, persisted: Iterable[tuple[str, str]], stored: Any) -> Correlator:
-        return cls(ceasefire, persisted, stored)
+    def build(ceasefire: Ceasefire, store: Any) -> Correlator:
+        return cls(ceasefire, store)
 
     return build
 
@@ -161,7 +162,7 @@ class TrippingEngine(AlertEngine):
 async def alert(items: list[Any], engine: type[AlertEngine]) -> tuple[list[Any], RecordingOutbox]:
     app, ctx = context()
     stage = alert_agent.AlertStage(app, ctx)
-    stage.states.build = lambda ceasefire, persisted, _stored: engine(ceasefire, persisted=persisted)
+    stage.states.build = lambda ceasefire, store: engine(ceasefire, store=store)
     events = []
     for n, (incidents, watermark) in enumerate(items):
         raw = IncidentBatch(watermarks={"in-pk-2025-05-10": watermark}, incidents=incidents).model_dump_json()
@@ -281,7 +282,7 @@ async def test_dedup_dead_letters_a_report_from_the_future_and_judges_the_rest_a
         SourcedReport(origin=Origin(partition=0, offset=n), report=report, raw=report.model_dump_json())
         for n, report in enumerate([future, accepted(1, "a", 10), accepted(2, "b", 12)])
     ]
-    state = DedupState({}, 14 * 24 * 3600.0)
+    state = DedupState(MemoryStore(), 14 * 24 * 3600.0)
     outbox, rules, by_ceasefire = RecordingOutbox(), [], defaultdict(list)
     await stage._decide(ReportBatch(reports=items), state, outbox, rules, by_ceasefire)
     dead = [(role, value) for kind, role, value in outbox.sent if role == Role.DEAD_LETTERS]
