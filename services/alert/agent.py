@@ -29,11 +29,8 @@ from schemas.incident import IncidentVersion, IncidentVersionBatch
 from schemas.topics import Role
 from services.alert.rules import AlertEngine
 from services.runtime.ceasefire_state import CeasefireStates
-from services.runtime.codec import raw_topic
 from services.runtime.context import Context
-from services.runtime.failure import or_die
-from services.runtime.fixes.batching import bounded_batches
-from services.runtime.stage import Item, Outbox, apply_isolated, decode_batch, not_ahead
+from services.runtime.stage import Item, Outbox, apply_isolated, decode_batch, not_ahead, serve
 from services.runtime.state import changelog_sent
 
 FRAGILITY_REPEAT_SECONDS = 60.0
@@ -142,12 +139,7 @@ class AlertStage:
 def install(app: faust.App, ctx: Context) -> None:
     """Register the alert agent, its table and the fragility heartbeat on `app`."""
     stage = AlertStage(app, ctx)
-
-    @app.agent(raw_topic(app, ctx.settings.topic(Role.BY_CEASEFIRE)), name="alert")
-    async def alert(stream: faust.StreamT[bytes]) -> None:
-        s = ctx.settings
-        async for events in bounded_batches(stream, s.batch_records_max, s.batch_within_seconds, s.batch_bytes_max):
-            await or_die("alert", stage.alert_batch(events))
+    serve(app, ctx, "alert", Role.BY_CEASEFIRE, stage.alert_batch)
 
     @app.timer(FRAGILITY_REPEAT_SECONDS)
     async def fragility_heartbeat() -> None:

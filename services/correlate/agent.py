@@ -32,11 +32,9 @@ from schemas.topics import Role
 from services.correlate import api
 from services.correlate.state import Correlator, version_entries
 from services.runtime.ceasefire_state import CeasefireStates
-from services.runtime.codec import encode, pack, raw_topic
+from services.runtime.codec import encode, pack
 from services.runtime.context import Context
-from services.runtime.failure import or_die
-from services.runtime.fixes.batching import bounded_batches
-from services.runtime.stage import Item, Outbox, apply_isolated, decode_batch, not_ahead
+from services.runtime.stage import Item, Outbox, apply_isolated, decode_batch, not_ahead, serve
 from services.runtime.state import changelog_sent
 
 EVICT_EVERY_SECONDS = 300.0  # event time between evictions of one ceasefire
@@ -175,14 +173,7 @@ class CorrelateStage:
 
 def install(app: faust.App, ctx: Context) -> None:
     """Register the correlate agent and its table on `app`."""
-    s = ctx.settings
     stage = CorrelateStage(app, ctx)
-    accepted = raw_topic(app, s.topic(Role.ACCEPTED_BATCHES))
-
-    @app.agent(accepted, name="correlate")
-    async def correlate(stream: faust.StreamT[bytes]) -> None:
-        async for events in bounded_batches(stream, s.batch_records_max, s.batch_within_seconds, s.batch_bytes_max):
-            await or_die("correlate", stage.correlate_batch(events))
-
+    accepted = serve(app, ctx, "correlate", Role.ACCEPTED_BATCHES, stage.correlate_batch)
     api.install(app, stage, accepted)
     ctx.stages["correlate"] = stage  # the read API and the live view look incidents up here

@@ -33,11 +33,9 @@ from schemas.topics import Role
 from services.ingest.deadletter import dead_letter_headers
 from services.ingest.dedup import DedupState
 from services.ingest.validate import Problem, Reason, Rules, primary_reason, validate
-from services.runtime.codec import encode, pack, raw_topic
+from services.runtime.codec import encode, pack
 from services.runtime.context import Context
-from services.runtime.failure import or_die
-from services.runtime.fixes.batching import bounded_batches
-from services.runtime.stage import Outbox, decode_batch
+from services.runtime.stage import Outbox, decode_batch, serve
 from services.runtime.state import PartitionEntries, changelog_sent, fenced_table, key_partition
 
 SWEEP_EVERY_SECONDS = 24 * 3600.0  # event time between expiry sweeps of one partition
@@ -214,15 +212,6 @@ class IngestStage:
 
 def install(app: faust.App, ctx: Context) -> None:
     """Register the ingest agents and the dedup table on `app`."""
-    s = ctx.settings
     stage = IngestStage(app, ctx)
-
-    @app.agent(raw_topic(app, s.topic(Role.REPORTS)), name="ingest-validate")
-    async def validate_reports(stream: faust.StreamT[bytes]) -> None:
-        async for events in bounded_batches(stream, s.batch_max, s.batch_within_seconds, s.batch_bytes_max):
-            await or_die("ingest-validate", stage.validate_batch(events))
-
-    @app.agent(raw_topic(app, s.topic(Role.BY_SOURCE)), name="ingest-deduplicate")
-    async def deduplicate(stream: faust.StreamT[bytes]) -> None:
-        async for events in bounded_batches(stream, s.batch_records_max, s.batch_within_seconds, s.batch_bytes_max):
-            await or_die("ingest-deduplicate", stage.deduplicate_batch(events))
+    serve(app, ctx, "ingest-validate", Role.REPORTS, stage.validate_batch, max_records=ctx.settings.batch_max)
+    serve(app, ctx, "ingest-deduplicate", Role.BY_SOURCE, stage.deduplicate_batch)

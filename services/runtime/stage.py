@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from schemas.topics import TOPICS, Role
-from services.runtime.codec import encode, try_decode
-from services.runtime.failure import FAULT, UNDECODABLE, quarantine
+from services.runtime.codec import encode, raw_topic, try_decode
+from services.runtime.failure import FAULT, UNDECODABLE, or_die, quarantine
+from services.runtime.fixes.batching import bounded_batches
 
 if TYPE_CHECKING:
     import faust
@@ -153,3 +154,27 @@ async def apply_isolated(
                 break
         else:
             return applied
+
+
+def serve(
+    app: faust.App,
+    ctx: Context,
+    name: str,
+    role: Role,
+    handle: Callable[[list[faust.EventT]], Awaitable[None]],
+    max_records: int | None = None,
+) -> faust.TopicT:
+    """Register the agent `name` on the topic of `role`: every agent's body. It takes batches bounded
+    by count (`max_records`, else `CEASEFIRE_BATCH_RECORDS_MAX`), bytes and time, and hands each to
+    `handle` under the error policy (failure.or_die: a fault of the machinery stops the process
+    before the batch's offsets commit). Returns the topic (the read API routes by it)."""
+    s = ctx.settings
+    topic = raw_topic(app, s.topic(role))
+    records = s.batch_records_max if max_records is None else max_records
+
+    async def agent(stream: faust.StreamT[bytes]) -> None:
+        async for events in bounded_batches(stream, records, s.batch_within_seconds, s.batch_bytes_max):
+            await or_die(name, handle(events))
+
+    app.agent(topic, name=name)(agent)
+    return topic

@@ -38,3 +38,14 @@ def test_the_named_test_exists(fix: Fix) -> None:
 
 def test_ids_are_unique() -> None:
     assert len({f.id for f in FIXES}) == len(FIXES)
+
+
+def test_only_the_wiring_imports_the_fixes() -> None:
+    """The stages and their domain see the runtime (state, stage), never a workaround directly."""
+    importers = sorted(
+        str(path.relative_to(PROJECT_ROOT))
+        for package in ("schemas", "services/ingest", "services/correlate", "services/alert", "services/console")
+        for path in (PROJECT_ROOT / package).rglob("*.py")
+        if "runtime.fixes" in path.read_text(encoding="utf-8")
+    )
+    assert importers == []
