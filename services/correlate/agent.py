@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import faust
 import orjson
@@ -38,6 +38,11 @@ from services.runtime.stage import Item, Outbox, apply_isolated, decode_batch, n
 from services.runtime.state import changelog_sent
 
 EVICT_EVERY_SECONDS = 300.0  # event time between evictions of one ceasefire
+
+
+class Folded(NamedTuple):
+    incidents: list[Incident]
+    late: bool  # the report came later than the allowed lateness (docs/link-rule.md)
 
 
 def incident_batches(
@@ -103,28 +108,29 @@ class CorrelateStage:
             for report in batch.reports
         ]
 
-    def _add(self, item: Item[AcceptedReport]) -> list[Incident] | None:
+    def _add(self, item: Item[AcceptedReport]) -> Folded | None:
         """Fold one report in: its incident records ("merged" ones first: the alert stage must not
-        count an absorbed incident and its survivor as two within one evaluation), or None for a
-        ceasefire gone from the registry since its reports were accepted."""
+        count an absorbed incident and its survivor as two within one evaluation) and whether it came
+        later than the allowed lateness; None for a ceasefire gone from the registry since."""
         correlator = self.correlator(item.ceasefire_id, item.message.partition)
         if correlator is None:
             return None
         not_ahead(item.value.observed_at, self.now, self.ctx.settings.max_future, "observed_at")
         changed = correlator.add(item.value)
         changed.sort(key=lambda incident: incident.status != "merged")
-        return changed
+        return Folded(changed, correlator.last_late)
 
-    @staticmethod
     def _by_partition(
-        applied: list[tuple[Item[AcceptedReport], list[Incident] | None]],
+        self, applied: list[tuple[Item[AcceptedReport], Folded | None]]
     ) -> tuple[dict[int, list[Incident]], dict[str, int]]:
         published: dict[int, list[Incident]] = defaultdict(list)
         touched: dict[str, int] = {}  # ceasefire id → its partition
-        for item, changed in applied:
-            if changed is not None:
-                published[item.message.partition].extend(changed)
+        for item, folded in applied:
+            if folded is not None:
+                published[item.message.partition].extend(folded.incidents)
                 touched[item.ceasefire_id] = item.message.partition
+                if folded.late:
+                    self.ctx.metrics.late_reports.labels(item.ceasefire_id).inc()
         return published, touched
 
     async def _publish(self, published: dict[int, list[Incident]], touched: dict[str, int], outbox: Outbox) -> None:

@@ -79,6 +79,7 @@ class Correlator:
         self.seen = SeenReports(round(settings.remember_hours * 60 * MINUTE_US), None if reader is None else reader.get)
         self._torn: dict[str, IncidentState] = {}  # stored versions whose reports a crash did not store
         self._torn_until = _NEVER
+        self.last_late = False  # whether the report `add` took last came later than the allowed lateness
         self._restore(persisted)
 
     @property
@@ -88,12 +89,13 @@ class Correlator:
 
     def add(self, report: AcceptedReport) -> list[Incident]:
         """Fold one report in; the records to publish: the incident it is in, then any it merged away."""
+        self.last_late = False
         if report.identity in self.reports or report.identity in self.seen:
             return []  # re-delivered: idempotent on (source, report_id), even after eviction
         held = HeldReport.from_accepted(report, self.seq)
         self.seq += 1
         if self.watermark_us is not None:
-            held.late = held.observed_us < self.watermark_us - self.lateness_us
+            held.late = self.last_late = held.observed_us < self.watermark_us - self.lateness_us
             self.watermark_us = max(self.watermark_us, held.observed_us)
         else:
             self.watermark_us = held.observed_us

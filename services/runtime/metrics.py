@@ -25,6 +25,7 @@ class Metrics:
     latency: Histogram
     undecodable: Counter
     record_faults: Counter
+    late_reports: Counter
     redeliveries: Counter
     gc_pause: Histogram
 
@@ -91,6 +92,12 @@ class Metrics:
                 "ceasefire_record_faults_total",
                 "Records a stage's domain logic raised on: dead-lettered on the stage's topic, the stage goes on.",
                 ["stage"],
+                registry=registry,
+            ),
+            late_reports=Counter(
+                "ceasefire_late_reports_total",
+                "Reports correlated later than the allowed lateness behind the ceasefire's event time, by ceasefire.",
+                ["ceasefire"],
                 registry=registry,
             ),
             redeliveries=Counter(

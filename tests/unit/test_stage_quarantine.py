@@ -289,3 +289,17 @@ async def test_dedup_dead_letters_a_report_from_the_future_and_judges_the_rest_a
     assert [value for _, value in dead] == [items[0].raw.encode()]  # the record as it came
     assert stage.dead_lettered == ["future_observed_at"]
     assert sum(len(records) for records in by_ceasefire.values()) == 2  # not judged too old after it
+
+
+@pytest.mark.asyncio
+async def test_reports_later_than_the_allowed_lateness_are_counted() -> None:
+    app, ctx = context()
+    stage = correlate_agent.CorrelateStage(app, ctx)
+    stage.states.build = build_correlator(Correlator)
+    outbox = RecordingOutbox()
+    # 10 min, then 8 h, then 20 min: the last is 7 h 40 min behind, beyond the 6 h allowed lateness
+    reports = [accepted(0, "a", 10), accepted(1, "b", 8 * 60), accepted(2, "c", 20), accepted(3, "d", 7 * 60)]
+    decoded = await decode_batch(batches(reports), Role.ACCEPTED_BATCHES, outbox)  # type: ignore[arg-type]
+    stage._by_partition(await apply_isolated(stage._items(decoded), stage._add, stage.states, outbox))
+    late = ctx.prometheus.get_sample_value("ceasefire_late_reports_total", {"ceasefire": "in-pk-2025-05-10"})
+    assert late == 1
