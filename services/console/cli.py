@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from datetime import UTC, datetime
 
 import click
 
@@ -140,6 +141,28 @@ def alerts(broker_url: str | None, follow: bool, ceasefire_id: str | None, min_s
     settings = _need_broker(broker_url)
     try:
         asyncio.run(show_alerts(settings, follow, ceasefire_id, min_severity, as_json))
+    except BrokerError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
+@click.option("--broker", "broker_url", help="Kafka URL (default: CEASEFIRE_BROKER)")
+@click.option("--follow", "-f", is_flag=True, help="keep printing new points as they come")
+@click.option("--ceasefire", "ceasefire_id", help="only this ceasefire")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z", "%Y-%m-%d"]),
+              help="only points at or after this event time (e.g. 2025-05-12T00:00:00+00:00)")
+@click.option("--json", "as_json", is_flag=True, help="print the snapshots as JSON Lines")
+def fragility(broker_url: str | None, follow: bool, ceasefire_id: str | None, since: datetime | None, as_json: bool) -> None:
+    """The fragility index over event time: a sparkline and one line per point, or JSON Lines."""
+    from services.console.terminal import show_fragility
+
+    settings = _need_broker(broker_url)
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    try:
+        asyncio.run(show_fragility(settings, follow, ceasefire_id, since, as_json))
     except BrokerError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:

@@ -1,16 +1,25 @@
-"""The bodies of `ceasefire incidents` and `ceasefire alerts`: read, filter, print."""
+"""The bodies of `ceasefire incidents`, `alerts` and `fragility`: read, filter, print."""
 
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 
 from rich.console import Console
 
 from schemas.alert import Alert
+from schemas.fragility import FragilitySnapshot
 from schemas.incident import Incident
 from schemas.topics import Role
 from services.console.follow import read_values
-from services.console.views import SEVERITY_ORDER, alert_line, explain, incident_line
+from services.console.views import (
+    SEVERITY_ORDER,
+    alert_line,
+    explain,
+    fragility_lines,
+    fragility_series,
+    incident_line,
+)
 from services.runtime.codec import decode
 from services.runtime.settings import Settings
 
@@ -70,3 +79,31 @@ async def show_alerts(
             sys.stdout.flush()
         else:
             console.print(alert_line(alert))
+
+
+async def show_fragility(
+    settings: Settings, follow: bool, ceasefire_id: str | None, since: datetime | None, as_json: bool
+) -> None:
+    """The fragility index over event time. For a person: each ceasefire's series once the topic is
+    read (a sparkline, then a line per point); with `--follow`, each new point as it comes. JSON: one
+    snapshot per (ceasefire, as_of), as published."""
+    console = _console()
+    seen: set[tuple[str, datetime]] = set()
+    snapshots: list[FragilitySnapshot] = []
+    async for raw in read_values(settings, settings.topic(Role.FRAGILITY), follow):
+        snapshot = decode(FragilitySnapshot, raw)
+        if (ceasefire_id and snapshot.ceasefire_id != ceasefire_id) or (since and snapshot.as_of < since):
+            continue
+        if (snapshot.ceasefire_id, snapshot.as_of) in seen:
+            continue  # the processing-time heartbeat repeats the latest snapshot
+        seen.add((snapshot.ceasefire_id, snapshot.as_of))
+        if as_json:
+            sys.stdout.write(raw.decode() + "\n")
+            sys.stdout.flush()
+        elif follow:
+            console.print(fragility_lines(snapshot.ceasefire_id, [(snapshot.as_of, snapshot.index)])[1])
+        else:
+            snapshots.append(snapshot)
+    for cid, points in fragility_series(snapshots).items():
+        for line in fragility_lines(cid, points):
+            console.print(line)

@@ -1,11 +1,16 @@
-"""How incidents and alerts read to a person: one line per record, and the merge explanation tree."""
+"""How incidents, alerts and the fragility series read to a person: one line per record, the merge
+explanation tree, a sparkline per ceasefire."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from rich.markup import escape
 from rich.tree import Tree
 
 from schemas.alert import Alert
+from schemas.fragility import FragilitySnapshot
 from schemas.incident import Incident, ReportLink
 
 STATUS_STYLE = {"claimed": "yellow", "mutual": "bold magenta", "corroborated": "bold red", "merged": "dim"}
@@ -79,3 +84,35 @@ def alert_line(alert: Alert) -> str:
         f"[{style}]{labels.get('severity', ''):<8}[/] {labels.get('alertname', '')} "
         f"{labels.get('ceasefire', '')} {escape(where)} v{alert.version} — {escape(alert.annotations.summary)}"
     )
+
+
+BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], top: float = 100.0) -> str:
+    """One character per value, from ▁ (0) to █ (`top`): the fragility index's scale is 0–100."""
+    last = len(BARS) - 1
+    return "".join(BARS[min(last, max(0, round(v / top * last)))] for v in values)
+
+
+def fragility_series(snapshots: Iterable[FragilitySnapshot]) -> dict[str, list[tuple[datetime, float]]]:
+    """Each ceasefire's index by `as_of`, in event-time order: a snapshot repeated for a dashboard (the
+    processing-time heartbeat) or re-sent after a crash counts once, the last one read for an `as_of`."""
+    series: dict[str, dict[datetime, float]] = {}
+    for snapshot in snapshots:
+        series.setdefault(snapshot.ceasefire_id, {})[snapshot.as_of] = snapshot.index
+    return {cid: sorted(points.items()) for cid, points in sorted(series.items())}
+
+
+def fragility_lines(ceasefire_id: str, points: list[tuple[datetime, float]]) -> list[str]:
+    """A person's view of one ceasefire's series: a sparkline, then one line per point."""
+    first, last = points[0][0], points[-1][0]
+    head = (
+        f"[bold]{escape(ceasefire_id)}[/]  {sparkline([index for _, index in points])}  "
+        f"({len(points)} points, {_utc(first)} → {_utc(last)}, now {points[-1][1]:.1f})"
+    )
+    return [head, *(f"  {_utc(at)}  {index:5.1f}  {sparkline([index])}" for at, index in points)]
+
+
+def _utc(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
