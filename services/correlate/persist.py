@@ -16,7 +16,9 @@ after (docs/link-rule.md, "Crash safety").
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -38,57 +40,34 @@ def report_entry_key(key: tuple[str, str]) -> str:
     return REPORT_PREFIX + key[0] + "\x1f" + key[1]
 
 
+# What an entry keeps of a held report: its constructor's fields but the three that are rebuilt
+# (the published record, the datetime kept beside `observed_us`, the incident: stored as its id).
+STORED_FIELDS = tuple(
+    f.name for f in fields(HeldReport) if f.init and f.name not in ("record", "observed", "incident")
+)
+_stored = attrgetter(*STORED_FIELDS)
+if STORED_FIELDS != tuple(f.name for f in fields(HeldReport) if f.init)[: len(STORED_FIELDS)]:
+    raise TypeError("HeldReport's stored fields must come first: held_from_entry passes them by position")
+
+
 def held_entry(held: HeldReport, iid: str) -> str:
     """A held report as its correlation-table entry (`r␟<source>␟<report_id>`, docs/link-rule.md)."""
-    return orjson.dumps(
-        {
-            "source": held.source,
-            "report_id": held.report_id,
-            "source_party": held.source_party,
-            "accused_party": held.accused_party,
-            "observed_us": held.observed_us,
-            "violation_type": held.violation_type,  # orjson writes an enum as its value
-            "sector": held.sector,
-            "lat": held.lat,
-            "lon": held.lon,
-            "precision_km": held.precision_km,
-            "killed": held.killed,
-            "injured": held.injured,
-            "ingested_at": held.ingested_at.isoformat(),
-            "seq": held.seq,
-            "late": held.late,
-            "linked_to": held.linked_to,
-            "distance_km": held.distance_km,
-            "gap_minutes": held.gap_minutes,
-            "incident": iid,
-        }
-    ).decode()
+    doc = dict(zip(STORED_FIELDS, _stored(held), strict=True))  # orjson writes enums and datetimes itself
+    doc["incident"] = iid
+    return orjson.dumps(doc).decode()
+
+
+_VIOLATION, _INGESTED, _LINKED = (STORED_FIELDS.index(n) for n in ("violation_type", "ingested_at", "linked_to"))
 
 
 def held_from_entry(doc: dict[str, Any]) -> tuple[HeldReport, str]:
     """The held report and its incident id back from a parsed `held_entry`."""
-    linked = doc["linked_to"]
-    held = HeldReport(
-        source=doc["source"],
-        report_id=doc["report_id"],
-        source_party=doc["source_party"],
-        accused_party=doc["accused_party"],
-        observed_us=doc["observed_us"],
-        violation_type=ViolationType(doc["violation_type"]),
-        sector=doc["sector"],
-        lat=doc["lat"],
-        lon=doc["lon"],
-        precision_km=doc["precision_km"],
-        killed=doc["killed"],
-        injured=doc["injured"],
-        ingested_at=datetime.fromisoformat(doc["ingested_at"]),
-        seq=doc["seq"],
-        late=doc["late"],
-        linked_to=None if linked is None else (linked[0], linked[1]),
-        distance_km=doc["distance_km"],
-        gap_minutes=doc["gap_minutes"],
-    )
-    return held, doc["incident"]
+    values = [doc[name] for name in STORED_FIELDS]  # in the constructor's order (the fields come first)
+    values[_VIOLATION] = ViolationType(values[_VIOLATION])
+    values[_INGESTED] = datetime.fromisoformat(values[_INGESTED])
+    if values[_LINKED] is not None:
+        values[_LINKED] = tuple(values[_LINKED])
+    return HeldReport(*values), doc["incident"]
 
 
 def version_entries(changes: dict[str, str | None]) -> tuple[dict[str, str], dict[str, str | None]]:
