@@ -46,7 +46,8 @@ STORED_FIELDS = tuple(
     f.name for f in fields(HeldReport) if f.init and f.name not in ("record", "observed", "incident")
 )
 _stored = attrgetter(*STORED_FIELDS)
-if STORED_FIELDS != tuple(f.name for f in fields(HeldReport) if f.init)[: len(STORED_FIELDS)]:
+_LEADING = tuple(f.name for f in fields(HeldReport) if f.init)[: len(STORED_FIELDS)]
+if _LEADING != STORED_FIELDS:
     raise TypeError("HeldReport's stored fields must come first: held_from_entry passes them by position")
 
 

@@ -84,12 +84,10 @@ class FencedTable(faust.Table):
 
         What `table.get(key)` returns inside an event of `partition`, without Faust's per-key path
         (event lookup, sensors, serializer registry: ~80 µs a read in the bench profiles)."""
-        raw = key.encode()
         store = self.data
-        if isinstance(store, RocksDBStore):
-            value = store._db_for_partition(partition).get(raw)
-        else:
-            value = store.data.get(raw)  # memory store: one dict for every partition
+        if not isinstance(store, RocksDBStore):
+            return store.data.get(key)  # memory store: one dict for every partition, str as Faust restores it
+        value = store._db_for_partition(partition).get(key.encode())
         return None if value is None else value.decode()
 
     def write_entries(self, partition: int, changes: Mapping[str, str | None]) -> None:
@@ -105,12 +103,12 @@ class FencedTable(faust.Table):
             for write in writes:
                 if write.value is not None:
                     store._key_index[write.key] = partition
-        else:  # memory store: one dict for every partition
-            for write in writes:
-                if write.value is None:
-                    store.data.pop(write.key, None)
+        else:  # memory store: one dict for every partition, keys and values str as Faust's recovery
+            for key, value in changes.items():  # writes them (it deserializes changelog records)
+                if value is None:
+                    store.data.pop(key, None)
                 else:
-                    store.data[write.key] = write.value
+                    store.data[key] = value
         count = getattr(self.app.monitor, "count_table_writes", None)
         if count is not None:
             deleted = sum(1 for write in writes if write.value is None)
@@ -120,11 +118,10 @@ class FencedTable(faust.Table):
         """The entries stored for one partition (every partition's, for the memory store: a copy, so
         that a reader may give the loop back to writers while it iterates)."""
         store = self.data
-        if isinstance(store, RocksDBStore):
-            pairs = store._visible_items(store._db_for_partition(partition))
-        else:
-            pairs = iter(list(store.data.items()))
-        for key, value in pairs:
+        if not isinstance(store, RocksDBStore):
+            yield from list(store.data.items())
+            return
+        for key, value in store._visible_items(store._db_for_partition(partition)):
             yield key.decode(), value.decode()
 
     async def send_unsent(self) -> None:
