@@ -82,7 +82,7 @@ FIXES: tuple[Fix, ...] = (
     Fix("T1", "services.runtime.fixes.tables:FencedTable.write_fence",
         "Tansu answers ListOffsets(latest) with the first offset of the last batch + 1: a restore skips it",
         TANSU,
-        "tests/integration/test_state_of_another_cluster.py::test_state_of_another_cluster_is_rebuilt_not_trusted",
+        "tests/integration/test_ingest_crash.py::test_sigkill_then_restart_loses_nothing",
         "Tansu's ListOffsets is exact (T2 then compares with the fetch high watermark)"),
     Fix("T2", "services.runtime.fixes.tables:FencedTable._drop_state_ahead_of_changelog",
         "Faust trusts a persisted offset beyond its changelog's end: a rebuilt cluster's reports ruled duplicates",
