@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 
@@ -120,12 +122,7 @@ def incidents(
     from services.console.terminal import show_incidents
 
     settings = _need_broker(broker_url)
-    try:
-        asyncio.run(show_incidents(settings, follow, ceasefire_id, set(status), as_json, explain_id))
-    except BrokerError as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        pass
+    _read(lambda: show_incidents(settings, follow, ceasefire_id, set(status), as_json, explain_id))
 
 
 @main.command()
@@ -139,12 +136,7 @@ def alerts(broker_url: str | None, follow: bool, ceasefire_id: str | None, min_s
     from services.console.terminal import show_alerts
 
     settings = _need_broker(broker_url)
-    try:
-        asyncio.run(show_alerts(settings, follow, ceasefire_id, min_severity, as_json))
-    except BrokerError as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        pass
+    _read(lambda: show_alerts(settings, follow, ceasefire_id, min_severity, as_json))
 
 
 @main.command()
@@ -161,8 +153,13 @@ def fragility(broker_url: str | None, follow: bool, ceasefire_id: str | None, si
     settings = _need_broker(broker_url)
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
+    _read(lambda: show_fragility(settings, follow, ceasefire_id, since, as_json))
+
+
+def _read(reading: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run a reading command: a lost broker is one line and exit 2, Ctrl-C a quiet stop."""
     try:
-        asyncio.run(show_fragility(settings, follow, ceasefire_id, since, as_json))
+        asyncio.run(reading())
     except BrokerError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
