@@ -104,11 +104,23 @@ def fragility_series(snapshots: Iterable[FragilitySnapshot]) -> dict[str, list[t
     return {cid: sorted(points.items()) for cid, points in sorted(series.items())}
 
 
+SPARK_WIDTH = 60
+
+
+def peaks(values: list[float], width: int = SPARK_WIDTH) -> list[float]:
+    """At most `width` values, each the highest of its run of consecutive ones: a long series fits a
+    line, and no peak of fragility is averaged away."""
+    if len(values) <= width:
+        return values
+    step = len(values) / width
+    return [max(values[int(i * step) : max(int((i + 1) * step), int(i * step) + 1)]) for i in range(width)]
+
+
 def fragility_lines(ceasefire_id: str, points: list[tuple[datetime, float]]) -> list[str]:
     """A person's view of one ceasefire's series: a sparkline, then one line per point."""
     first, last = points[0][0], points[-1][0]
     head = (
-        f"[bold]{escape(ceasefire_id)}[/]  {sparkline([index for _, index in points])}  "
+        f"[bold]{escape(ceasefire_id)}[/]  {sparkline(peaks([index for _, index in points]))}  "
         f"({len(points)} points, {_utc(first)} → {_utc(last)}, now {points[-1][1]:.1f})"
     )
     return [head, *(f"  {_utc(at)}  {index:5.1f}  {sparkline([index])}" for at, index in points)]

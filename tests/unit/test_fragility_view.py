@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from schemas.fragility import FragilitySnapshot
 from services.alert.rules import AlertEngine
-from services.console.views import fragility_lines, fragility_series, sparkline
+from services.console.views import SPARK_WIDTH, fragility_lines, fragility_series, peaks, sparkline
 from tests.support.ceasefires import three_parties
 
 T0 = datetime(2025, 5, 10, 12, 0, tzinfo=UTC)
@@ -35,3 +35,11 @@ def test_a_person_sees_a_sparkline_then_the_points() -> None:
     lines = fragility_lines("in-pk", [(T0, 5.0), (T0 + timedelta(hours=1), 95.0)])
     assert "▁█" in lines[0] and "2 points" in lines[0] and "now 95.0" in lines[0]
     assert lines[1].strip().startswith("2025-05-10T12:00Z") and lines[2].strip().startswith("2025-05-10T13:00Z")
+
+
+def test_a_long_series_fits_a_line_and_keeps_its_peak() -> None:
+    values = [10.0] * 500
+    values[333] = 95.0
+    squeezed = peaks(values)
+    assert len(squeezed) == SPARK_WIDTH and max(squeezed) == 95.0
+    assert peaks([1.0, 2.0]) == [1.0, 2.0]
