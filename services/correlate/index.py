@@ -49,9 +49,9 @@ class Grid:
         last_row = min(self.rows - 1, int((lat + dlat + 90) // self.degrees))
         row = min(int((lat + 90) // self.degrees), self.rows - 1)
         key = (row, radius_km)
-        if key in self._reach:
-            dlon = self._reach[key]
-        else:
+        try:
+            dlon = self._reach[key]  # one lookup on the usual hit
+        except KeyError:
             dlon = self._reach[key] = self._longitude_reach(row, angle, dlat)
         if dlon is None:
             first, last = 0, self.columns - 1
