@@ -35,16 +35,13 @@ from services.ingest.dedup import DedupState
 from services.ingest.validate import Problem, Reason, Rules, primary_reason, validate
 from services.runtime.codec import encode, pack
 from services.runtime.context import Context
+from services.runtime.failure import describe
 from services.runtime.stage import Outbox, decode_batch, serve
 from services.runtime.state import PartitionEntries, changelog_sent, fenced_table, key_partition
 
 SWEEP_EVERY_SECONDS = 24 * 3600.0  # event time between expiry sweeps of one partition
 ORIGIN_HEADER = "ceasefire.origin"  # on accepted reports: `partition:offset` of the record on the ingest topic
 log = logging.getLogger(__name__)
-
-
-def _fault(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 def source_partition(source: str, partitions: int) -> int:
@@ -84,7 +81,7 @@ class IngestStage:
                 verdict = validate(msg.value, self.rules, now)
             except Exception as exc:  # noqa: BLE001 - validate never raises by contract; if a defect makes it,
                 log.exception("validation raised on record %s[%d]@%d", msg.topic, msg.partition, msg.offset)
-                verdict = [Problem(Reason.UNJUDGEABLE, "$", _fault(exc))]  # that record's fault, not the stage's
+                verdict = [Problem(Reason.UNJUDGEABLE, "$", describe(exc))]  # that record's fault, not the stage's
             if isinstance(verdict, list):
                 headers = dead_letter_headers(msg.topic, msg.partition, msg.offset, verdict)
                 await outbox.send(Role.DEAD_LETTERS, msg.key, msg.value, None, headers)
@@ -150,7 +147,7 @@ class IngestStage:
                 decision = state.decide(report, origin)
             except Exception as exc:  # noqa: BLE001 - a defect on one report must not stop dedup
                 log.exception("dedup raised on report %s; dead-lettered as unjudgeable", origin)
-                await self._dead_letter(outbox, item, Problem(Reason.UNJUDGEABLE, "$", _fault(exc)))
+                await self._dead_letter(outbox, item, Problem(Reason.UNJUDGEABLE, "$", describe(exc)))
                 continue
             if decision.outcome == "redelivered":
                 redelivered += 1

@@ -30,6 +30,21 @@ EXIT_STAGE_FAULT = 70  # EX_SOFTWARE
 log = logging.getLogger("ceasefire.failure")
 
 
+def end_process(code: int, message: str) -> None:
+    """Log one critical line, say it on stderr, and end the process at once: no commit, no clean
+    mark (the next start rebuilds its state from the changelogs). For a watch or a timer that must
+    end a worker whose event loop may be stuck (services/runtime/watchdog.py, runner.py)."""
+    log.critical(message)
+    sys.stderr.write(f"ceasefire: {message}\n")
+    sys.stderr.flush()
+    os._exit(code)  # logging handlers flush each record: nothing is left to shut down
+
+
+def describe(error: BaseException) -> str:
+    """An error in one bounded line, for dead-letter headers and problems."""
+    return f"{type(error).__name__}: {error}"[:500]
+
+
 async def or_die(stage: str, work: Awaitable[None]) -> None:
     """Await one batch's work; on any exception, report it and end the process without committing."""
     try:
@@ -51,7 +66,7 @@ FAULT = "fault"
 def stage_dead_letter_headers(
     stage: str, topic: str, partition: int, offset: int, reason: str, error: BaseException
 ) -> list[tuple[str, bytes]]:
-    message = f"{type(error).__name__}: {error}"[:500]
+    message = describe(error)
     return [
         ("__connect.errors.topic", topic.encode()),
         ("__connect.errors.partition", str(partition).encode()),
@@ -75,7 +90,7 @@ async def quarantine(
     """Send one record the stage gives up on to the stage dead-letter topic (`value`, or else the input
     record's own bytes) and count it; returns the acknowledgement to await with the batch's sends."""
     log.error("stage %s: %s record at %s[%d]@%d: %s", stage, reason, message.topic, message.partition,
-              message.offset, f"{type(error).__name__}: {error}"[:500])
+              message.offset, describe(error))
     counter = ctx.metrics.undecodable if reason == UNDECODABLE else ctx.metrics.record_faults
     counter.labels(stage).inc()
     headers = stage_dead_letter_headers(stage, message.topic, message.partition, message.offset, reason, error)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import shutil
 import signal
-import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -22,6 +20,7 @@ from services.runtime.admin import ensure_topics
 from services.runtime.app import create_app
 from services.runtime.broker import BrokerError, EmbeddedBroker, free_port, port_free
 from services.runtime.context import Context
+from services.runtime.failure import end_process
 from services.runtime.settings import Settings
 from services.runtime.state import unsent_writes
 from services.runtime.watchdog import watch_broker
@@ -111,10 +110,7 @@ class BoundedStopWorker(faust.Worker):
 
 
 def _stop_overdue(seconds: float) -> None:
-    logging.getLogger("ceasefire.runner").critical("the stop did not finish in %g s: exiting", seconds)
-    sys.stderr.write(f"ceasefire: the stop did not finish in {seconds:g} s: exiting\n")
-    sys.stderr.flush()
-    os._exit(EXIT_STOP_TIMEOUT)
+    end_process(EXIT_STOP_TIMEOUT, f"the stop did not finish in {seconds:g} s: exiting")
 
 
 def _watch(app: faust.App, settings: Settings, cluster_id: str) -> None:

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import sys
 import time
 from dataclasses import dataclass
 from typing import Literal
 
 from aiokafka.admin import AIOKafkaAdminClient
+
+from services.runtime.failure import end_process
 
 INTERVAL_SECONDS = 2.0
 EXIT_BROKER_LOST = 69  # EX_UNAVAILABLE
@@ -88,14 +88,6 @@ def hold_client_logs(hold: bool) -> None:
             logger.setLevel(_held.pop(name))
 
 
-def _exit(message: str) -> None:
-    log.critical(message)
-    sys.stderr.write(f"ceasefire: {message}\n")
-    sys.stderr.flush()
-    logging.shutdown()
-    os._exit(EXIT_BROKER_LOST)
-
-
 async def ask_cluster_id(admin: AIOKafkaAdminClient, timeout: float) -> str | None:
     try:
         return str((await asyncio.wait_for(admin.describe_cluster(), timeout))["cluster_id"])
@@ -109,7 +101,10 @@ async def watch_broker(bootstrap: str, cluster_id: str, lost_after: float, inter
     noise = ClientNoise(2 * interval)
     for handler in logging.getLogger().handlers:  # Faust has set them up by the time this task runs
         handler.addFilter(noise)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(interval * 1000))
+    def new_admin() -> AIOKafkaAdminClient:
+        return AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(interval * 1000))
+
+    admin = new_admin()
     loop = asyncio.get_running_loop()
     started = False
     while True:
@@ -119,13 +114,13 @@ async def watch_broker(bootstrap: str, cluster_id: str, lost_after: float, inter
                 started = True
             except Exception:  # noqa: BLE001
                 await admin.close()
-                admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(interval * 1000))
+                admin = new_admin()
         answer = await ask_cluster_id(admin, interval) if started else None
         verdict = watch.answer(answer, loop.time())
         if verdict == "other_cluster":
-            _exit(f"the broker at {bootstrap} is another Kafka cluster now ({cluster_id} → {answer}): exiting")
+            end_process(EXIT_BROKER_LOST, f"the broker at {bootstrap} is another Kafka cluster now ({cluster_id} → {answer}): exiting")
         elif verdict == "gone":
-            _exit(f"the broker at {bootstrap} has not answered for {lost_after:g} s: exiting")
+            end_process(EXIT_BROKER_LOST, f"the broker at {bootstrap} has not answered for {lost_after:g} s: exiting")
         elif verdict == "lost":
             log.error("the broker at %s does not answer; exiting if it has not come back in %g s", bootstrap, lost_after)
             hold_client_logs(True)
