@@ -23,6 +23,7 @@ import base64
 import logging
 import zlib
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import faust
@@ -36,7 +37,7 @@ from services.ingest.validate import Problem, Reason, Rules, primary_reason, val
 from services.runtime.codec import encode, pack
 from services.runtime.context import Context
 from services.runtime.failure import describe
-from services.runtime.stage import Outbox, decode_batch, serve
+from services.runtime.stage import AheadOfTime, Outbox, decode_batch, not_ahead, serve
 from services.runtime.state import PartitionEntries, changelog_sent, fenced_table, key_partition
 
 SWEEP_EVERY_SECONDS = 24 * 3600.0  # event time between expiry sweeps of one partition
@@ -54,6 +55,16 @@ def chunk_batches(items: list[bytes]) -> list[bytes]:
     return [b'{"reports":[' + b",".join(run) + b"]}" for run in pack(items) if run]
 
 
+@dataclass
+class Books:
+    """What one dedup batch ruled, to count once its outputs are acknowledged."""
+
+    rules: list[str] = field(default_factory=list)  # each duplicate's rule
+    dead: list[str] = field(default_factory=list)  # each dead letter's reason
+    redelivered: int = 0
+    by_ceasefire: dict[int, list[bytes]] = field(default_factory=lambda: defaultdict(list))  # correlate's input
+
+
 class IngestStage:
     """The two agents' bodies: move a batch between topics and the dedup table."""
 
@@ -69,7 +80,6 @@ class IngestStage:
         self.topics = {role: s.topic(role) for role in Role}
         self.dedup = fenced_table(app, "dedup", partitions=s.partitions, key_type=str, value_type=str)
         self.swept: dict[int, float] = {}
-        self.dead_lettered: list[str] = []  # reasons of this batch's dead letters from dedup
 
     async def validate_batch(self, events: list[faust.EventT]) -> None:
         now = datetime.now(UTC)
@@ -104,9 +114,8 @@ class IngestStage:
         """All the ReportBatch records taken at once: one round of acknowledgements for all of them."""
         states: dict[int, DedupState] = {}
         outbox = Outbox(self.app, self.ctx, "deduplicate")
-        rules: list[str] = []
-        by_ceasefire: dict[int, list[bytes]] = defaultdict(list)
-        total = redelivered = 0
+        books = Books()
+        total = 0
         for message, batch in await decode_batch(events, Role.BY_SOURCE, outbox):
             partition = message.partition
             state = states.get(partition)
@@ -114,53 +123,46 @@ class IngestStage:
                 entries = PartitionEntries(self.dedup, partition)
                 state = states[partition] = DedupState(entries, self.retention, scope=f"{partition}/")
             total += len(batch.reports)
-            redelivered += await self._decide(batch, state, outbox, rules, by_ceasefire)
-        for target, records in by_ceasefire.items():  # correlate's input: the same reports, batched
+            await self._decide(batch, state, outbox, books)
+        for target, records in books.by_ceasefire.items():  # correlate's input: the same reports, batched
             for chunk in chunk_batches(records):
                 await outbox.send(Role.ACCEPTED_BATCHES, None, chunk, target)
         await outbox.flush()
         for partition, state in states.items():
             state.commit()  # only after the acknowledgements: a crash before this line re-emits, never drops
             self._maybe_sweep(partition, state)
-        self._count(total, rules, redelivered)
+        self._count(total, books)
         await changelog_sent(self.app)
 
-    async def _decide(
-        self,
-        batch: ReportBatch,
-        state: DedupState,
-        outbox: Outbox,
-        rules: list[str],
-        by_ceasefire: dict[int, list[bytes]],
-    ) -> int:
+    async def _decide(self, batch: ReportBatch, state: DedupState, outbox: Outbox, books: Books) -> None:
         """Rule on each report of one partition's batch and send its record (accepted, duplicate or
-        dead letter); returns how many were re-deliveries, which are booked already and send nothing."""
-        redelivered = 0
+        dead letter); a re-delivery is booked already and sends nothing."""
         now, limit = datetime.now(UTC), self.rules.max_future
         for item in batch.reports:
             report, origin = item.report, item.where
-            if report.observed_at - now > limit:  # validation bounds it: this record did not come from it
-                ahead = f"observed_at is {report.observed_at - now} ahead of processing time (limit {limit})"
-                await self._dead_letter(outbox, item, Problem(Reason.FUTURE_OBSERVED_AT, "$.observed_at", ahead))
+            try:  # validation bounds it: one this far ahead did not come from it
+                not_ahead(report.observed_at, now, limit, "observed_at")
+            except AheadOfTime as ahead:
+                await self._dead_letter(outbox, item, Problem(Reason.FUTURE_OBSERVED_AT, "$.observed_at", str(ahead)), books)
                 continue
             try:
                 decision = state.decide(report, origin)
             except Exception as exc:  # noqa: BLE001 - a defect on one report must not stop dedup
                 log.exception("dedup raised on report %s; dead-lettered as unjudgeable", origin)
-                await self._dead_letter(outbox, item, Problem(Reason.UNJUDGEABLE, "$", describe(exc)))
+                await self._dead_letter(outbox, item, Problem(Reason.UNJUDGEABLE, "$", describe(exc)), books)
                 continue
             if decision.outcome == "redelivered":
-                redelivered += 1
+                books.redelivered += 1
                 continue
             if decision.outcome == "too_old":
-                await self._dead_letter(outbox, item, self._too_old(report, state))
+                await self._dead_letter(outbox, item, self._too_old(report, state), books)
                 continue
             if decision.rule is None:
                 record = encode(report)  # once, for the public topic and correlate's batches
                 await outbox.publish(Role.ACCEPTED, report, headers=[(ORIGIN_HEADER, origin.encode())], encoded=record)
-                by_ceasefire[key_partition(report.ceasefire_id, self.partitions)].append(record)
+                books.by_ceasefire[key_partition(report.ceasefire_id, self.partitions)].append(record)
             else:
-                rules.append(decision.rule)
+                books.rules.append(decision.rule)
                 duplicate = Duplicate(
                     source=report.source,
                     report_id=report.report_id,
@@ -169,11 +171,10 @@ class IngestStage:
                     origin=item.origin,
                 )
                 await outbox.publish(Role.DUPLICATES, duplicate)
-        return redelivered
 
-    async def _dead_letter(self, outbox: Outbox, item: SourcedReport, problem: Problem) -> None:
+    async def _dead_letter(self, outbox: Outbox, item: SourcedReport, problem: Problem, books: Books) -> None:
         """The original record, key and bytes, on the ingest dead-letter topic, as validation writes it."""
-        self.dead_lettered.append(problem.reason.value)
+        books.dead.append(problem.reason.value)
         headers = dead_letter_headers(self.topics[Role.REPORTS], item.origin.partition, item.origin.offset, [problem])
         key = None if item.raw_key is None else base64.b64decode(item.raw_key)
         value = item.raw.encode() if item.raw else encode(item.report)  # a record from before raw was kept
@@ -188,15 +189,14 @@ class IngestStage:
             f" ({self.retention / 3600:g} h) behind the newest report of its dedup partition ({newest})",
         )
 
-    def _count(self, total: int, rules: list[str], redelivered: int) -> None:
+    def _count(self, total: int, books: Books) -> None:
         metrics = self.ctx.metrics
-        dead, self.dead_lettered = self.dead_lettered, []
-        metrics.reports.labels("accepted", "").inc(total - len(rules) - len(dead) - redelivered)
-        metrics.reports.labels("duplicate", "").inc(len(rules))
-        metrics.redeliveries.labels("deduplicate").inc(redelivered)
-        for reason in dead:
+        metrics.reports.labels("accepted", "").inc(total - len(books.rules) - len(books.dead) - books.redelivered)
+        metrics.reports.labels("duplicate", "").inc(len(books.rules))
+        metrics.redeliveries.labels("deduplicate").inc(books.redelivered)
+        for reason in books.dead:
             metrics.reports.labels("dead_lettered", reason).inc()
-        for rule in rules:
+        for rule in books.rules:
             metrics.duplicates.labels(rule).inc()
         metrics.batch_records.labels("deduplicate").observe(total)
 

@@ -8,7 +8,6 @@ would, and the outbox records what it would send.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +27,7 @@ from services.alert import agent as alert_agent
 from services.alert.rules import AlertEngine
 from services.correlate import agent as correlate_agent
 from services.correlate.state import Correlator
-from services.ingest.agent import IngestStage
+from services.ingest.agent import Books, IngestStage
 from services.ingest.dedup import DedupState
 from services.runtime.context import Context
 from services.runtime.settings import Settings
@@ -283,12 +282,12 @@ async def test_dedup_dead_letters_a_report_from_the_future_and_judges_the_rest_a
         for n, report in enumerate([future, accepted(1, "a", 10), accepted(2, "b", 12)])
     ]
     state = DedupState(MemoryStore(), 14 * 24 * 3600.0)
-    outbox, rules, by_ceasefire = RecordingOutbox(), [], defaultdict(list)
-    await stage._decide(ReportBatch(reports=items), state, outbox, rules, by_ceasefire)
+    outbox, books = RecordingOutbox(), Books()
+    await stage._decide(ReportBatch(reports=items), state, outbox, books)
     dead = [(role, value) for kind, role, value in outbox.sent if role == Role.DEAD_LETTERS]
     assert [value for _, value in dead] == [items[0].raw.encode()]  # the record as it came
-    assert stage.dead_lettered == ["future_observed_at"]
-    assert sum(len(records) for records in by_ceasefire.values()) == 2  # not judged too old after it
+    assert books.dead == ["future_observed_at"]
+    assert sum(len(records) for records in books.by_ceasefire.values()) == 2  # not judged too old after it
 
 
 @pytest.mark.asyncio
