@@ -32,8 +32,7 @@ async def read_values(settings: Settings, topic: str, follow: bool, idle_seconds
             await admin.start()
             cluster_id = str((await admin.describe_cluster())["cluster_id"])
     except (KafkaError, OSError) as exc:
-        await consumer.stop()
-        await admin.close()
+        await _close(consumer, admin)
         raise BrokerError(f"cannot reach the Kafka broker at {settings.bootstrap}: {exc!r}") from None
     watch = BrokerWatch(cluster_id, settings.broker_lost_seconds or float("inf"))
     hold_client_logs(True)  # a person reads records here, and one line if the broker goes: not its retries

@@ -1,8 +1,9 @@
 """Deduplication: exact repeats and resubmissions of the same content by the same source.
 
 Pure: the durable store is a `StateStore` (services/store.py: a table partition in the service, a
-`MemoryStore` in tests); the entries' format is services/ingest/persist.py's. Entries expire by event time. Reports from different sources are never duplicates of each other:
-that is corroboration, correlation's business.
+`MemoryStore` in tests); the entries' format is services/ingest/persist.py's. Entries expire by event
+time. Reports from different sources are never duplicates of each other: that is corroboration,
+correlation's business.
 """
 
 from __future__ import annotations

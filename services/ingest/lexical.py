@@ -52,10 +52,10 @@ def _keys(document: Any) -> int:
     count, stack = 0, [document]
     while stack:
         node = stack.pop()
-        children = node.values() if type(node) is dict else node
         if type(node) is dict:
             count += len(node)
-        for child in children:
+            node = node.values()
+        for child in node:
             if type(child) is dict or type(child) is list:
                 stack.append(child)
     return count

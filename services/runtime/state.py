@@ -7,8 +7,7 @@ is a workaround of the embedded broker's and Faust's costs and lives in services
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
-from typing import Any
+from collections.abc import Iterator, Mapping
 
 import faust
 from aiokafka.partitioner import murmur2
@@ -18,48 +17,23 @@ from services.runtime.fixes.tables import FencedTable, changelog_sent, fenced_ta
 __all__ = ["FencedTable", "PartitionEntries", "changelog_sent", "fenced_table", "key_partition", "owned_partitions", "unsent_writes"]
 
 
-class PartitionEntries(MutableMapping[str, str]):
-    """One partition of a FencedTable as a `StateStore` (services/store.py) and a plain mapping: reads
-    and writes go through the table's per-partition fast paths; `apply` is one batch."""
+class PartitionEntries:
+    """One partition of a FencedTable as a `StateStore` (services/store.py): reads and writes go
+    through the table's per-partition fast paths; `apply` is one batch."""
 
     def __init__(self, table: FencedTable, partition: int) -> None:
         self.table, self.partition = table, partition
 
-    def __getitem__(self, key: str) -> str:
-        value = self.table.entry(self.partition, key)
-        if value is None:
-            raise KeyError(key)
-        return value
-
-    def get(self, key: str, default: Any = None) -> Any:
+    def get(self, key: str, default: str | None = None) -> str | None:
         value = self.table.entry(self.partition, key)
         return default if value is None else value
 
-    def __setitem__(self, key: str, value: str) -> None:
-        self.table.write_entries(self.partition, {key: value})
-
-    def __delitem__(self, key: str) -> None:
-        self.table.write_entries(self.partition, {key: None})
-
-    def update(self, changes: Mapping[str, str] | Iterable[tuple[str, str]] = (), /, **more: str) -> None:
-        self.table.write_entries(self.partition, {**dict(changes), **more})
-
     def scan(self, prefix: str = "") -> Iterator[tuple[str, str]]:
-        """A `StateStore`'s scan (services/store.py): this partition's entries under `prefix`."""
         return ((key, value) for key, value in self.table.partition_items(self.partition) if key.startswith(prefix))
 
     def apply(self, changes: Mapping[str, str | None]) -> None:
-        """A `StateStore`'s write: one batch, in order, None deletes."""
+        """One batch, in order, None deletes."""
         self.table.write_entries(self.partition, changes)
-
-    def __iter__(self) -> Iterator[str]:
-        return (key for key, _ in self.table.partition_items(self.partition))
-
-    def items(self) -> Iterator[tuple[str, str]]:  # type: ignore[override]
-        return self.table.partition_items(self.partition)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
 
 
 def key_partition(key: str, partitions: int) -> int:

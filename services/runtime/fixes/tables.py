@@ -6,7 +6,7 @@ the answer is exact, so before each restore we append, alone and awaited, a tomb
 key (the *fence*) to every changelog partition this worker was just given. On Apache Kafka the fence
 is harmless: one tombstone per partition per rebalance.
 
-The stages write a batch's entries at once (`write_entries`, or `PartitionEntries` for a mapping
+The stages write a batch's entries at once (`write_entries`, or `PartitionEntries` for a state store
 view) and read them with `entry`: one RocksDB write batch per partition and no per-key Faust path
 (current-event lookup, sensors, serializer registry, `send_soon` with its FutureMessage, conductor
 buffer and a RocksDB write of the persisted offset per record: most of correlate's state cost in the
