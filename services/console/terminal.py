@@ -29,6 +29,12 @@ def _console() -> Console:
     return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
 
 
+def _json_line(raw: bytes) -> None:
+    """A record for scripts: as published, one per line, flushed (a pipe sees it at once)."""
+    sys.stdout.write(raw.decode() + "\n")
+    sys.stdout.flush()
+
+
 async def show_incidents(
     settings: Settings,
     follow: bool,
@@ -48,8 +54,7 @@ async def show_incidents(
         if (ceasefire_id and incident.ceasefire_id != ceasefire_id) or (statuses and incident.status not in statuses):
             continue
         if as_json:
-            sys.stdout.write(raw.decode() + "\n")
-            sys.stdout.flush()
+            _json_line(raw)
         else:
             console.print(incident_line(incident))
     if explain_id is not None:
@@ -75,8 +80,7 @@ async def show_alerts(
         if SEVERITY_ORDER.get(alert.labels.get("severity", ""), 0) < floor:
             continue
         if as_json:
-            sys.stdout.write(raw.decode() + "\n")
-            sys.stdout.flush()
+            _json_line(raw)
         else:
             console.print(alert_line(alert))
 
@@ -98,8 +102,7 @@ async def show_fragility(
             continue  # the processing-time heartbeat repeats the latest snapshot
         seen.add((snapshot.ceasefire_id, snapshot.as_of))
         if as_json:
-            sys.stdout.write(raw.decode() + "\n")
-            sys.stdout.flush()
+            _json_line(raw)
         elif follow:
             console.print(fragility_lines(snapshot.ceasefire_id, [(snapshot.as_of, snapshot.index)])[1])
         else:
