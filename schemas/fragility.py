@@ -7,6 +7,8 @@ watermark of the ceasefire's incidents, never wall time.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 
@@ -67,3 +69,6 @@ class FragilitySnapshot(BaseModel):
     components: FragilityComponents
     weights: FragilityWeights
     inputs: FragilityInputs
+    # "grid": the series, one per step of event time (CEASEFIRE_FRAGILITY_STEP_MINUTES), the same for any
+    # arrival order; "change": the index as a batch left it; "repeat": the latest again, for dashboards
+    kind: Literal["grid", "change", "repeat"] = "change"

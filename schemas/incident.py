@@ -104,6 +104,9 @@ class Incident(BaseModel):
     report_count: int
     casualties: CasualtyRange
     late: bool = False  # some report arrived later than the allowed lateness
+    # the event time at which correlation took the report that made this version (its `ordered_at`):
+    # the alert stage's clock (docs/event-time.md); None in records written before it was added
+    ordered_at: AwareDatetime | None = None
 
 
 class IncidentBatch(BaseModel):
@@ -137,6 +140,7 @@ class IncidentVersion(BaseModel):
     accused_parties: list[str]
     report_count: int
     casualties: CasualtyRange
+    ordered_at: AwareDatetime | None = None
 
 
 class IncidentVersionBatch(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from schemas.report import AcceptedReport
 
@@ -33,14 +33,27 @@ class SourcedReport(BaseModel):
         return f"{self.origin.partition}:{self.origin.offset}"
 
 
+class Mark(BaseModel):
+    """How far event time has come on one upstream partition, for one ceasefire (docs/event-time.md):
+    no report of it still to come on that partition is ordered before `at`. `idle`: the partition is
+    caught up and has been silent about the ceasefire for the idle interval, so it holds nobody back;
+    `at` None: it has had no report of the ceasefire yet."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    at: AwareDatetime | None = None
+    idle: bool = False
+
+
 class ReportBatch(BaseModel):
-    """Internal topic record: many validated reports bound for one dedup partition.
+    """Internal topic record: many validated reports bound for one dedup partition, then the progress
+    of the ingest partitions they came from (after them: a mark never overtakes a report).
 
     Batching here spends Faust's per-event cost once per batch instead of once per report.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     reports: list[SourcedReport]
+    progress: dict[str, dict[str, Mark]] = {}  # ingest partition → ceasefire id → its mark
 
 
 class AcceptedBatch(BaseModel):
@@ -52,6 +65,7 @@ class AcceptedBatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     reports: list[AcceptedReport]
+    marks: dict[str, dict[str, Mark]] = {}  # dedup partition → ceasefire id → its low watermark, after the reports
 
 
 class Duplicate(BaseModel):

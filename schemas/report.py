@@ -172,7 +172,15 @@ class AcceptedReport(Report):
     """A validated, normalised report (topic `ceasefire.reports.accepted.v1`, key `ceasefire_id`).
 
     `location.sector` carries the registry's spelling. `ingested_at` is when ingest validated it
-    (processing time: used only for latency, never for windows).
+    (processing time: used only for latency, never for windows). `ordered_at` is the event time at
+    which the report enters the ordered stream: its `observed_at`, or the newest `observed_at` before it
+    on its ingest partition when it came after newer ones (docs/event-time.md); set by ingest.
     """
 
     ingested_at: AwareDatetime
+    ordered_at: AwareDatetime | None = None
+
+    @property
+    def ordered(self) -> datetime:
+        """`ordered_at`, or `observed_at` for a report accepted before ordering was added."""
+        return self.ordered_at or self.observed_at

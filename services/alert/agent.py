@@ -40,7 +40,8 @@ class AlertStage:
     def __init__(self, app: faust.App, ctx: Context) -> None:
         self.app, self.ctx = app, ctx
         self.states: CeasefireStates[AlertEngine] = CeasefireStates.of_stage(
-            app, ctx, "alerting", Role.BY_CEASEFIRE, lambda ceasefire, store: AlertEngine(ceasefire, store=store)
+            app, ctx, "alerting", Role.BY_CEASEFIRE,
+            lambda ceasefire, store: AlertEngine(ceasefire, store=store, grid=ctx.settings.fragility_step),
         )
         self.engines = self.states.states  # ceasefire id → engine, for the collector and live view
         self.snapshots: dict[str, FragilitySnapshot] = {}
@@ -73,7 +74,8 @@ class AlertStage:
         touched = {item.ceasefire_id for item, raised in applied if raised is not None}
         self._count_new(item for item, raised in applied if raised is not None)
         newest = max((b.newest_ingested_at for _, b in decoded if b.newest_ingested_at is not None), default=None)
-        snapshots = [s for c in sorted(touched) if (s := self._changed_snapshot(c)) is not None]
+        snapshots = [s for c in sorted(touched) for s in self._series(c)]
+        snapshots += [s for c in sorted(touched) if (s := self._changed_snapshot(c)) is not None]
         await self._publish(alerts, snapshots, newest, outbox)
         for ceasefire_id in touched:
             self.states.store(ceasefire_id, self.engines[ceasefire_id].take_changes())
@@ -109,6 +111,12 @@ class AlertStage:
                 sector = incident.sectors[0] if incident.sectors else "unknown"
                 self.ctx.metrics.incidents.labels(incident.ceasefire_id, sector, incident.severity.name.lower()).inc()
 
+    def _series(self, ceasefire_id: str) -> list[FragilitySnapshot]:
+        """The grid points of the fragility series event time passed in this batch."""
+        engine = self.engines[ceasefire_id]
+        series, engine.series = engine.series, []
+        return series
+
     def _changed_snapshot(self, ceasefire_id: str) -> FragilitySnapshot | None:
         snapshot = self.engines[ceasefire_id].fragility()
         if self.snapshots.get(ceasefire_id) == snapshot:
@@ -133,7 +141,8 @@ class AlertStage:
 
     async def repeat_snapshots(self) -> None:
         """Processing-time heartbeat: the latest snapshot again, unchanged (its as_of says how old)."""
-        await self._publish([], list(self.snapshots.values()), None, Outbox(self.app, self.ctx, "alert"))
+        repeats = [s.model_copy(update={"kind": "repeat"}) for s in self.snapshots.values()]
+        await self._publish([], repeats, None, Outbox(self.app, self.ctx, "alert"))
 
 
 def install(app: faust.App, ctx: Context) -> None:

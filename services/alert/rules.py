@@ -41,7 +41,7 @@ persisted summaries, never persisted themselves.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from schemas.alert import Alert, AlertName, fingerprint
@@ -68,15 +68,29 @@ VIOLATION, MUTUAL, ESCALATION, CASUALTIES, SURGE, FRAGILE = (
         AlertName.CASUALTIES, AlertName.VIOLATION_SURGE, AlertName.FRAGILITY_HIGH,
     )
 )
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SEVERITY = {name.value: severity for name, severity in rule.SEVERITY.items()}
+
+
+def grid_floor(at: datetime, step: timedelta) -> datetime:
+    """The grid point at or before `at` (the grid counts from the Unix epoch: :00, :15, … for 15 min)."""
+    return at - (at - EPOCH) % step
 
 
 class AlertEngine:
     def __init__(
-        self, ceasefire: Ceasefire, rules: AlertRules | None = None, store: StateStore | Iterable[tuple[str, str]] = ()
+        self,
+        ceasefire: Ceasefire,
+        rules: AlertRules | None = None,
+        store: StateStore | Iterable[tuple[str, str]] = (),
+        grid: timedelta | None = None,
     ) -> None:
-        """`store`: where its entries are (services/store.py), or the entries themselves (tests)."""
+        """`store`: where its entries are (services/store.py), or the entries themselves (tests).
+        `grid`: the step of event time at which the rules are evaluated and the fragility series taken
+        (`series`) as time passes; without it, at every watermark given."""
         self.ceasefire = ceasefire
+        self.grid = grid
+        self.series: list[FragilitySnapshot] = []  # grid points passed, to publish (the caller empties it)
         self.rules = rules if rules is not None else AlertRules()
         self._horizon = self.rules.horizon
         self._horizon_us = span(self._horizon)
@@ -128,8 +142,10 @@ class AlertEngine:
         if not self.ceasefire.in_force(at) or at <= self.watermark - self._horizon:
             return []
         # Settle what ended before this incident first, so a gap longer than a hold ends one episode
-        # and this incident starts another, rather than silently continuing the first.
-        emitted = self._evaluate() if self._move_to(at) else []
+        # and this incident starts another, rather than silently continuing the first. The clock is
+        # the version's place in the ordered stream when it has one (docs/event-time.md).
+        ordered = incident.ordered_at
+        emitted = self._step_to(at if ordered is None or ordered < at else ordered)
         summary = summarise(incident, self.watermark)  # seen_at: the watermark, which is at or after `at`
         self._touch(self.held.put(summary, self._watermark_us))
         self._touch(summary)
@@ -140,9 +156,26 @@ class AlertEngine:
         return emitted + self._evaluate()
 
     def advance(self, watermark: datetime) -> list[Alert]:
-        """Event time moved on (never back): what resolves, repeats or newly holds at the watermark."""
-        self._move_to(watermark)
-        return self._evaluate()
+        """Event time moved on (never back): what resolves, repeats or newly holds at the watermark
+        (with a grid: at each step passed, so that where a batch ended changes nothing)."""
+        if self.grid is None:
+            self._move_to(watermark)
+            return self._evaluate()
+        return self._step_to(grid_floor(watermark, self.grid))
+
+    def _step_to(self, target: datetime) -> list[Alert]:
+        """Evaluate at each grid step up to `target`, taking the fragility series, then at `target`."""
+        emitted: list[Alert] = []
+        if self.grid is not None:
+            step = grid_floor(self.watermark, self.grid) + self.grid
+            while step <= target:
+                self._move_to(step)
+                emitted += self._evaluate()
+                self.series.append(self.fragility().model_copy(update={"kind": "grid"}))
+                step += self.grid
+        if self._move_to(target):
+            emitted += self._evaluate()
+        return emitted
 
     def fragility(self) -> FragilitySnapshot:
         config, now = self.rules.fragility, self.watermark

@@ -99,8 +99,13 @@ def fragility_series(snapshots: Iterable[FragilitySnapshot]) -> dict[str, list[t
     """Each ceasefire's index by `as_of`, in event-time order: a snapshot repeated for a dashboard (the
     processing-time heartbeat) or re-sent after a crash counts once, the last one read for an `as_of`."""
     series: dict[str, dict[datetime, float]] = {}
+    gridded: set[str] = set()  # ceasefires with points on the event-time grid: only those are shown
     for snapshot in snapshots:
-        series.setdefault(snapshot.ceasefire_id, {})[snapshot.as_of] = snapshot.index
+        if snapshot.kind == "grid" and snapshot.ceasefire_id not in gridded:
+            gridded.add(snapshot.ceasefire_id)
+            series[snapshot.ceasefire_id] = {}
+        if snapshot.kind == "grid" or snapshot.ceasefire_id not in gridded:
+            series.setdefault(snapshot.ceasefire_id, {})[snapshot.as_of] = snapshot.index
     return {cid: sorted(points.items()) for cid, points in sorted(series.items())}
 
 

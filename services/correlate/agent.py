@@ -19,8 +19,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
-from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 import faust
 import orjson
@@ -34,15 +33,23 @@ from services.correlate.state import Correlator, version_entries
 from services.runtime.ceasefire_state import CeasefireStates
 from services.runtime.codec import encode, pack
 from services.runtime.context import Context
-from services.runtime.stage import Item, Outbox, apply_isolated, decode_batch, not_ahead, serve
+from services.runtime.stage import AheadOfTime, Outbox, decode_batch, not_ahead, serve
 from services.runtime.state import changelog_sent
 
 EVICT_EVERY_SECONDS = 300.0  # event time between evictions of one ceasefire
 
 
-class Folded(NamedTuple):
-    incidents: list[Incident]
-    late: bool  # the report came later than the allowed lateness (docs/link-rule.md)
+class Refused(Exception):  # noqa: N818 - a report (or mark) refused, not an error of the stage
+    """What a batch cannot take: a report the correlator raised on, or a time ahead of now."""
+
+    def __init__(self, what: object, message: Any, cause: Exception, body: bytes, touched: dict[str, int]) -> None:
+        super().__init__(str(cause))
+        self.what, self.message, self.cause, self.body, self.touched = what, message, cause, body, dict(touched)
+
+
+def _ceasefires(batch: AcceptedBatch) -> list[str]:
+    """The ceasefires a record speaks of, by its reports or its marks."""
+    return sorted({r.ceasefire_id for r in batch.reports} | {c for marks in batch.marks.values() for c in marks})
 
 
 def incident_batches(
@@ -66,8 +73,9 @@ def incident_batches(
 class CorrelateStage:
     def __init__(self, app: faust.App, ctx: Context) -> None:
         self.app, self.ctx = app, ctx
+        upstreams = ctx.settings.partitions  # the dedup partitions whose marks make the low watermark
         self.states: CeasefireStates[Correlator] = CeasefireStates.of_stage(
-            app, ctx, "correlation", Role.ACCEPTED_BATCHES, Correlator
+            app, ctx, "correlation", Role.ACCEPTED_BATCHES, lambda c, store: Correlator(c, store, upstreams)
         )
         self.correlators = self.states.states  # ceasefire id → correlator, for the API and gauges
         self.evicted_at: dict[str, float] = {}
@@ -82,12 +90,14 @@ class CorrelateStage:
 
     async def correlate_batch(self, events: list[faust.EventT]) -> None:
         """All the AcceptedBatch records taken at once: one round of writes and sends for all of them.
-        Order (services/runtime/stage.py): apply; store the new versions (the reservation) and await
-        the changelog; send the incidents and await them; store the rest; await the changelog."""
+        Each record's reports are held, its marks move the low watermark, and the reports event time
+        has passed are correlated in event-time order (services/correlate/ordering.py). Order
+        (services/runtime/stage.py): apply; store the new versions (the reservation) and await the
+        changelog; send the incidents and await them; store the rest; await the changelog."""
         outbox = Outbox(self.app, self.ctx, "correlate")
         self.now = datetime.now(UTC)  # bounds the times read (stage.not_ahead), never decides anything
-        items = self._items(await decode_batch(events, Role.ACCEPTED_BATCHES, outbox))
-        published, touched = self._by_partition(await apply_isolated(items, self._add, self.states, outbox))
+        decoded = await decode_batch(events, Role.ACCEPTED_BATCHES, outbox)
+        published, touched = await self.take(decoded, outbox)
         rest: dict[str, dict[str, str | None]] = {}
         for ceasefire_id in touched:
             correlator = self.correlators[ceasefire_id]
@@ -99,39 +109,81 @@ class CorrelateStage:
         for ceasefire_id in touched:
             self.states.store(ceasefire_id, rest[ceasefire_id])
         await changelog_sent(self.app)
+        self.ctx.metrics.held_reports.set(sum(len(c.order) for c in self.correlators.values()))
 
-    @staticmethod
-    def _items(decoded: list[tuple[Any, AcceptedBatch]]) -> list[Item[AcceptedReport]]:
-        return [
-            Item(message, report.ceasefire_id, report, partial(encode, report))
-            for message, batch in decoded
-            for report in batch.reports
-        ]
+    async def take(
+        self, decoded: list[tuple[Any, AcceptedBatch]], outbox: Outbox
+    ) -> tuple[dict[int, list[Incident]], dict[str, int]]:
+        """The decoded records applied: the incident records by partition and the ceasefires touched.
+        As stage.apply_isolated, by report: a report (or mark) refused is dead-lettered, the states it
+        touched rebuilt from the table and the batch applied again without it."""
+        refused: set[object] = set()
+        while True:
+            await self.states.built((c, m.partition) for m, batch in decoded for c in _ceasefires(batch))
+            try:
+                return self._take(decoded, refused)
+            except Refused as refusal:
+                refused.add(refusal.what)
+                for ceasefire_id in refusal.touched:
+                    self.states.discard(ceasefire_id)
+                await outbox.fault(refusal.message, refusal.cause, refusal.body)
 
-    def _add(self, item: Item[AcceptedReport]) -> Folded | None:
-        """Fold one report in: its incident records ("merged" ones first: the alert stage must not
-        count an absorbed incident and its survivor as two within one evaluation) and whether it came
-        later than the allowed lateness; None for a ceasefire gone from the registry since."""
-        correlator = self.correlator(item.ceasefire_id, item.message.partition)
-        if correlator is None:
-            return None
-        not_ahead(item.value.observed_at, self.now, self.ctx.settings.max_future, "observed_at")
-        changed = correlator.add(item.value)
-        changed.sort(key=lambda incident: incident.status != "merged")
-        return Folded(changed, correlator.last_late)
-
-    def _by_partition(
-        self, applied: list[tuple[Item[AcceptedReport], Folded | None]]
+    def _take(
+        self, decoded: list[tuple[Any, AcceptedBatch]], refused: set[object]
     ) -> tuple[dict[int, list[Incident]], dict[str, int]]:
         published: dict[int, list[Incident]] = defaultdict(list)
         touched: dict[str, int] = {}  # ceasefire id → its partition
-        for item, folded in applied:
-            if folded is not None:
-                published[item.message.partition].extend(folded.incidents)
-                touched[item.ceasefire_id] = item.message.partition
-                if folded.late:
-                    self.ctx.metrics.late_reports.labels(item.ceasefire_id).inc()
+        for message, batch in decoded:
+            for ceasefire_id in _ceasefires(batch):
+                correlator = self.correlator(ceasefire_id, message.partition)
+                if correlator is None:
+                    continue  # a ceasefire gone from the registry since its reports were accepted
+                touched[ceasefire_id] = message.partition
+                self._hold(correlator, message, batch, refused, touched)
+                for report in correlator.order.release():
+                    if report.identity not in refused:
+                        published[message.partition].extend(self._add(correlator, message, report, touched))
+                low = correlator.order.low
+                if low is not None and low.at is not None:
+                    correlator.advance(low.at)
         return published, touched
+
+    def _hold(
+        self, correlator: Correlator, message: Any, batch: AcceptedBatch, refused: set[object], touched: dict[str, int]
+    ) -> None:
+        """One record's reports of the correlator's ceasefire, then its marks (none ahead of now)."""
+        ceasefire_id, limit = correlator.ceasefire.id, self.ctx.settings.max_future
+        for report in batch.reports:
+            if report.ceasefire_id == ceasefire_id and report.identity not in refused:
+                try:
+                    not_ahead(report.observed_at, self.now, limit, "observed_at")
+                    not_ahead(report.ordered, self.now, limit, "ordered_at")
+                except AheadOfTime as ahead:
+                    raise Refused(report.identity, message, ahead, encode(report), touched) from ahead
+                correlator.order.hold(report)
+        for upstream, marks in sorted(batch.marks.items()):
+            mark = marks.get(ceasefire_id)
+            if mark is None or (what := ("mark", upstream, ceasefire_id, mark.at)) in refused:
+                continue
+            if mark.at is not None:
+                try:
+                    not_ahead(mark.at, self.now, limit, "mark")
+                except AheadOfTime as ahead:
+                    body = orjson.dumps({"upstream": upstream, "ceasefire_id": ceasefire_id, "at": mark.at.isoformat()})
+                    raise Refused(what, message, ahead, body, touched) from ahead
+            correlator.order.mark(upstream, mark)
+
+    def _add(self, correlator: Correlator, message: Any, report: AcceptedReport, touched: dict[str, int]) -> list[Incident]:
+        """Fold one released report in: its incident records ("merged" ones first: the alert stage must
+        not count an absorbed incident and its survivor as two within one evaluation)."""
+        try:
+            changed = correlator.add(report)
+        except Exception as error:  # noqa: BLE001 - one report's fault, not the stage's
+            raise Refused(report.identity, message, error, encode(report), touched) from error
+        changed.sort(key=lambda incident: incident.status != "merged")
+        if correlator.last_late:
+            self.ctx.metrics.late_reports.labels(report.ceasefire_id).inc()
+        return changed
 
     async def _publish(self, published: dict[int, list[Incident]], touched: dict[str, int], outbox: Outbox) -> None:
         observed: list[tuple[list[Incident], list[datetime]]] = []

@@ -173,9 +173,14 @@ def _casualties(state: IncidentState) -> CasualtyRange:
 
 
 def publish(
-    state: IncidentState, ceasefire_id: str, status: Status | None = None, merged_into: str | None = None
+    state: IncidentState,
+    ceasefire_id: str,
+    status: Status | None = None,
+    merged_into: str | None = None,
+    ordered_at: datetime | None = None,
 ) -> Incident:
-    """The record for `state.version` (the caller bumps the version first)."""
+    """The record for `state.version` (the caller bumps the version first); `ordered_at`: that of the
+    report that made the version."""
     members = state.members
     records = state.records
     if records is None:
@@ -203,5 +208,6 @@ def publish(
             "report_count": len(members),
             "casualties": _casualties(state),
             "late": state.late,
+            "ordered_at": ordered_at,
         },
     )

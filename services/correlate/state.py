@@ -26,7 +26,8 @@ from schemas.incident import Incident
 from schemas.report import AcceptedReport
 from services.correlate.fold import IncidentState, incident_id, publish
 from services.correlate.index import LinkIndex
-from services.correlate.link import MINUTE_US, HeldReport, Link, LinkRule, from_epoch_us
+from services.correlate.link import MINUTE_US, HeldReport, Link, LinkRule, epoch_us, from_epoch_us
+from services.correlate.ordering import ORDER_PREFIX, EventOrder
 from services.correlate.partners import partners as best_partners
 from services.correlate.persist import (
     EVICTION_PREFIX,
@@ -50,11 +51,14 @@ _NEVER = -(1 << 62)  # horizon before the first eviction: every report may link
 class Correlator:
     """All correlation state of ONE ceasefire."""
 
-    def __init__(self, ceasefire: Ceasefire, store: StateStore | Iterable[tuple[str, str]] = ()) -> None:
+    def __init__(
+        self, ceasefire: Ceasefire, store: StateStore | Iterable[tuple[str, str]] = (), upstreams: int = 0
+    ) -> None:
         """Rebuild from the entries `take_changes` returned earlier; indexes are derived, never persisted.
         `store`: where this ceasefire's entries are (services/store.py): the remembered identities are
         asked there (services/correlate/seen.py). Given the entries alone (tests), they are kept in
-        memory instead."""
+        memory instead. `upstreams`: the dedup partitions whose marks `order` (the reports held until
+        event time passes them) takes the low watermark over; `add` takes reports as they come."""
         self.ceasefire = ceasefire
         settings = ceasefire.link
         self.lateness_us = round(settings.allowed_lateness_hours * 60 * MINUTE_US)
@@ -80,12 +84,23 @@ class Correlator:
         self._torn: dict[str, IncidentState] = {}  # stored versions whose reports a crash did not store
         self._torn_until = _NEVER
         self.last_late = False  # whether the report `add` took last came later than the allowed lateness
+        self._ordering: list[tuple[str, str]] = []
         self._restore(persisted)
+        self.order = EventOrder(upstreams, self._ordering)
+        self._ordering = []
 
     @property
     def watermark(self) -> datetime | None:
-        """The highest `observed_at` seen for this ceasefire."""
+        """Event time of this ceasefire's correlation: the latest `ordered_at` taken, or the low
+        watermark it was advanced to (docs/event-time.md)."""
         return None if self.watermark_us is None else from_epoch_us(self.watermark_us)
+
+    def advance(self, watermark: datetime) -> None:
+        """Event time moved on without a report (the low watermark passed it); never back."""
+        at = epoch_us(watermark)
+        if self.watermark_us is None or at > self.watermark_us:
+            self.watermark_us = at
+            self._dirty_meta = True
 
     def add(self, report: AcceptedReport) -> list[Incident]:
         """Fold one report in; the records to publish: the incident it is in, then any it merged away."""
@@ -94,11 +109,10 @@ class Correlator:
             return []  # re-delivered: idempotent on (source, report_id), even after eviction
         held = HeldReport.from_accepted(report, self.seq)
         self.seq += 1
-        if self.watermark_us is not None:
-            held.late = self.last_late = held.observed_us < self.watermark_us - self.lateness_us
-            self.watermark_us = max(self.watermark_us, held.observed_us)
-        else:
-            self.watermark_us = held.observed_us
+        # event time: the report's place in the ordered stream (its ordered_at), never back
+        ordered_us = held.observed_us if report.ordered_at is None else epoch_us(report.ordered_at)
+        self.watermark_us = ordered_us if self.watermark_us is None else max(self.watermark_us, ordered_us)
+        held.late = self.last_late = held.observed_us < self.watermark_us - self.lateness_us
         self._dirty_meta = True
 
         partners = best_partners(held, self.index.candidates(held), self.rule, self.horizon_us)
@@ -120,7 +134,10 @@ class Correlator:
             for absorbed, bridge, bridge_link in merging[1:]:
                 absorbed.version += 1
                 records.append(
-                    publish(absorbed, self.ceasefire.id, status="merged", merged_into=survivor.incident_id)
+                    publish(
+                        absorbed, self.ceasefire.id, status="merged", merged_into=survivor.incident_id,
+                        ordered_at=report.ordered_at,
+                    )
                 )
                 if bridge is not None and bridge_link is not None and absorbed is not first:
                     self._reroot(bridge, held, bridge_link)
@@ -130,7 +147,7 @@ class Correlator:
         self._hold(held, survivor)
         heapq.heappush(self._expiry, (survivor.last_us, survivor.incident_id))
         self._dirty_incidents.add(survivor.incident_id)
-        survivor.record = publish(survivor, self.ceasefire.id)
+        survivor.record = publish(survivor, self.ceasefire.id, ordered_at=report.ordered_at)
         return [survivor.record, *records]
 
     def evict(self) -> list[str]:
@@ -212,6 +229,7 @@ class Correlator:
         if self._dirty_meta:
             meta = {"watermark_us": self.watermark_us, "horizon_us": self.horizon_us, "seq": self.seq}
             changes[META_KEY] = orjson.dumps(meta).decode()
+        changes.update(self.order.take_changes())  # a released report's pending entry goes after its own
         self._dirty_reports.clear()
         self._dirty_incidents.clear()
         self._dirty_meta = False
@@ -323,6 +341,9 @@ class Correlator:
         for key, text in persisted:
             if key.startswith(SEEN_PREFIX):  # most entries, once a ceasefire has run for weeks
                 self.seen.restore(key, text)
+                continue
+            if key.startswith(ORDER_PREFIX):
+                self._ordering.append((key, text))
                 continue
             doc = orjson.loads(text)
             if key.startswith(EVICTION_PREFIX):

@@ -19,16 +19,19 @@ the table is updated, then offsets are committed (Faust acks the events after th
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
+import time
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import faust
+import orjson
 
-from schemas.ingest import Duplicate, Origin, ReportBatch, SourcedReport
+from schemas.ingest import Duplicate, Mark, Origin, ReportBatch, SourcedReport
 from schemas.report import Report
 from schemas.topics import Role
 from services.ingest.deadletter import dead_letter_headers
@@ -38,7 +41,14 @@ from services.runtime.codec import encode, pack
 from services.runtime.context import Context
 from services.runtime.failure import describe
 from services.runtime.stage import AheadOfTime, Outbox, decode_batch, not_ahead, serve
-from services.runtime.state import PartitionEntries, changelog_sent, fenced_table, key_partition
+from services.runtime.state import (
+    PartitionEntries,
+    changelog_sent,
+    committed_offsets,
+    fenced_table,
+    key_partition,
+)
+from services.watermark import PartitionProgress, later, low_watermark
 
 SWEEP_EVERY_SECONDS = 24 * 3600.0  # event time between expiry sweeps of one partition
 ORIGIN_HEADER = "ceasefire.origin"  # on accepted reports: `partition:offset` of the record on the ingest topic
@@ -50,9 +60,19 @@ def source_partition(source: str, partitions: int) -> int:
     return zlib.crc32(source.encode()) % partitions
 
 
-def chunk_batches(items: list[bytes]) -> list[bytes]:
-    """Join encoded SourcedReports into ReportBatch records of at most ~MAX_BATCH_BYTES each."""
-    return [b'{"reports":[' + b",".join(run) + b"]}" for run in pack(items) if run]
+MARKS_KEY = "marks\x1f"  # + dedup partition, in the dedup table (outside the partition's scope): its upstream marks
+
+
+def chunk_batches(items: list[bytes], tail: bytes = b"") -> list[bytes]:
+    """Join encoded reports into batch records of at most ~MAX_BATCH_BYTES each; `tail` (the fields
+    after `reports`, e.g. `,"progress":{…}`) goes on the last, which exists even without reports."""
+    runs = [run for run in pack(items) if run] or [[]]
+    last = len(runs) - 1
+    return [b'{"reports":[' + b",".join(run) + b"]" + (tail if n == last else b"") + b"}" for n, run in enumerate(runs)]
+
+
+def _marks_json(marks: dict[str, dict[str, Mark]]) -> bytes:
+    return orjson.dumps({p: {c: m.model_dump(mode="json") for c, m in by.items()} for p, by in marks.items()})
 
 
 @dataclass
@@ -63,6 +83,7 @@ class Books:
     dead: list[str] = field(default_factory=list)  # each dead letter's reason
     redelivered: int = 0
     by_ceasefire: dict[int, list[bytes]] = field(default_factory=lambda: defaultdict(list))  # correlate's input
+    marks: dict[int, dict[str, dict[str, Mark]]] = field(default_factory=lambda: defaultdict(dict))  # by target
 
 
 class IngestStage:
@@ -80,13 +101,26 @@ class IngestStage:
         self.topics = {role: s.topic(role) for role in Role}
         self.dedup = fenced_table(app, "dedup", partitions=s.partitions, key_type=str, value_type=str)
         self.swept: dict[int, float] = {}
+        # event-time progress (services/watermark.py): validate's per ingest partition, what it last
+        # sent; dedup's marks per dedup partition (of every ingest partition) and what it last sent
+        self.progress = PartitionProgress((c.id for c in ctx.registry.ceasefires), s.idle_seconds)
+        self.read_to: dict[int, int] = {}  # ingest partition → offset after the last record validated
+        self.progress_sent: dict[str, dict[str, Mark]] = {}
+        self.progress_lock = asyncio.Lock()
+        self.upstream: dict[int, dict[str, dict[str, Mark]]] = {}
+        self.lows_sent: dict[tuple[int, str], Mark] = {}
 
     async def validate_batch(self, events: list[faust.EventT]) -> None:
-        now = datetime.now(UTC)
+        async with self.progress_lock:  # the progress timer must not send a mark ahead of these reports
+            await self._validate(events)
+
+    async def _validate(self, events: list[faust.EventT]) -> None:
+        now, clock = datetime.now(UTC), time.monotonic()
         outbox = Outbox(self.app, self.ctx, "validate")
         by_partition: dict[int, list[bytes]] = defaultdict(list)
         for event in events:
             msg = event.message
+            self.read_to[msg.partition] = msg.offset + 1
             try:
                 verdict = validate(msg.value, self.rules, now)
             except Exception as exc:  # noqa: BLE001 - validate never raises by contract; if a defect makes it,
@@ -97,18 +131,52 @@ class IngestStage:
                 await outbox.send(Role.DEAD_LETTERS, msg.key, msg.value, None, headers)
                 self.ctx.metrics.reports.labels("dead_lettered", primary_reason(verdict).value).inc()
             else:
+                ordered = self.progress.order(msg.partition, verdict.ceasefire_id, verdict.observed_at, clock)
                 item = SourcedReport(
                     origin=Origin(partition=msg.partition, offset=msg.offset),
-                    report=verdict,
+                    report=verdict.model_copy(update={"ordered_at": ordered}),
                     raw=msg.value.decode(),
                     raw_key=None if msg.key is None else base64.b64encode(msg.key).decode(),
                 )
                 by_partition[source_partition(verdict.source, self.partitions)].append(encode(item))
-        for partition, items in by_partition.items():
-            for record in chunk_batches(items):
+        await self._send_progress(by_partition, outbox)
+        self.ctx.metrics.batch_records.labels("validate").observe(len(events))
+
+    async def _send_progress(self, by_partition: dict[int, list[bytes]], outbox: Outbox) -> None:
+        """The batch's reports, then every owned ingest partition's marks when they changed, to every
+        dedup partition (after the reports on each: in-band, so a mark never overtakes a report)."""
+        progress = self._progress()
+        tail = b',"progress":' + _marks_json(progress) if progress else b""
+        for partition in range(self.partitions) if progress else sorted(by_partition):
+            for record in chunk_batches(by_partition.get(partition, []), tail):
                 await outbox.send(Role.BY_SOURCE, None, record, partition)
         await outbox.flush()
-        self.ctx.metrics.batch_records.labels("validate").observe(len(events))
+        self.progress_sent.update(progress)
+
+    def _progress(self) -> dict[str, dict[str, Mark]]:
+        """The marks of the owned ingest partitions that changed since last sent."""
+        consumer, topic, clock = self.app.consumer, self.topics[Role.REPORTS], time.monotonic()
+        owned = sorted(tp for tp in consumer.assignment() if tp.topic == topic)
+        committed = committed_offsets(consumer)
+        changed: dict[str, dict[str, Mark]] = {}
+        for tp in owned:
+            highwater = consumer.highwater(tp)
+            position = max(self.read_to.get(tp.partition, 0), committed.get(tp) or 0)
+            caught_up = highwater is not None and position >= highwater
+            marks = self.progress.marks(tp.partition, caught_up, clock)
+            if self.progress_sent.get(str(tp.partition)) != marks:
+                changed[str(tp.partition)] = marks
+        idle = self.ctx.metrics.idle_partitions
+        for ceasefire_id in self.progress.ceasefires:
+            sent = self.progress_sent | changed
+            idle.labels(ceasefire_id).set(sum(1 for tp in owned if (m := sent.get(str(tp.partition), {}).get(ceasefire_id)) and m.idle))
+        return changed
+
+    async def send_idle_marks(self) -> None:
+        """Processing-time side of the idle rule: a partition that went quiet says so without a report."""
+        async with self.progress_lock:
+            if self._progress():
+                await self._send_progress({}, Outbox(self.app, self.ctx, "validate"))
 
     async def deduplicate_batch(self, events: list[faust.EventT]) -> None:
         """All the ReportBatch records taken at once: one round of acknowledgements for all of them."""
@@ -124,15 +192,49 @@ class IngestStage:
                 state = states[partition] = DedupState(entries, self.retention, scope=f"{partition}/")
             total += len(batch.reports)
             await self._decide(batch, state, outbox, books)
-        for target, records in books.by_ceasefire.items():  # correlate's input: the same reports, batched
-            for chunk in chunk_batches(records):
+            if batch.progress:
+                self._upstream(partition).update(batch.progress)
+        self._lows(states, books)
+        for target in sorted(books.by_ceasefire.keys() | books.marks.keys()):  # correlate's input, batched
+            marks = books.marks.get(target)
+            tail = b',"marks":' + _marks_json(marks) if marks else b""
+            for chunk in chunk_batches(books.by_ceasefire.get(target, []), tail):
                 await outbox.send(Role.ACCEPTED_BATCHES, None, chunk, target)
         await outbox.flush()
         for partition, state in states.items():
             state.commit()  # only after the acknowledgements: a crash before this line re-emits, never drops
             self._maybe_sweep(partition, state)
+            if partition in self.upstream:
+                marks = {p: {c: m.model_dump(mode="json") for c, m in by.items()} for p, by in self.upstream[partition].items()}
+                self.dedup.write_entries(partition, {f"{MARKS_KEY}{partition}": orjson.dumps(marks).decode()})
         self._count(total, books)
         await changelog_sent(self.app)
+
+    def _upstream(self, partition: int) -> dict[str, dict[str, Mark]]:
+        """The marks of every ingest partition as this dedup partition last heard them (from its table
+        after a restart: its low watermark never starts again from nothing)."""
+        marks = self.upstream.get(partition)
+        if marks is None:
+            stored = PartitionEntries(self.dedup, partition).get(f"{MARKS_KEY}{partition}")
+            loaded = orjson.loads(stored) if stored else {}
+            marks = self.upstream[partition] = {
+                p: {c: Mark.model_validate(m) for c, m in by.items()} for p, by in loaded.items()
+            }
+        return marks
+
+    def _lows(self, states: dict[int, DedupState], books: Books) -> None:
+        """Each dedup partition's low watermark per ceasefire, when it moved, for the ceasefire's
+        correlate partition (sent after this batch's reports)."""
+        for partition in states:
+            upstream = self._upstream(partition)
+            for ceasefire in self.ctx.registry.ceasefires:
+                by_ingest = {p: by[ceasefire.id] for p, by in upstream.items() if ceasefire.id in by}
+                sent = self.lows_sent.get((partition, ceasefire.id))
+                low = later(low_watermark(by_ingest, self.partitions), sent)
+                if low is not None and low != sent:
+                    self.lows_sent[partition, ceasefire.id] = low
+                    target = key_partition(ceasefire.id, self.partitions)
+                    books.marks[target].setdefault(str(partition), {})[ceasefire.id] = low
 
     async def _decide(self, batch: ReportBatch, state: DedupState, outbox: Outbox, books: Books) -> None:
         """Rule on each report of one partition's batch and send its record (accepted, duplicate or
@@ -212,3 +314,7 @@ def install(app: faust.App, ctx: Context) -> None:
     stage = IngestStage(app, ctx)
     serve(app, ctx, "ingest-validate", Role.REPORTS, stage.validate_batch, max_records=ctx.settings.batch_max)
     serve(app, ctx, "ingest-deduplicate", Role.BY_SOURCE, stage.deduplicate_batch)
+
+    @app.timer(min(1.0, max(0.1, ctx.settings.idle_seconds / 4)))
+    async def ingest_progress() -> None:
+        await stage.send_idle_marks()

@@ -99,8 +99,9 @@ def _undecodable(raw: bytes, exc: orjson.JSONDecodeError) -> Problem:
 
 
 def _validate_document(document: dict[str, Any], rules: Rules, now: datetime) -> Verdict:
-    if "ingested_at" in document:
-        return [Problem(Reason.SCHEMA, "$.ingested_at", "ingested_at is set by the service, not by reporters")]
+    for by_service in ("ingested_at", "ordered_at"):
+        if by_service in document:
+            return [Problem(Reason.SCHEMA, f"$.{by_service}", f"{by_service} is set by the service, not by reporters")]
     document["ingested_at"] = now
     try:
         report = AcceptedReport.model_validate(document)

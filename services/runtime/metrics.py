@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 OUTCOMES = ("accepted", "duplicate", "dead_lettered")
 
@@ -26,6 +26,8 @@ class Metrics:
     undecodable: Counter
     record_faults: Counter
     late_reports: Counter
+    held_reports: Gauge
+    idle_partitions: Gauge
     redeliveries: Counter
     gc_pause: Histogram
 
@@ -97,6 +99,18 @@ class Metrics:
             late_reports=Counter(
                 "ceasefire_late_reports_total",
                 "Reports correlated later than the allowed lateness behind the ceasefire's event time, by ceasefire.",
+                ["ceasefire"],
+                registry=registry,
+            ),
+            held_reports=Gauge(
+                "ceasefire_held_reports",
+                "Accepted reports correlate holds until the low watermark passes them (docs/event-time.md).",
+                registry=registry,
+            ),
+            idle_partitions=Gauge(
+                "ceasefire_idle_partitions",
+                "Ingest partitions this worker owns that are idle for a ceasefire (caught up, silent for"
+                " CEASEFIRE_IDLE_SECONDS): excluded from the ceasefire's low watermark.",
                 ["ceasefire"],
                 registry=registry,
             ),

@@ -49,6 +49,13 @@ class Settings(BaseSettings):
         default=24, ge=0, description="how long before its ceasefire took effect observed_at may lie"
     )
     max_report_bytes: int = Field(default=64 * 1024, gt=0)
+    idle_seconds: float = Field(
+        default=10, gt=0,
+        description="an ingest partition caught up and silent about a ceasefire this long holds its event time back no more",
+    )
+    fragility_step_minutes: float = Field(
+        default=15, gt=0, description="event time between two points of the fragility series (as_of on this grid)"
+    )
 
     store: str = Field(default="rocksdb://", description="Faust table store: rocksdb:// or memory://")
     data_dir: Path = Field(default=PROJECT_ROOT / ".state", description="local table state")
@@ -93,6 +100,10 @@ class Settings(BaseSettings):
     @property
     def max_future(self) -> timedelta:
         return timedelta(minutes=self.max_future_minutes)
+
+    @property
+    def fragility_step(self) -> timedelta:
+        return timedelta(minutes=self.fragility_step_minutes)
 
     @property
     def before_effective(self) -> timedelta:

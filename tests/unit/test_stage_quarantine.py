@@ -114,7 +114,7 @@ async def correlate(reports: list[AcceptedReport], build: Any,
     stage.states.build = build
     outbox = RecordingOutbox()
     decoded = await decode_batch([*batches(reports), *extra], Role.ACCEPTED_BATCHES, outbox)  # type: ignore[arg-type]
-    published, _ = stage._by_partition(await apply_isolated(stage._items(decoded), stage._add, stage.states, outbox))
+    published, _ = await stage.take(decoded, outbox)
     records = [(i.incident_id, i.version, i.status) for incidents in published.values() for i in incidents]
     return records, outbox
 
@@ -299,6 +299,6 @@ async def test_reports_later_than_the_allowed_lateness_are_counted() -> None:
     # 10 min, then 8 h, then 20 min: the last is 7 h 40 min behind, beyond the 6 h allowed lateness
     reports = [accepted(0, "a", 10), accepted(1, "b", 8 * 60), accepted(2, "c", 20), accepted(3, "d", 7 * 60)]
     decoded = await decode_batch(batches(reports), Role.ACCEPTED_BATCHES, outbox)  # type: ignore[arg-type]
-    stage._by_partition(await apply_isolated(stage._items(decoded), stage._add, stage.states, outbox))
+    await stage.take(decoded, outbox)
     late = ctx.prometheus.get_sample_value("ceasefire_late_reports_total", {"ceasefire": "in-pk-2025-05-10"})
     assert late == 1
