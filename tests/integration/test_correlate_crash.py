@@ -51,6 +51,14 @@ def stream(n: int, seed: int = 7) -> list[AcceptedReport]:
     return reports
 
 
+def marked(reports: list[AcceptedReport], upstreams: int, last: bool = False) -> bytes:
+    """An AcceptedBatch record with every dedup partition's mark at its newest report: the event time
+    ingest would announce after these (the reports jitter around it, within the allowed lateness)."""
+    at = max(r.observed_at for r in reports).isoformat()
+    marks = {str(p): {CEASEFIRE: {"at": at, "idle": last}} for p in range(upstreams)}
+    return b'{"reports":[' + b",".join(encode(r) for r in reports) + b'],"marks":' + orjson.dumps(marks) + b"}"
+
+
 def live_components(incidents: list[Incident]) -> tuple[set[frozenset[tuple[str, str]]], list[tuple[str, str]]]:
     newest: dict[str, Incident] = {}
     for incident in incidents:
@@ -68,8 +76,9 @@ async def test_killed_correlator_ends_with_the_batch_incidents(
     settings = isolated_settings(broker.url, tmp_path / "state", partitions=2)
     reports = stream(2000)
     await ensure_topics(settings)  # before loading: the broker would auto-create with its own count
-    # correlate's input: AcceptedBatch records of 20 reports, keyed so they land where ingest puts them
-    batches = [b'{"reports":[' + b",".join(encode(r) for r in reports[i : i + 20]) + b"]}" for i in range(0, len(reports), 20)]
+    # correlate's input: AcceptedBatch records of 20 reports, keyed so they land where ingest puts them,
+    # each with the marks dedup would send after it (the last: every partition idle)
+    batches = [marked(reports[i : i + 20], settings.partitions, last=i + 20 >= len(reports)) for i in range(0, len(reports), 20)]
     await produce(settings.bootstrap, settings.topic(Role.ACCEPTED_BATCHES), [(CEASEFIRE.encode(), b) for b in batches])
     worker = WorkerProcess(settings, ("correlate",), tmp_path / "worker-1.log").start()
     workers.append(worker)

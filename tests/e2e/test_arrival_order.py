@@ -1,0 +1,209 @@
+"""The same reports give the same incidents, alert episodes and fragility series however they arrive
+(docs/event-time.md), on the real embedded broker: the demo's four days (both parties, UNMOGIP, re-sends,
+resubmissions, garbage, a report hours late, event times a year behind processing time) posted in one
+burst, live-paced, with one partition's records seconds ahead of the rest, as a backlog read by two
+workers with small batches, and with the worker killed midway. Incidents must equal the batch link rule."""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from schemas.alert import Alert
+from schemas.ceasefire import Registry
+from schemas.fragility import FragilitySnapshot
+from schemas.incident import Incident
+from schemas.report import AcceptedReport
+from schemas.topics import Role
+from services.console.demo import EXPECTED
+from services.console.post import report_key
+from services.runtime.admin import ensure_topics
+from services.runtime.broker import free_port
+from services.runtime.settings import Settings
+from tests.support.batch import components
+from tests.support.kafka import eventually, read_topic
+from tests.support.worker import WorkerProcess, isolated_settings
+
+pytestmark = pytest.mark.asyncio
+SCENARIO = Path(__file__).resolve().parents[2] / "deploy" / "demo" / "scenario.jsonl"
+CEASEFIRE = "in-pk-2025-05-10"
+PARTITIONS = 4
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Outputs:
+    incidents: set[frozenset[Key]]
+    episodes: dict[tuple[str, datetime], tuple[datetime | None, str]]  # (fingerprint, starts_at) → ends, severity
+    series: list[tuple[datetime, float]]
+
+
+def placed() -> list[tuple[int, bytes | None, bytes]]:
+    """Each line on the ingest partition its key gives (as a keyed producer would), garbage spread."""
+    records = []
+    for n, line in enumerate(SCENARIO.read_bytes().splitlines()):
+        key = report_key(line)
+        partition = (zlib.crc32(key) if key is not None else n) % PARTITIONS
+        records.append((partition, key, line))
+    return records
+
+
+async def post(settings: Settings, records: list[tuple[int, bytes | None, bytes]], pace: float = 0.0) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        for partition, key, value in records:
+            await producer.send(settings.topic(Role.REPORTS), value, key=key, partition=partition)
+            if pace:
+                await asyncio.sleep(pace)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def finished(workers: list[WorkerProcess], accepted: int) -> Callable[[], Awaitable[bool]]:
+    """Every report accepted, every ingest partition idle (nothing more is coming), nothing held, no lag."""
+
+    async def condition() -> bool:
+        def total(name: str, **labels: str) -> float:
+            return sum(w.sum_metric(name, **labels) for w in workers)
+
+        return (
+            total("ceasefire_reports_total", outcome="accepted") >= accepted
+            and total("ceasefire_idle_partitions", ceasefire=CEASEFIRE) >= PARTITIONS
+            and total("ceasefire_held_reports") == 0
+            and total("ceasefire_consumer_lag_records") == 0
+        )
+
+    return condition
+
+
+async def outputs(settings: Settings) -> tuple[Outputs, list[AcceptedReport]]:
+    read = [await read_topic(settings.bootstrap, settings.topic(role)) for role in (Role.INCIDENTS, Role.ALERTS, Role.FRAGILITY, Role.ACCEPTED)]
+    newest: dict[str, Incident] = {}
+    for record in read[0]:
+        incident = Incident.model_validate_json(record.value)
+        if incident.incident_id not in newest or incident.version > newest[incident.incident_id].version:
+            newest[incident.incident_id] = incident
+    incidents = {
+        frozenset((r.source, r.report_id) for r in i.reports) for i in newest.values() if i.status != "merged"
+    }
+    episodes: dict[tuple[str, datetime], tuple[datetime | None, str]] = {}
+    for record in read[1]:
+        alert = Alert.model_validate_json(record.value)
+        episodes[alert.fingerprint, alert.starts_at] = (alert.ends_at, alert.labels["severity"])
+    series = {}
+    for record in read[2]:
+        snapshot = FragilitySnapshot.model_validate_json(record.value)
+        if snapshot.kind == "grid":
+            series[snapshot.as_of] = snapshot.index
+    accepted = [AcceptedReport.model_validate_json(record.value) for record in read[3]]
+    return Outputs(incidents, episodes, sorted(series.items())), accepted
+
+
+Launch = Callable[[str], Awaitable[WorkerProcess]]  # a worker of the run's settings, serving
+Feed = Callable[[Settings, Launch], Awaitable[list[WorkerProcess]]]  # posts, starts workers, returns the live ones
+
+
+async def run(
+    broker, tmp_path: Path, name: str, feed: Feed, accepted: int = EXPECTED.accepted, **overrides: object
+) -> tuple[Outputs, list[AcceptedReport]]:
+    """`accepted`: what the live workers' metrics will count (a killed worker's counts are gone)."""
+    settings = isolated_settings(broker.url, tmp_path / name, partitions=PARTITIONS, **overrides)
+    await ensure_topics(settings)  # a backlog may be posted before any worker starts
+    started: list[WorkerProcess] = []
+
+    async def launch(tag: str) -> WorkerProcess:
+        own = settings if not started else settings.model_copy(update={"data_dir": tmp_path / f"{name}-{tag}", "web_port": free_port()})
+        if started and tag == "again":
+            own = started[0].settings
+        worker = WorkerProcess(own, ("ingest", "correlate", "alert"), tmp_path / f"{name}-{tag}.log").start()
+        started.append(worker)
+        await worker.wait_serving()
+        return worker
+
+    try:
+        live = await feed(settings, launch)
+        await eventually(finished(live, accepted), timeout=120, what=f"{name}: finished")
+        return await outputs(settings)
+    finally:
+        for worker in started:
+            worker.stop()
+
+
+async def test_every_arrival_gives_the_same_incidents_alerts_and_fragility(
+    broker, registry: Registry, tmp_path: Path
+) -> None:
+    records = placed()
+
+    async def burst(settings: Settings, launch: Launch) -> list[WorkerProcess]:
+        worker = await launch("one")
+        await post(settings, records)
+        return [worker]
+
+    async def paced(settings: Settings, launch: Launch) -> list[WorkerProcess]:
+        worker = await launch("one")
+        await post(settings, records, pace=0.01)
+        return [worker]
+
+    async def skewed(settings: Settings, launch: Launch) -> list[WorkerProcess]:
+        worker = await launch("one")
+        await post(settings, [r for r in records if r[0] == 0])
+        await asyncio.sleep(3)  # less than the idle rule: partition 0 is read well ahead of the others
+        await post(settings, [r for r in records if r[0] != 0])
+        return [worker]
+
+    runs = {
+        "burst": await run(broker, tmp_path, "burst", burst),
+        "paced": await run(broker, tmp_path, "paced", paced),
+        "skewed": await run(broker, tmp_path, "skewed", skewed, batch_max=7, batch_records_max=2),
+    }
+    reference, accepted = runs["burst"]
+    ceasefire = registry.get(CEASEFIRE)
+    assert ceasefire is not None
+    assert reference.incidents == components(accepted, ceasefire)
+    assert len(reference.series) > 4 * 96  # four days and more at 15 minutes
+    for name, (got, _) in runs.items():
+        assert got.incidents == reference.incidents, name
+        assert got.episodes == reference.episodes, name
+        assert got.series == reference.series, name
+
+
+async def test_a_backlog_two_workers_and_a_restart_give_what_one_burst_gives(broker, tmp_path: Path) -> None:
+    records = placed()
+
+    async def burst(settings: Settings, launch: Launch) -> list[WorkerProcess]:
+        worker = await launch("one")
+        await post(settings, records)
+        return [worker]
+
+    async def backlog_two_workers(settings: Settings, launch: Launch) -> list[WorkerProcess]:
+        await post(settings, records)  # while no worker runs: an outage's backlog
+        return [await launch("one"), await launch("two")]
+
+    async def restarted(settings: Settings, launch: Launch) -> list[WorkerProcess]:
+        worker = await launch("one")
+        await post(settings, records[: len(records) // 2])
+
+        async def partway() -> bool:
+            return worker.sum_metric("ceasefire_reports_total", outcome="accepted") >= EXPECTED.accepted // 4
+
+        await eventually(partway, timeout=60, what="some reports accepted")
+        worker.kill()
+        again = await launch("again")
+        await post(settings, records[len(records) // 2 :])
+        return [again]
+
+    reference, _ = await run(broker, tmp_path, "burst", burst)
+    for name, feed, counted in (("backlog-two-workers", backlog_two_workers, EXPECTED.accepted), ("restarted", restarted, 0)):
+        got, _ = await run(broker, tmp_path, name, feed, counted, batch_max=50, batch_records_max=4)
+        assert got.incidents == reference.incidents, name
+        assert got.episodes == reference.episodes, name
+        assert got.series == reference.series, name
