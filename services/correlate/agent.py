@@ -17,18 +17,20 @@ incidents under higher versions, and never publishes one version with two conten
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
 import orjson
 
 from schemas.incident import Incident
-from schemas.ingest import AcceptedBatch
+from schemas.ingest import AcceptedBatch, Mark
 from schemas.report import AcceptedReport
 from schemas.topics import Role
 from services.correlate import api
+from services.correlate.ordering import QUIET
 from services.correlate.state import Correlator, version_entries
 from services.runtime.ceasefire_state import CeasefireStates
 from services.runtime.codec import encode, pack
@@ -58,7 +60,7 @@ def incident_batches(
     """IncidentBatch records of at most ~MAX_BATCH_BYTES; the watermarks ride on the last one, so
     the alert stage moves event time only after every incident. `newest[i]` is the newest
     `ingested_at` of incident `i`'s reports: each record carries the newest of its own incidents."""
-    runs = pack(encoded)
+    runs = pack(encoded) or [[]]  # without incidents: one record for the watermarks
     last = len(runs) - 1
     records, start = [], 0
     for n, run in enumerate(runs):
@@ -79,6 +81,10 @@ class CorrelateStage:
         )
         self.correlators = self.states.states  # ceasefire id → correlator, for the API and gauges
         self.evicted_at: dict[str, float] = {}
+        # ceasefire id → (processing time, event time) when it last took a report: a quiet ceasefire's
+        # event time runs on from there with the wall clock (quiet_marks)
+        self.last_taken: dict[str, tuple[float, datetime]] = {}
+        self.watermarks_sent: dict[str, datetime] = {}  # the alert stage has each ceasefire's event time up to here
         self.now = datetime.now(UTC)  # processing time of the batch in hand
         # Correlators of revoked partitions are dropped and rebuilt from the table when needed; after
         # a restore those owned now are built at once, so the read API and gauges answer.
@@ -109,7 +115,6 @@ class CorrelateStage:
         for ceasefire_id in touched:
             self.states.store(ceasefire_id, rest[ceasefire_id])
         await changelog_sent(self.app)
-        self.ctx.metrics.held_reports.set(sum(len(c.order) for c in self.correlators.values()))
 
     async def take(
         self, decoded: list[tuple[Any, AcceptedBatch]], outbox: Outbox
@@ -143,6 +148,7 @@ class CorrelateStage:
                 for report in correlator.order.release():
                     if report.identity not in refused:
                         published[message.partition].extend(self._add(correlator, message, report, touched))
+                        self.last_taken[ceasefire_id] = (time.monotonic(), correlator.watermark or report.ordered)
                 low = correlator.order.low
                 if low is not None and low.at is not None:
                     correlator.advance(low.at)
@@ -186,8 +192,14 @@ class CorrelateStage:
         return changed
 
     async def _publish(self, published: dict[int, list[Incident]], touched: dict[str, int], outbox: Outbox) -> None:
+        """Incidents, then each partition's IncidentBatch records with the watermarks (also without
+        incidents, when only event time moved: an idle flush, a quiet ceasefire)."""
         observed: list[tuple[list[Incident], list[datetime]]] = []
-        for partition, incidents in published.items():
+        moved = {
+            c: wm for c in touched if (wm := self.correlators[c].watermark) is not None and self.watermarks_sent.get(c) != wm
+        }
+        for partition in sorted(published.keys() | {touched[c] for c in moved}):
+            incidents = published.get(partition, [])
             encoded = [encode(incident) for incident in incidents]  # once, for both topics
             newest = [max(r.ingested_at for r in incident.reports) for incident in incidents]
             observed.append((incidents, newest))
@@ -201,6 +213,7 @@ class CorrelateStage:
             for batch in incident_batches(encoded, watermarks, newest):
                 await outbox.send(Role.BY_CEASEFIRE, None, batch, partition)
         await outbox.flush()
+        self.watermarks_sent.update(moved)
         for incidents, newest in observed:
             self._observe(incidents, newest)
 
@@ -214,6 +227,25 @@ class CorrelateStage:
             latency.observe(max(0.0, (now - ingested_at).total_seconds()))
         for labels, count in versions.items():
             metrics.incident_versions.labels(*labels).inc(count)
+
+    async def quiet_marks(self) -> None:
+        """Event time on a quiet ceasefire (every input partition idle, nothing held) runs on with the wall
+        clock from its last report, never to "now": history a year behind stays a year behind. Each
+        advance is a record on correlate's own input topic (a mark of upstream `quiet`), so a replay of
+        that topic reproduces it; a replay at full speed has no silence, hence none."""
+        outbox, now = Outbox(self.app, self.ctx, "correlate"), time.monotonic()
+        for ceasefire_id, correlator in list(self.correlators.items()):
+            watermark = correlator.watermark
+            if watermark is None or not correlator.order.quiet:
+                continue
+            since, then = self.last_taken.setdefault(ceasefire_id, (now, watermark))
+            at = then + timedelta(seconds=now - since)
+            if at - watermark < timedelta(seconds=1):
+                continue
+            marks = {QUIET: {ceasefire_id: Mark(at=at, idle=True).model_dump(mode="json")}}
+            record = b'{"reports":[],"marks":' + orjson.dumps(marks) + b"}"
+            await outbox.send(Role.ACCEPTED_BATCHES, None, record, self.states.partition_of[ceasefire_id])
+        await outbox.flush()
 
     def _maybe_evict(self, ceasefire_id: str, correlator: Correlator) -> None:
         """Every few minutes of event time; and at once when reports arrived before the horizon (a
@@ -234,4 +266,9 @@ def install(app: faust.App, ctx: Context) -> None:
     stage = CorrelateStage(app, ctx)
     accepted = serve(app, ctx, "correlate", Role.ACCEPTED_BATCHES, stage.correlate_batch)
     api.install(app, stage, accepted)
+
+    @app.timer(max(1.0, ctx.settings.idle_seconds))
+    async def quiet_ceasefires() -> None:
+        await stage.quiet_marks()
+
     ctx.stages["correlate"] = stage  # the read API and the live view look incidents up here

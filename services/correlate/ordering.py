@@ -20,6 +20,7 @@ from schemas.ingest import Mark
 from schemas.report import AcceptedReport
 from services.watermark import later, low_watermark
 
+QUIET = "quiet"  # the upstream name of correlate's own marks for a quiet ceasefire (docs/event-time.md)
 ORDER_PREFIX = "order\x1f"
 MARKS = ORDER_PREFIX + "marks"
 PENDING = ORDER_PREFIX + "pending\x1f"
@@ -43,7 +44,7 @@ class EventOrder:
                 self.marks = {p: Mark.model_validate(m) for p, m in orjson.loads(text).items()}
             elif key.startswith(PENDING):
                 self.hold(AcceptedReport.model_validate_json(text), stored=True)
-        self.low = low_watermark(self.marks, upstreams)
+        self.low = self._low()
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -58,10 +59,24 @@ class EventOrder:
             self._changes[self._key(report)] = report.model_dump_json()
 
     def mark(self, upstream: str, mark: Mark) -> None:
-        """A dedup partition's low watermark moved."""
+        """A dedup partition's low watermark moved, or (`QUIET`) event time on a quiet ceasefire."""
         self.marks[upstream] = mark
         self._changes[MARKS] = orjson.dumps({p: m.model_dump(mode="json") for p, m in sorted(self.marks.items())}).decode()
-        self.low = later(low_watermark(self.marks, self.upstreams), self.low)
+        self.low = later(self._low(), self.low)
+
+    def _low(self) -> Mark | None:
+        """The low watermark over the dedup partitions; when all are idle (nothing in flight), moved on
+        by a quiet mark ahead of it."""
+        low, quiet = low_watermark(self.marks, self.upstreams), self.marks.get(QUIET)
+        ahead = quiet is not None and quiet.at is not None and (low is None or low.at is None or quiet.at > low.at)
+        if low is not None and low.idle and ahead:
+            return Mark(at=quiet.at if quiet is not None else None, idle=True)
+        return low
+
+    @property
+    def quiet(self) -> bool:
+        """Every upstream partition idle and nothing held: the ceasefire has gone silent."""
+        return not self._heap and self.low is not None and self.low.idle and self.low.at is not None
 
     def release(self) -> list[AcceptedReport]:
         """The held reports event time has passed, in event-time order (with no upstreams to wait

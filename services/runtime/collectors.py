@@ -129,3 +129,11 @@ def incident_families(correlators: dict[str, Any]) -> Iterator[GaugeMetricFamily
     yield open_
     yield mutual
     yield corroborated
+    held = GaugeMetricFamily(
+        "ceasefire_held_reports",
+        "Accepted reports correlate holds until the low watermark passes them, by ceasefire (docs/event-time.md).",
+        labels=["ceasefire"],
+    )
+    for ceasefire_id, correlator in sorted(correlators.items()):
+        held.add_metric([ceasefire_id], len(correlator.order))
+    yield held

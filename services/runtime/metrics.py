@@ -26,7 +26,6 @@ class Metrics:
     undecodable: Counter
     record_faults: Counter
     late_reports: Counter
-    held_reports: Gauge
     idle_partitions: Gauge
     redeliveries: Counter
     gc_pause: Histogram
@@ -100,11 +99,6 @@ class Metrics:
                 "ceasefire_late_reports_total",
                 "Reports correlated later than the allowed lateness behind the ceasefire's event time, by ceasefire.",
                 ["ceasefire"],
-                registry=registry,
-            ),
-            held_reports=Gauge(
-                "ceasefire_held_reports",
-                "Accepted reports correlate holds until the low watermark passes them (docs/event-time.md).",
                 registry=registry,
             ),
             idle_partitions=Gauge(

@@ -95,16 +95,19 @@ async def outputs(settings: Settings) -> tuple[Outputs, list[AcceptedReport]]:
     incidents = {
         frozenset((r.source, r.report_id) for r in i.reports) for i in newest.values() if i.status != "merged"
     }
+    accepted = [AcceptedReport.model_validate_json(record.value) for record in read[3]]
+    # after the last report, a quiet ceasefire's event time runs on with the wall clock: compare up to it
+    last = max(r.observed_at for r in accepted)
     episodes: dict[tuple[str, datetime], tuple[datetime | None, str]] = {}
     for record in read[1]:
         alert = Alert.model_validate_json(record.value)
-        episodes[alert.fingerprint, alert.starts_at] = (alert.ends_at, alert.labels["severity"])
+        if alert.updated_at <= last:  # the records the reports made, not those of the quiet time after
+            episodes[alert.fingerprint, alert.starts_at] = (alert.ends_at, alert.labels["severity"])
     series = {}
     for record in read[2]:
         snapshot = FragilitySnapshot.model_validate_json(record.value)
-        if snapshot.kind == "grid":
+        if snapshot.kind == "grid" and snapshot.as_of <= last:
             series[snapshot.as_of] = snapshot.index
-    accepted = [AcceptedReport.model_validate_json(record.value) for record in read[3]]
     return Outputs(incidents, episodes, sorted(series.items())), accepted
 
 
@@ -190,16 +193,14 @@ async def test_a_backlog_two_workers_and_a_restart_give_what_one_burst_gives(bro
 
     async def restarted(settings: Settings, launch: Launch) -> list[WorkerProcess]:
         worker = await launch("one")
-        await post(settings, records[: len(records) // 2])
+        await post(settings, records)
 
         async def partway() -> bool:
             return worker.sum_metric("ceasefire_reports_total", outcome="accepted") >= EXPECTED.accepted // 4
 
         await eventually(partway, timeout=60, what="some reports accepted")
-        worker.kill()
-        again = await launch("again")
-        await post(settings, records[len(records) // 2 :])
-        return [again]
+        worker.kill()  # in the middle of the backlog: no partition is caught up, so none goes idle
+        return [await launch("again")]
 
     reference, _ = await run(broker, tmp_path, "burst", burst)
     for name, feed, counted in (("backlog-two-workers", backlog_two_workers, EXPECTED.accepted), ("restarted", restarted, 0)):
