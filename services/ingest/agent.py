@@ -50,6 +50,7 @@ from services.runtime.state import (
 )
 from services.watermark import PartitionProgress, later, low_watermark
 
+KEPT_BATCHES = 64  # progress entries kept per ingest partition: more batches than one commit interval holds
 SWEEP_EVERY_SECONDS = 24 * 3600.0  # event time between expiry sweeps of one partition
 ORIGIN_HEADER = "ceasefire.origin"  # on accepted reports: `partition:offset` of the record on the ingest topic
 log = logging.getLogger(__name__)
@@ -104,6 +105,10 @@ class IngestStage:
         # event-time progress (services/watermark.py): validate's per ingest partition, what it last
         # sent; dedup's marks per dedup partition (of every ingest partition) and what it last sent
         self.progress = PartitionProgress((c.id for c in ctx.registry.ceasefires), s.idle_seconds)
+        # each ingest partition's progress after its recent batches (offset after the batch, newest per
+        # ceasefire): a worker that takes a partition over resumes its progress where the records it
+        # re-reads begin, so `ordered_at` does not depend on a restart (docs/event-time.md)
+        self.progress_table = fenced_table(app, "progress", partitions=s.partitions, key_type=str, value_type=str)
         self.read_to: dict[int, int] = {}  # ingest partition → offset after the last record validated
         self.progress_sent: dict[str, dict[str, Mark]] = {}
         self.progress_lock = asyncio.Lock()
@@ -120,6 +125,8 @@ class IngestStage:
         by_partition: dict[int, list[bytes]] = defaultdict(list)
         for event in events:
             msg = event.message
+            if msg.partition not in self.read_to:
+                self._resume(msg.partition, msg.offset, clock)
             self.read_to[msg.partition] = msg.offset + 1
             try:
                 verdict = validate(msg.value, self.rules, now)
@@ -140,7 +147,35 @@ class IngestStage:
                 )
                 by_partition[source_partition(verdict.source, self.partitions)].append(encode(item))
         await self._send_progress(by_partition, outbox)
+        self._keep_progress({event.message.partition for event in events})
         self.ctx.metrics.batch_records.labels("validate").observe(len(events))
+
+    def _resume(self, partition: int, offset: int, clock: float) -> None:
+        """Take a partition up at `offset` with the progress it had there (the latest kept at or
+        before it: a restart re-reads from the last committed batch end)."""
+        self.progress.drop(partition)
+        self.progress.take(partition, clock)
+        kept = self.progress_table.entry(partition, str(partition))
+        before = [entry for entry in (orjson.loads(kept) if kept else []) if entry[0] <= offset]
+        if before:
+            newest = max(before, key=lambda entry: entry[0])[1]
+            self.progress.newest[partition] = {c: datetime.fromisoformat(at) for c, at in newest.items()}
+
+    def _keep_progress(self, partitions: set[int]) -> None:
+        for partition in partitions:
+            key = str(partition)
+            kept = self.progress_table.entry(partition, key)
+            entries = [e for e in (orjson.loads(kept) if kept else []) if e[0] < self.read_to[partition]]
+            newest = {c: at.isoformat() for c, at in self.progress.newest.get(partition, {}).items()}
+            entries = [*entries[-(KEPT_BATCHES - 1) :], [self.read_to[partition], newest]]
+            self.progress_table.write_entries(partition, {key: orjson.dumps(entries).decode()})
+
+    def forget_partitions(self, revoked: set[int]) -> None:
+        """Partitions taken away: their progress is resumed from the table if they come back."""
+        for partition in revoked:
+            self.read_to.pop(partition, None)
+            self.progress.drop(partition)
+            self.progress_sent.pop(str(partition), None)
 
     async def _send_progress(self, by_partition: dict[int, list[bytes]], outbox: Outbox) -> None:
         """The batch's reports, then every owned ingest partition's marks when they changed, to every
@@ -314,6 +349,13 @@ def install(app: faust.App, ctx: Context) -> None:
     stage = IngestStage(app, ctx)
     serve(app, ctx, "ingest-validate", Role.REPORTS, stage.validate_batch, max_records=ctx.settings.batch_max)
     serve(app, ctx, "ingest-deduplicate", Role.BY_SOURCE, stage.deduplicate_batch)
+
+    reports_topic = ctx.settings.topic(Role.REPORTS)
+
+    async def revoked(sender: faust.App, revoked: set[faust.types.TP], **_: object) -> None:
+        stage.forget_partitions({tp.partition for tp in revoked if tp.topic == reports_topic})
+
+    app.on_partitions_revoked.connect(revoked)
 
     @app.timer(min(1.0, max(0.1, ctx.settings.idle_seconds / 4)))
     async def ingest_progress() -> None:

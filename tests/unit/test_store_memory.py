@@ -47,7 +47,7 @@ def test_the_worker_opens_its_tables_with_its_budget(tmp_path: Path) -> None:
     assert isinstance(memory, StoreMemory)
     assert memory.write_buffers.get_buffer_size() == 3 * MB
     tables = [t for t in app.tables.values() if isinstance(t, FencedTable)]
-    assert {t.name for t in tables} == {"dedup", "correlation"}
+    assert {t.name for t in tables} == {"progress", "dedup", "correlation"}
     for table in tables:
         options = table.data.rocksdb_options  # type: ignore[attr-defined]
         assert options.memory is memory
