@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import orjson
+from pydantic import TypeAdapter
 
 from schemas.ingest import Mark
 from schemas.report import AcceptedReport
@@ -31,32 +32,53 @@ def _position(report: AcceptedReport) -> tuple[datetime, datetime, str, str]:
     return (report.ordered, report.observed_at, report.source, report.report_id)
 
 
+_CHUNK = TypeAdapter(list[AcceptedReport])
+CHUNK_REPORTS = 256  # reports per stored entry (~200 KB): a backlog's held reports never make one huge record
+Entry = tuple[tuple[datetime, datetime, str, str], AcceptedReport]
+
+
 class EventOrder:
+    """Persisted as the marks and, per batch, one entry with the reports it left held (a "chunk"),
+    deleted when the last of them is released: one write a batch, not two a report."""
+
     def __init__(self, upstreams: int, persisted: Iterable[tuple[str, str]] = ()) -> None:
         self.upstreams = upstreams
         self.marks: dict[str, Mark] = {}
         self.low: Mark | None = None
-        self._heap: list[tuple[tuple[datetime, datetime, str, str], AcceptedReport]] = []
+        self._heap: list[Entry] = []
         self._held: set[Key] = set()
+        self._unstored: list[AcceptedReport] = []  # held since the last take_changes: stored then, if still held
+        self._chunks: dict[int, int] = {}  # stored chunk → its reports still held
+        self._chunk_of: dict[Key, int] = {}  # a held report's stored chunk
+        self._next_chunk = 0
         self._changes: dict[str, str | None] = {}
         for key, text in persisted:
             if key == MARKS:
                 self.marks = {p: Mark.model_validate(m) for p, m in orjson.loads(text).items()}
             elif key.startswith(PENDING):
-                self.hold(AcceptedReport.model_validate_json(text), stored=True)
+                chunk = int(key[len(PENDING) :])
+                self._next_chunk = max(self._next_chunk, chunk + 1)
+                for report in _CHUNK.validate_json(text):
+                    self._push(report, chunk)
         self.low = self._low()
 
     def __len__(self) -> int:
         return len(self._heap)
 
-    def hold(self, report: AcceptedReport, stored: bool = False) -> None:
+    def hold(self, report: AcceptedReport) -> None:
         """Keep a report until the watermark passes it (a report held already is kept once)."""
+        if self._push(report, None):
+            self._unstored.append(report)
+
+    def _push(self, report: AcceptedReport, chunk: int | None) -> bool:
         if report.identity in self._held:
-            return
+            return False
         self._held.add(report.identity)
         heapq.heappush(self._heap, (_position(report), report))
-        if not stored:
-            self._changes[self._key(report)] = report.model_dump_json()
+        if chunk is not None:
+            self._chunk_of[report.identity] = chunk
+            self._chunks[chunk] = self._chunks.get(chunk, 0) + 1
+        return True
 
     def mark(self, upstream: str, mark: Mark) -> None:
         """A dedup partition's low watermark moved, or (`QUIET`) event time on a quiet ceasefire."""
@@ -91,14 +113,26 @@ class EventOrder:
         while self._heap and (self._heap[0][0][0] < until or (idle and self._heap[0][0][0] <= until)):
             _, report = heapq.heappop(self._heap)
             self._held.discard(report.identity)
-            self._changes[self._key(report)] = None
+            chunk = self._chunk_of.pop(report.identity, None)
+            if chunk is not None:  # else released within its batch: never stored
+                self._chunks[chunk] -= 1
+                if not self._chunks[chunk]:
+                    del self._chunks[chunk]
+                    self._changes[f"{PENDING}{chunk:012d}"] = None
             released.append(report)
         return released
 
     def take_changes(self) -> dict[str, str | None]:
+        """Entries to write: the marks, the reports still held that are not stored yet, the deletions
+        of those released."""
+        still = [report for report in self._unstored if report.identity in self._held]
+        self._unstored.clear()
+        for start in range(0, len(still), CHUNK_REPORTS):
+            piece = still[start : start + CHUNK_REPORTS]
+            chunk, self._next_chunk = self._next_chunk, self._next_chunk + 1
+            self._changes[f"{PENDING}{chunk:012d}"] = _CHUNK.dump_json(piece).decode()
+            self._chunks[chunk] = len(piece)
+            for report in piece:
+                self._chunk_of[report.identity] = chunk
         changes, self._changes = self._changes, {}
         return changes
-
-    @staticmethod
-    def _key(report: AcceptedReport) -> str:
-        return f"{PENDING}{report.source}\x1f{report.report_id}"

@@ -124,3 +124,17 @@ def test_ingest_resumes_a_partition_with_the_progress_it_had_where_it_re_reads()
     stage.forget_partitions({0})
     stage._resume(0, 9, clock=3)
     assert stage.progress.order(0, cid, t(20), now=3) == t(40)
+
+
+def test_a_batch_of_held_reports_is_one_entry_deleted_when_its_last_report_goes() -> None:
+    order = EventOrder(upstreams=1)
+    order.hold(accepted("a", 10))
+    order.hold(accepted("b", 20))
+    written = order.take_changes()
+    assert len([k for k in written if k.startswith("order\x1fpending")]) == 1
+    order.mark("0", Mark(at=t(15)))
+    assert [r.report_id for r in order.release()] == ["a"]
+    assert not [k for k in order.take_changes() if k.startswith("order\x1fpending")]  # b is still in it
+    order.mark("0", Mark(at=t(25)))
+    assert [r.report_id for r in order.release()] == ["b"]
+    assert [v for k, v in order.take_changes().items() if k.startswith("order\x1fpending")] == [None]
