@@ -34,51 +34,57 @@ def _position(report: AcceptedReport) -> tuple[datetime, datetime, str, str]:
 
 _CHUNK = TypeAdapter(list[AcceptedReport])
 CHUNK_REPORTS = 256  # reports per stored entry (~200 KB): a backlog's held reports never make one huge record
-Entry = tuple[tuple[datetime, datetime, str, str], AcceptedReport]
+Position = tuple[datetime, datetime, str, str]
 
 
 class EventOrder:
-    """Persisted as the marks and, per batch, one entry with the reports it left held (a "chunk"),
-    deleted when the last of them is released: one write a batch, not two a report."""
+    """Persisted as the marks and, per batch, entries of the reports it left held ("chunks", 256 each),
+    deleted when the last of them is released: one write a batch, not two a report. A stored report is
+    kept in memory as its chunk's JSON (~0.8 KB, a model is ~5 KB) and decoded when released: a backlog
+    holds tens of thousands."""
 
     def __init__(self, upstreams: int, persisted: Iterable[tuple[str, str]] = ()) -> None:
         self.upstreams = upstreams
         self.marks: dict[str, Mark] = {}
         self.low: Mark | None = None
-        self._heap: list[Entry] = []
-        self._held: set[Key] = set()
-        self._unstored: list[AcceptedReport] = []  # held since the last take_changes: stored then, if still held
+        self._heap: list[tuple[Position, Key]] = []
+        self._models: dict[Key, AcceptedReport] = {}  # held reports not stored yet, or decoded again
+        self._unstored: list[Key] = []  # held since the last take_changes: stored then, if still held
         self._chunks: dict[int, int] = {}  # stored chunk → its reports still held
         self._chunk_of: dict[Key, int] = {}  # a held report's stored chunk
+        self._chunk_text: dict[int, bytes] = {}
         self._next_chunk = 0
         self._changes: dict[str, str | None] = {}
         for key, text in persisted:
             if key == MARKS:
                 self.marks = {p: Mark.model_validate(m) for p, m in orjson.loads(text).items()}
             elif key.startswith(PENDING):
-                chunk = int(key[len(PENDING) :])
-                self._next_chunk = max(self._next_chunk, chunk + 1)
-                for report in _CHUNK.validate_json(text):
-                    self._push(report, chunk)
+                self._restore_chunk(int(key[len(PENDING) :]), text)
         self.low = self._low()
+
+    def _restore_chunk(self, chunk: int, text: str) -> None:
+        self._next_chunk = max(self._next_chunk, chunk + 1)
+        self._chunk_text[chunk] = text.encode()
+        for doc in orjson.loads(text):
+            observed = datetime.fromisoformat(doc["observed_at"])
+            ordered = datetime.fromisoformat(doc["ordered_at"]) if doc.get("ordered_at") else observed
+            identity = (doc["source"], doc["report_id"])
+            if identity not in self._chunk_of and identity not in self._models:
+                heapq.heappush(self._heap, ((ordered, observed, *identity), identity))
+                self._chunk_of[identity] = chunk
+                self._chunks[chunk] = self._chunks.get(chunk, 0) + 1
 
     def __len__(self) -> int:
         return len(self._heap)
 
     def hold(self, report: AcceptedReport) -> None:
         """Keep a report until the watermark passes it (a report held already is kept once)."""
-        if self._push(report, None):
-            self._unstored.append(report)
-
-    def _push(self, report: AcceptedReport, chunk: int | None) -> bool:
-        if report.identity in self._held:
-            return False
-        self._held.add(report.identity)
-        heapq.heappush(self._heap, (_position(report), report))
-        if chunk is not None:
-            self._chunk_of[report.identity] = chunk
-            self._chunks[chunk] = self._chunks.get(chunk, 0) + 1
-        return True
+        identity = report.identity
+        if identity in self._models or identity in self._chunk_of:
+            return
+        self._models[identity] = report
+        self._unstored.append(identity)
+        heapq.heappush(self._heap, (_position(report), identity))
 
     def mark(self, upstream: str, mark: Mark) -> None:
         """A dedup partition's low watermark moved, or (`QUIET`) event time on a quiet ceasefire."""
@@ -111,28 +117,38 @@ class EventOrder:
         until, idle = low.at, low.idle
         released = []
         while self._heap and (self._heap[0][0][0] < until or (idle and self._heap[0][0][0] <= until)):
-            _, report = heapq.heappop(self._heap)
-            self._held.discard(report.identity)
-            chunk = self._chunk_of.pop(report.identity, None)
+            _, identity = heapq.heappop(self._heap)
+            chunk = self._chunk_of.get(identity)
+            if chunk is not None and identity not in self._models:
+                self._decode(chunk)
+            self._chunk_of.pop(identity, None)
+            released.append(self._models.pop(identity))
             if chunk is not None:  # else released within its batch: never stored
                 self._chunks[chunk] -= 1
                 if not self._chunks[chunk]:
                     del self._chunks[chunk]
                     self._changes[f"{PENDING}{chunk:012d}"] = None
-            released.append(report)
         return released
+
+    def _decode(self, chunk: int) -> None:
+        """The chunk's reports still held, as models again (its JSON is dropped)."""
+        for report in _CHUNK.validate_json(self._chunk_text.pop(chunk)):
+            if self._chunk_of.get(report.identity) == chunk:  # not released yet
+                self._models.setdefault(report.identity, report)
 
     def take_changes(self) -> dict[str, str | None]:
         """Entries to write: the marks, the reports still held that are not stored yet, the deletions
         of those released."""
-        still = [report for report in self._unstored if report.identity in self._held]
+        still = [self._models[identity] for identity in self._unstored if identity in self._models]
         self._unstored.clear()
         for start in range(0, len(still), CHUNK_REPORTS):
             piece = still[start : start + CHUNK_REPORTS]
             chunk, self._next_chunk = self._next_chunk, self._next_chunk + 1
-            self._changes[f"{PENDING}{chunk:012d}"] = _CHUNK.dump_json(piece).decode()
+            text = self._chunk_text[chunk] = _CHUNK.dump_json(piece)
+            self._changes[f"{PENDING}{chunk:012d}"] = text.decode()
             self._chunks[chunk] = len(piece)
             for report in piece:
                 self._chunk_of[report.identity] = chunk
+                del self._models[report.identity]
         changes, self._changes = self._changes, {}
         return changes

@@ -50,6 +50,7 @@ from services.runtime.state import (
 )
 from services.watermark import PartitionProgress, later, low_watermark
 
+REBALANCE_QUIET_SECONDS = 3.0  # no idle marks this long after a revocation (see send_idle_marks)
 KEPT_BATCHES = 64  # progress entries kept per ingest partition: more batches than one commit interval holds
 SWEEP_EVERY_SECONDS = 24 * 3600.0  # event time between expiry sweeps of one partition
 ORIGIN_HEADER = "ceasefire.origin"  # on accepted reports: `partition:offset` of the record on the ingest topic
@@ -108,10 +109,11 @@ class IngestStage:
         # each ingest partition's progress after its recent batches (offset after the batch, newest per
         # ceasefire): a worker that takes a partition over resumes its progress where the records it
         # re-reads begin, so `ordered_at` does not depend on a restart (docs/event-time.md)
-        self.progress_table = fenced_table(app, "progress", partitions=s.partitions, key_type=str, value_type=str)
+        self.progress_table = fenced_table(app, "partition_progress", partitions=s.partitions, key_type=str, value_type=str)
         self.read_to: dict[int, int] = {}  # ingest partition → offset after the last record validated
         self.progress_sent: dict[str, dict[str, Mark]] = {}
         self.progress_lock = asyncio.Lock()
+        self.revoked_at = -REBALANCE_QUIET_SECONDS
         self.upstream: dict[int, dict[str, dict[str, Mark]]] = {}
         self.lows_sent: dict[tuple[int, str], Mark] = {}
 
@@ -172,6 +174,7 @@ class IngestStage:
 
     def forget_partitions(self, revoked: set[int]) -> None:
         """Partitions taken away: their progress is resumed from the table if they come back."""
+        self.revoked_at = time.monotonic()
         for partition in revoked:
             self.read_to.pop(partition, None)
             self.progress.drop(partition)
@@ -196,8 +199,10 @@ class IngestStage:
         changed: dict[str, dict[str, Mark]] = {}
         for tp in owned:
             highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue  # not fetched yet (or the broker is away): nothing known has changed
             position = max(self.read_to.get(tp.partition, 0), committed.get(tp) or 0)
-            caught_up = highwater is not None and position >= highwater
+            caught_up = position >= highwater
             marks = self.progress.marks(tp.partition, caught_up, clock)
             if self.progress_sent.get(str(tp.partition)) != marks:
                 changed[str(tp.partition)] = marks
@@ -208,7 +213,12 @@ class IngestStage:
         return changed
 
     async def send_idle_marks(self) -> None:
-        """Processing-time side of the idle rule: a partition that went quiet says so without a report."""
+        """Processing-time side of the idle rule: a partition that went quiet says so without a report.
+        Not within REBALANCE_QUIET_SECONDS of a revocation: a broker replaced on the same address
+        revokes every partition, and marks sent then would land on the other cluster before the
+        broker watch (services/runtime/watchdog.py, every 2 s) ends the worker."""
+        if time.monotonic() - self.revoked_at < REBALANCE_QUIET_SECONDS:
+            return
         async with self.progress_lock:
             if self._progress():
                 await self._send_progress({}, Outbox(self.app, self.ctx, "validate"))

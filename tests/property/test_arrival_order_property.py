@@ -72,6 +72,7 @@ def replay(seed: int) -> tuple[set[frozenset[tuple[str, str]]], dict[tuple[str, 
         if low is not None and low.at is not None:
             correlator.advance(low.at)
             alerts.extend(engine.advance(low.at))
+        correlator.take_changes()  # a batch boundary: the reports still held are stored as JSON
 
     while any(cursor[p] < len(STREAMS[p]) for p in range(PARTITIONS)):
         p = rng.choice([p for p in range(PARTITIONS) if cursor[p] < len(STREAMS[p])])

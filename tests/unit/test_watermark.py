@@ -138,3 +138,27 @@ def test_a_batch_of_held_reports_is_one_entry_deleted_when_its_last_report_goes(
     order.mark("0", Mark(at=t(25)))
     assert [r.report_id for r in order.release()] == ["b"]
     assert [v for k, v in order.take_changes().items() if k.startswith("order\x1fpending")] == [None]
+
+
+def test_stored_reports_come_back_whole_in_order_and_only_once() -> None:
+    order = EventOrder(upstreams=1)
+    for n in range(600):  # three stored entries
+        order.hold(accepted(f"r{n:03d}", n))
+    stored = dict(order.take_changes())
+    order.mark("0", Mark(at=t(100)))
+    first = order.release()
+    assert [r.report_id for r in first] == [f"r{n:03d}" for n in range(100)]
+    assert first[0] == accepted("r000", 0)
+    for key, value in order.take_changes().items():
+        if value is None:
+            stored.pop(key, None)
+        else:
+            stored[key] = value
+    rebuilt = EventOrder(upstreams=1, persisted=stored.items())
+    assert len(rebuilt) == 600  # the first entry is not all released: its reports come back too
+    rebuilt.mark("0", Mark(at=t(700), idle=True))
+    again = [r.report_id for r in rebuilt.release()]
+    assert again == [f"r{n:03d}" for n in range(600)]
+    order.mark("0", Mark(at=t(700), idle=True))
+    assert [r.report_id for r in order.release()] == [f"r{n:03d}" for n in range(100, 600)]
+    assert len(order) == 0 and not order._models and not order._chunk_of  # nothing kept after release
