@@ -109,7 +109,7 @@ class IngestStage:
         # each ingest partition's progress after its recent batches (offset after the batch, newest per
         # ceasefire): a worker that takes a partition over resumes its progress where the records it
         # re-reads begin, so `ordered_at` does not depend on a restart (docs/event-time.md)
-        self.progress_table = fenced_table(app, "partition_progress", partitions=s.partitions, key_type=str, value_type=str)
+        self.progress_table = fenced_table(app, "progress", partitions=s.partitions, key_type=str, value_type=str)
         self.read_to: dict[int, int] = {}  # ingest partition → offset after the last record validated
         self.progress_sent: dict[str, dict[str, Mark]] = {}
         self.progress_lock = asyncio.Lock()

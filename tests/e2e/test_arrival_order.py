@@ -141,15 +141,17 @@ async def run(
             worker.stop()
 
 
+async def burst(settings: Settings, launch: Launch) -> list[WorkerProcess]:
+    """The reference: every record posted at once to a running worker."""
+    worker = await launch("one")
+    await post(settings, placed())
+    return [worker]
+
+
 async def test_every_arrival_gives_the_same_incidents_alerts_and_fragility(
     broker, registry: Registry, tmp_path: Path
 ) -> None:
     records = placed()
-
-    async def burst(settings: Settings, launch: Launch) -> list[WorkerProcess]:
-        worker = await launch("one")
-        await post(settings, records)
-        return [worker]
 
     async def paced(settings: Settings, launch: Launch) -> list[WorkerProcess]:
         worker = await launch("one")
@@ -181,11 +183,6 @@ async def test_every_arrival_gives_the_same_incidents_alerts_and_fragility(
 
 async def test_a_backlog_two_workers_and_a_restart_give_what_one_burst_gives(broker, tmp_path: Path) -> None:
     records = placed()
-
-    async def burst(settings: Settings, launch: Launch) -> list[WorkerProcess]:
-        worker = await launch("one")
-        await post(settings, records)
-        return [worker]
 
     async def backlog_two_workers(settings: Settings, launch: Launch) -> list[WorkerProcess]:
         await post(settings, records)  # while no worker runs: an outage's backlog

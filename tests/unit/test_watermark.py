@@ -14,6 +14,7 @@ from services.correlate.ordering import QUIET, EventOrder
 from services.ingest.agent import IngestStage
 from services.runtime.context import Context
 from services.runtime.settings import PROJECT_ROOT, Settings
+from services.store import MemoryStore
 from services.watermark import PartitionProgress, later, low_watermark
 from tests.support.reports import report
 
@@ -84,12 +85,8 @@ def test_the_held_reports_and_marks_survive_a_rebuild() -> None:
     order.hold(accepted("b", 20))
     order.mark("0", Mark(at=t(15)))
     assert [r.report_id for r in order.release()] == ["a"]
-    stored: dict[str, str] = {}
-    for key, value in order.take_changes().items():
-        if value is None:
-            stored.pop(key, None)
-        else:
-            stored[key] = value
+    stored = MemoryStore()
+    stored.apply(order.take_changes())
     rebuilt = EventOrder(upstreams=1, persisted=stored.items())
     assert len(rebuilt) == 1 and rebuilt.low == Mark(at=t(15))
     rebuilt.mark("0", Mark(at=t(25)))
@@ -144,16 +141,13 @@ def test_stored_reports_come_back_whole_in_order_and_only_once() -> None:
     order = EventOrder(upstreams=1)
     for n in range(600):  # three stored entries
         order.hold(accepted(f"r{n:03d}", n))
-    stored = dict(order.take_changes())
+    stored = MemoryStore()
+    stored.apply(order.take_changes())
     order.mark("0", Mark(at=t(100)))
     first = order.release()
     assert [r.report_id for r in first] == [f"r{n:03d}" for n in range(100)]
     assert first[0] == accepted("r000", 0)
-    for key, value in order.take_changes().items():
-        if value is None:
-            stored.pop(key, None)
-        else:
-            stored[key] = value
+    stored.apply(order.take_changes())
     rebuilt = EventOrder(upstreams=1, persisted=stored.items())
     assert len(rebuilt) == 600  # the first entry is not all released: its reports come back too
     rebuilt.mark("0", Mark(at=t(700), idle=True))
