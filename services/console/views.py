@@ -96,8 +96,9 @@ def sparkline(values: list[float], top: float = 100.0) -> str:
 
 
 def fragility_series(snapshots: Iterable[FragilitySnapshot]) -> dict[str, list[tuple[datetime, float]]]:
-    """Each ceasefire's index by `as_of`, in event-time order: a snapshot repeated for a dashboard (the
-    processing-time heartbeat) or re-sent after a crash counts once, the last one read for an `as_of`."""
+    """Each ceasefire's index by `as_of`, in event-time order: its grid series (`kind: "grid"`) once it
+    has one, else the snapshots as published; a snapshot repeated or re-sent after a crash counts once,
+    the last one read for an `as_of`."""
     series: dict[str, dict[datetime, float]] = {}
     gridded: set[str] = set()  # ceasefires with points on the event-time grid: only those are shown
     for snapshot in snapshots:
