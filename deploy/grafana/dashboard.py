@@ -278,7 +278,21 @@ def pipeline_row() -> list[dash.Panel | dash.Row]:
             ref_id="B",
         ),
     )
-    return [dash.Row("Pipeline"), reports, dead, latency, lag, gc_pauses, rocksdb, faults]
+    event_time = series(
+        "Event time: held reports, idle partitions, late reports",
+        "Reports correlate holds until every ingest partition has passed their event time; ingest partitions "
+        "idle for a ceasefire (caught up and silent CEASEFIRE_IDLE_SECONDS), left out of its low watermark; "
+        "reports correlated later than the allowed lateness (docs/event-time.md).",
+        "short",
+        query(f"sum by (ceasefire) (ceasefire_held_reports{{{JOB}}})", "held {{ceasefire}}"),
+        query(f"sum by (ceasefire) (ceasefire_idle_partitions{{{JOB}}})", "idle partitions {{ceasefire}}", ref_id="B"),
+        query(
+            f"sum by (ceasefire) (increase(ceasefire_late_reports_total{{{JOB}}}[$__rate_interval]))",
+            "late {{ceasefire}}",
+            ref_id="C",
+        ),
+    )
+    return [dash.Row("Pipeline"), reports, dead, latency, lag, gc_pauses, rocksdb, faults, event_time]
 
 
 def ceasefire_variable() -> dash.QueryVariable:

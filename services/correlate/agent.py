@@ -89,6 +89,8 @@ class CorrelateStage:
         # Correlators of revoked partitions are dropped and rebuilt from the table when needed; after
         # a restore those owned now are built at once, so the read API and gauges answer.
         self.states.follow_rebalances(lambda dropped: None, lambda built: None)
+        for ceasefire in ctx.registry.ceasefires:  # at zero from the start: a dashboard shows "none late"
+            ctx.metrics.late_reports.labels(ceasefire.id)
 
     def correlator(self, ceasefire_id: str, partition: int) -> Correlator | None:
         # None only for a ceasefire gone from the registry since its reports were accepted

@@ -32,6 +32,7 @@ COLLECTED = frozenset(
         "ceasefire_corroborated_ratio",
         "ceasefire_alerts_firing",
         "ceasefire_rocksdb_cache_bytes",
+        "ceasefire_held_reports",
     }
 )
 SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created")}
