@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, TypeAdapter
 
 from schemas.report import AcceptedReport
 
@@ -42,6 +42,10 @@ class Mark(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     at: AwareDatetime | None = None
     idle: bool = False
+
+
+UPSTREAM_MARKS = TypeAdapter(dict[str, Mark])  # upstream partition → its mark (one ceasefire's)
+PARTITION_MARKS = TypeAdapter(dict[str, dict[str, Mark]])  # partition → ceasefire id → mark
 
 
 class ReportBatch(BaseModel):

@@ -147,10 +147,11 @@ class CorrelateStage:
                     continue  # a ceasefire gone from the registry since its reports were accepted
                 touched[ceasefire_id] = message.partition
                 self._hold(correlator, message, batch, refused, touched)
-                for report in correlator.order.release():
-                    if report.identity not in refused:
-                        published[message.partition].extend(self._add(correlator, message, report, touched))
-                        self.last_taken[ceasefire_id] = (time.monotonic(), correlator.watermark or report.ordered)
+                released = [r for r in correlator.order.release() if r.identity not in refused]
+                for report in released:
+                    published[message.partition].extend(self._add(correlator, message, report, touched))
+                if released and correlator.watermark is not None:
+                    self.last_taken[ceasefire_id] = (time.monotonic(), correlator.watermark)
                 low = correlator.order.low
                 if low is not None and low.at is not None:
                     correlator.advance(low.at)
@@ -244,9 +245,8 @@ class CorrelateStage:
             at = then + timedelta(seconds=now - since)
             if at - watermark < timedelta(seconds=1):
                 continue
-            marks = {QUIET: {ceasefire_id: Mark(at=at, idle=True).model_dump(mode="json")}}
-            record = b'{"reports":[],"marks":' + orjson.dumps(marks) + b"}"
-            await outbox.send(Role.ACCEPTED_BATCHES, None, record, self.states.partition_of[ceasefire_id])
+            record = AcceptedBatch(reports=[], marks={QUIET: {ceasefire_id: Mark(at=at, idle=True)}})
+            await outbox.send(Role.ACCEPTED_BATCHES, None, encode(record), self.states.partition_of[ceasefire_id])
         await outbox.flush()
 
     def _maybe_evict(self, ceasefire_id: str, correlator: Correlator) -> None:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import orjson
 from pydantic import TypeAdapter
 
-from schemas.ingest import Mark
+from schemas.ingest import UPSTREAM_MARKS, Mark
 from schemas.report import AcceptedReport
 from services.watermark import later, low_watermark
 
@@ -54,10 +54,11 @@ class EventOrder:
         self._chunk_of: dict[Key, int] = {}  # a held report's stored chunk
         self._chunk_text: dict[int, bytes] = {}
         self._next_chunk = 0
+        self._marks_changed = False
         self._changes: dict[str, str | None] = {}
         for key, text in persisted:
             if key == MARKS:
-                self.marks = {p: Mark.model_validate(m) for p, m in orjson.loads(text).items()}
+                self.marks = UPSTREAM_MARKS.validate_json(text)
             elif key.startswith(PENDING):
                 self._restore_chunk(int(key[len(PENDING) :]), text)
         self.low = self._low()
@@ -89,7 +90,7 @@ class EventOrder:
     def mark(self, upstream: str, mark: Mark) -> None:
         """A dedup partition's low watermark moved, or (`QUIET`) event time on a quiet ceasefire."""
         self.marks[upstream] = mark
-        self._changes[MARKS] = orjson.dumps({p: m.model_dump(mode="json") for p, m in sorted(self.marks.items())}).decode()
+        self._marks_changed = True  # written once, by take_changes
         self.low = later(self._low(), self.low)
 
     def _low(self) -> Mark | None:
@@ -139,6 +140,9 @@ class EventOrder:
     def take_changes(self) -> dict[str, str | None]:
         """Entries to write: the marks, the reports still held that are not stored yet, the deletions
         of those released."""
+        if self._marks_changed:
+            self._changes[MARKS] = UPSTREAM_MARKS.dump_json(dict(sorted(self.marks.items()))).decode()
+            self._marks_changed = False
         still = [self._models[identity] for identity in self._unstored if identity in self._models]
         self._unstored.clear()
         for start in range(0, len(still), CHUNK_REPORTS):

@@ -27,11 +27,12 @@ import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import faust
 import orjson
 
-from schemas.ingest import Duplicate, Mark, Origin, ReportBatch, SourcedReport
+from schemas.ingest import PARTITION_MARKS, Duplicate, Mark, Origin, ReportBatch, SourcedReport
 from schemas.report import Report
 from schemas.topics import Role
 from services.ingest.deadletter import dead_letter_headers
@@ -73,10 +74,6 @@ def chunk_batches(items: list[bytes], tail: bytes = b"") -> list[bytes]:
     return [b'{"reports":[' + b",".join(run) + b"]" + (tail if n == last else b"") + b"}" for n, run in enumerate(runs)]
 
 
-def _marks_json(marks: dict[str, dict[str, Mark]]) -> bytes:
-    return orjson.dumps({p: {c: m.model_dump(mode="json") for c, m in by.items()} for p, by in marks.items()})
-
-
 @dataclass
 class Books:
     """What one dedup batch ruled, to count once its outputs are acknowledged."""
@@ -111,6 +108,7 @@ class IngestStage:
         # re-reads begin, so `ordered_at` does not depend on a restart (docs/event-time.md)
         self.progress_table = fenced_table(app, "progress", partitions=s.partitions, key_type=str, value_type=str)
         self.read_to: dict[int, int] = {}  # ingest partition → offset after the last record validated
+        self.kept: dict[int, list[list[Any]]] = {}  # ingest partition → its [offset after a batch, newest] kept
         self.progress_sent: dict[str, dict[str, Mark]] = {}
         self.progress_lock = asyncio.Lock()
         self.revoked_at = -REBALANCE_QUIET_SECONDS
@@ -157,26 +155,26 @@ class IngestStage:
         before it: a restart re-reads from the last committed batch end)."""
         self.progress.drop(partition)
         self.progress.take(partition, clock)
-        kept = self.progress_table.entry(partition, str(partition))
-        before = [entry for entry in (orjson.loads(kept) if kept else []) if entry[0] <= offset]
-        if before:
-            newest = max(before, key=lambda entry: entry[0])[1]
+        stored = self.progress_table.entry(partition, str(partition))
+        kept = self.kept[partition] = [e for e in (orjson.loads(stored) if stored else []) if e[0] <= offset]
+        if kept:
+            newest = max(kept, key=lambda entry: entry[0])[1]
             self.progress.newest[partition] = {c: datetime.fromisoformat(at) for c, at in newest.items()}
 
     def _keep_progress(self, partitions: set[int]) -> None:
+        """Each partition's progress after this batch, beside the last KEPT_BATCHES (read once, in
+        `_resume`; kept in memory since)."""
         for partition in partitions:
-            key = str(partition)
-            kept = self.progress_table.entry(partition, key)
-            entries = [e for e in (orjson.loads(kept) if kept else []) if e[0] < self.read_to[partition]]
             newest = {c: at.isoformat() for c, at in self.progress.newest.get(partition, {}).items()}
-            entries = [*entries[-(KEPT_BATCHES - 1) :], [self.read_to[partition], newest]]
-            self.progress_table.write_entries(partition, {key: orjson.dumps(entries).decode()})
+            kept = self.kept[partition] = [*self.kept[partition][-(KEPT_BATCHES - 1) :], [self.read_to[partition], newest]]
+            self.progress_table.write_entries(partition, {str(partition): orjson.dumps(kept).decode()})
 
     def forget_partitions(self, revoked: set[int]) -> None:
         """Partitions taken away: their progress is resumed from the table if they come back."""
         self.revoked_at = time.monotonic()
         for partition in revoked:
             self.read_to.pop(partition, None)
+            self.kept.pop(partition, None)
             self.progress.drop(partition)
             self.progress_sent.pop(str(partition), None)
 
@@ -184,7 +182,7 @@ class IngestStage:
         """The batch's reports, then every owned ingest partition's marks when they changed, to every
         dedup partition (after the reports on each: in-band, so a mark never overtakes a report)."""
         progress = self._progress()
-        tail = b',"progress":' + _marks_json(progress) if progress else b""
+        tail = b',"progress":' + PARTITION_MARKS.dump_json(progress) if progress else b""
         for partition in range(self.partitions) if progress else sorted(by_partition):
             for record in chunk_batches(by_partition.get(partition, []), tail):
                 await outbox.send(Role.BY_SOURCE, None, record, partition)
@@ -206,9 +204,8 @@ class IngestStage:
             marks = self.progress.marks(tp.partition, caught_up, clock)
             if self.progress_sent.get(str(tp.partition)) != marks:
                 changed[str(tp.partition)] = marks
-        idle = self.ctx.metrics.idle_partitions
+        idle, sent = self.ctx.metrics.idle_partitions, self.progress_sent | changed
         for ceasefire_id in self.progress.ceasefires:
-            sent = self.progress_sent | changed
             idle.labels(ceasefire_id).set(sum(1 for tp in owned if (m := sent.get(str(tp.partition), {}).get(ceasefire_id)) and m.idle))
         return changed
 
@@ -229,6 +226,7 @@ class IngestStage:
         outbox = Outbox(self.app, self.ctx, "deduplicate")
         books = Books()
         total = 0
+        heard: set[int] = set()  # dedup partitions whose records brought marks
         for message, batch in await decode_batch(events, Role.BY_SOURCE, outbox):
             partition = message.partition
             state = states.get(partition)
@@ -239,19 +237,20 @@ class IngestStage:
             await self._decide(batch, state, outbox, books)
             if batch.progress:
                 self._upstream(partition).update(batch.progress)
+                heard.add(partition)
         self._lows(states, books)
         for target in sorted(books.by_ceasefire.keys() | books.marks.keys()):  # correlate's input, batched
             marks = books.marks.get(target)
-            tail = b',"marks":' + _marks_json(marks) if marks else b""
+            tail = b',"marks":' + PARTITION_MARKS.dump_json(marks) if marks else b""
             for chunk in chunk_batches(books.by_ceasefire.get(target, []), tail):
                 await outbox.send(Role.ACCEPTED_BATCHES, None, chunk, target)
         await outbox.flush()
         for partition, state in states.items():
             state.commit()  # only after the acknowledgements: a crash before this line re-emits, never drops
             self._maybe_sweep(partition, state)
-            if partition in self.upstream:
-                marks = {p: {c: m.model_dump(mode="json") for c, m in by.items()} for p, by in self.upstream[partition].items()}
-                self.dedup.write_entries(partition, {f"{MARKS_KEY}{partition}": orjson.dumps(marks).decode()})
+            if partition in heard:  # the marks this batch brought, kept for a restart
+                marks = PARTITION_MARKS.dump_json(self.upstream[partition]).decode()
+                self.dedup.write_entries(partition, {f"{MARKS_KEY}{partition}": marks})
         self._count(total, books)
         await changelog_sent(self.app)
 
@@ -261,10 +260,7 @@ class IngestStage:
         marks = self.upstream.get(partition)
         if marks is None:
             stored = PartitionEntries(self.dedup, partition).get(f"{MARKS_KEY}{partition}")
-            loaded = orjson.loads(stored) if stored else {}
-            marks = self.upstream[partition] = {
-                p: {c: Mark.model_validate(m) for c, m in by.items()} for p, by in loaded.items()
-            }
+            marks = self.upstream[partition] = PARTITION_MARKS.validate_json(stored) if stored else {}
         return marks
 
     def _lows(self, states: dict[int, DedupState], books: Books) -> None:
