@@ -7,6 +7,7 @@ import signal
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -88,19 +89,29 @@ def run(broker_url: str | None, demo: bool, live: bool) -> None:
 @main.command()
 @click.argument("file", type=click.File("rb"))
 @click.option("--broker", "broker_url", help="Kafka URL (default: CEASEFIRE_BROKER)")
-def post(file: click.utils.LazyFile, broker_url: str | None) -> None:
+@click.option(
+    "--sign", "key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="sign each record with this key file (its name is the key id, its content the secret)",
+)
+def post(file: click.utils.LazyFile, broker_url: str | None, key_file: Path | None) -> None:
     """Publish JSON Lines reports (FILE or - for stdin) to the ingest topic; print how many were sent."""
     from services.console.post import post_lines
+    from services.ingest.signature import read_key_file
 
     settings = _settings(broker_url)
     if settings.broker is None:
         _fail("post needs a broker: pass --broker or set CEASEFIRE_BROKER")
+    try:
+        key = None if key_file is None else read_key_file(key_file)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
     lines = [line.rstrip(b"\r\n") for line in file if line.strip()]
     try:
-        sent = asyncio.run(post_lines(settings, lines))
+        sent = asyncio.run(post_lines(settings, lines, key=key))
     except BrokerError as exc:
         _fail(str(exc))
-    click.echo(f"sent {sent} reports to {settings.topic_reports}")
+    signed = "" if key is None else f", signed with key {key[0]}"
+    click.echo(f"sent {sent} report{'' if sent == 1 else 's'} to {settings.topic_reports}{signed}")
 
 
 @main.command()

@@ -9,6 +9,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from services.ingest.signature import KEY_ID_HEADER, SIGNATURE_HEADER, sign
 from services.runtime.broker import BrokerError, quiet_client_logs
 from services.runtime.settings import Settings
 
@@ -22,8 +23,18 @@ def report_key(line: bytes) -> bytes | None:
     return source.encode() if isinstance(source, str) else None
 
 
-async def post_lines(settings: Settings, lines: Sequence[bytes], pace_seconds: float = 0.0) -> int:
-    """Send each line as one record; `pace_seconds` spreads them out (for a live demo)."""
+def signature_headers(line: bytes, key: tuple[str, str] | None) -> list[tuple[str, bytes]] | None:
+    """The headers that sign `line` with `key` (key id, secret): docs/security.md#signed-reports."""
+    if key is None:
+        return None
+    key_id, secret = key
+    return [(KEY_ID_HEADER, key_id.encode()), (SIGNATURE_HEADER, sign(line, secret).encode())]
+
+
+async def post_lines(
+    settings: Settings, lines: Sequence[bytes], pace_seconds: float = 0.0, key: tuple[str, str] | None = None
+) -> int:
+    """Send each line as one record; `pace_seconds` spreads them out (for a live demo); `key` signs each."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=5, max_request_size=4 * 1024 * 1024)
     try:
         with quiet_client_logs():
@@ -35,7 +46,8 @@ async def post_lines(settings: Settings, lines: Sequence[bytes], pace_seconds: f
         delay = pace_seconds / max(1, len(lines))
         pending = []
         for line in lines:
-            pending.append(await producer.send(settings.topic_reports, line, key=report_key(line)))
+            headers = signature_headers(line, key)
+            pending.append(await producer.send(settings.topic_reports, line, key=report_key(line), headers=headers))
             if delay:
                 await asyncio.sleep(delay)
         await asyncio.gather(*pending)

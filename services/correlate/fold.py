@@ -59,10 +59,11 @@ class IncidentState:
     accused_parties: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     violation_types: int = 0  # a mask of HeldReport.type_bit
-    # "source party\x1faccused" of non-neutral reports; a dict of strings is no work for the garbage collector
-    accusations: dict[str, None] = field(default_factory=dict)
+    # "source party\x1faccused" of non-neutral reports → the one source that made it, or "" for several;
+    # a dict of strings is no work for the garbage collector
+    accusations: dict[str, str] = field(default_factory=dict)
     neutral: bool = False  # a NEUTRAL source reports
-    mutual: bool = False  # two parties accuse each other
+    mutual: bool = False  # two parties accuse each other, through two sources at least
     late: bool = False
     killed: tuple[int, int] | None = None  # (low, high) once a report states a figure
     injured: tuple[int, int] | None = None
@@ -119,8 +120,13 @@ class IncidentState:
         if party == NEUTRAL:
             self.neutral = True
         elif accused is not None:
-            self.accusations[party + "\x1f" + accused] = None
-            self.mutual = self.mutual or accused + "\x1f" + party in self.accusations
+            source, made = report.source, party + "\x1f" + accused
+            by = self.accusations.get(made)
+            self.accusations[made] = source if by is None or by == source else ""
+            # Tit-for-tat takes two: the mirror accusation from another source (one source filing for
+            # both parties is no evidence that both accuse each other)
+            mirror = self.accusations.get(accused + "\x1f" + party)
+            self.mutual = self.mutual or (mirror is not None and mirror != source)
         self.late = self.late or report.late
         if report.killed is not None and self.killed != (killed := _widen(self.killed, report.killed)):
             self.killed, self.casualties = killed, None

@@ -93,7 +93,13 @@ class IngestStage:
         self.ctx = ctx
         self.app = app
         self.rules = Rules(
-            ctx.registry, max_bytes=s.max_report_bytes, max_future=s.max_future, before_effective=s.before_effective
+            ctx.registry,
+            max_bytes=s.max_report_bytes,
+            max_future=s.max_future,
+            before_effective=s.before_effective,
+            sources=ctx.sources,
+            sources_enforced=s.sources_enforced,
+            keys=ctx.keys,
         )
         self.retention = s.dedup_retention_hours * 3600
         self.partitions = s.partitions
@@ -129,7 +135,7 @@ class IngestStage:
                 self._resume(msg.partition, msg.offset, clock)
             self.read_to[msg.partition] = msg.offset + 1
             try:
-                verdict = validate(msg.value, self.rules, now)
+                verdict = validate(msg.value, self.rules, now, msg.headers)
             except Exception as exc:  # noqa: BLE001 - validate never raises by contract; if a defect makes it,
                 log.exception("validation raised on record %s[%d]@%d", msg.topic, msg.partition, msg.offset)
                 verdict = [Problem(Reason.UNJUDGEABLE, "$", describe(exc))]  # that record's fault, not the stage's

@@ -6,17 +6,20 @@ whatever the bytes, the verdict says accepted or why not.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from schemas.ceasefire import NEUTRAL, Ceasefire, Registry
 from schemas.report import AcceptedReport, Location
+from schemas.source import Source, SourceRegistry, fold
 from services.ingest.lexical import lexical_findings
+from services.ingest.signature import Headers, signature_problem
 
 
 class Reason(StrEnum):
@@ -43,6 +46,10 @@ class Reason(StrEnum):
     FUTURE_REPORTED_AT = "future_reported_at"
     TOO_OLD = "too_old"  # ruled by dedup, which alone knows its partition's event time
     UNJUDGEABLE = "unjudgeable"  # dedup raised on the report: a defect, the report kept for a replay
+    UNKNOWN_SOURCE = "unknown_source"
+    PARTY_MISMATCH = "party_mismatch"
+    SIGNATURE = "signature"
+    STALE_REVISION = "stale_revision"  # ruled by dedup: an equal or lower revision with other content
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +70,9 @@ class Rules:
     max_bytes: int = 64 * 1024
     max_future: timedelta = timedelta(minutes=10)
     before_effective: timedelta = timedelta(hours=24)  # how long before a ceasefire's start a report may lie
+    sources: SourceRegistry | None = None  # None: no source registry (every source taken on its word)
+    sources_enforced: bool = True  # with a registry: an unregistered source is dead-lettered
+    keys: Mapping[str, SecretStr] = field(default_factory=dict)  # signing key id → secret
 
 
 Verdict = AcceptedReport | list[Problem]
@@ -72,8 +82,9 @@ _BOUNDS = {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}
 _ACCUSED_PARTY_RULES = {"self_accusation", "neutral_accused"}
 
 
-def validate(raw: bytes | None, rules: Rules, now: datetime) -> Verdict:
-    """Check one record's value. `now` is the processing time, used for the future-time rule only."""
+def validate(raw: bytes | None, rules: Rules, now: datetime, headers: Headers = None) -> Verdict:
+    """Check one record's value (and its signature headers). `now` is the processing time, used for
+    the future-time rule only."""
     if not raw:
         return [Problem(Reason.EMPTY, "$", "the record has no value")]
     if len(raw) > rules.max_bytes:
@@ -87,7 +98,7 @@ def validate(raw: bytes | None, rules: Rules, now: datetime) -> Verdict:
     found = lexical_findings(raw, document)
     if found:
         return [Problem(Reason(kind), path, message) for kind, path, message in found]
-    return _validate_document(document, rules, now)
+    return _validate_document(document, rules, now, raw, headers)
 
 
 def _undecodable(raw: bytes, exc: orjson.JSONDecodeError) -> Problem:
@@ -98,7 +109,9 @@ def _undecodable(raw: bytes, exc: orjson.JSONDecodeError) -> Problem:
     return Problem(Reason.NOT_JSON, "$", f"not JSON: {exc.msg} at position {exc.pos}")
 
 
-def _validate_document(document: dict[str, Any], rules: Rules, now: datetime) -> Verdict:
+def _validate_document(
+    document: dict[str, Any], rules: Rules, now: datetime, raw: bytes = b"", headers: Headers = None
+) -> Verdict:
     for by_service in ("ingested_at", "ordered_at"):
         if by_service in document:
             return [Problem(Reason.SCHEMA, f"$.{by_service}", f"{by_service} is set by the service, not by reporters")]
@@ -110,10 +123,43 @@ def _validate_document(document: dict[str, Any], rules: Rules, now: datetime) ->
     ceasefire = rules.registry.get(report.ceasefire_id)
     if ceasefire is None:
         return [Problem(Reason.UNKNOWN_CEASEFIRE, "$.ceasefire_id", f"no ceasefire {report.ceasefire_id!r}")]
-    problems = _registry_problems(report, ceasefire) + _time_problems(report, ceasefire, rules, now)
+    trusted = _source_problems(report, rules, raw, headers)
+    if isinstance(trusted, Problem):  # an untrusted report's other faults are moot
+        return [trusted]
+    problems = _registry_problems(trusted, ceasefire) + _time_problems(trusted, ceasefire, rules, now)
     if problems:
         return problems
-    return _normalise_sector(report, ceasefire)
+    return _normalise_sector(trusted, ceasefire)
+
+
+def _source_problems(report: AcceptedReport, rules: Rules, raw: bytes, headers: Headers) -> AcceptedReport | Problem:
+    """The source registry's word on the report (docs/security.md): who it is (the registry's spelling
+    of its id), whether its signature holds, and whether it speaks for the party it claims."""
+    registry = rules.sources
+    source = None if registry is None else registry.get(report.source)
+    if registry is not None and source is None and rules.sources_enforced:
+        return Problem(Reason.UNKNOWN_SOURCE, "$.source", f"source {report.source!r} is not in the source registry")
+    wrong = signature_problem(raw, headers, source, registry, rules.keys)
+    if wrong is not None:
+        return Problem(Reason.SIGNATURE, "$", wrong)
+    mismatch = _party_mismatch(report, source, registry is not None)
+    if mismatch is not None:
+        return Problem(Reason.PARTY_MISMATCH, "$.source_party", mismatch)
+    spelling = fold(report.source) if source is None else source.id
+    return report if spelling == report.source else report.model_copy(update={"source": spelling})
+
+
+def _party_mismatch(report: AcceptedReport, source: Source | None, registered: bool) -> str | None:
+    if source is None:
+        if registered and report.source_party == NEUTRAL:
+            return f"source {report.source!r} is not registered as neutral, so it may not report as {NEUTRAL}"
+        return None
+    party = source.party_in(report.ceasefire_id)
+    if party is None:
+        return f"source {source.id} has no party registered in ceasefire {report.ceasefire_id}"
+    if party != report.source_party:
+        return f"source {source.id} is registered as {party} in ceasefire {report.ceasefire_id}, not {report.source_party}"
+    return None
 
 
 def _schema_problem(error: Any) -> Problem:

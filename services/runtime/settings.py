@@ -28,6 +28,16 @@ class Settings(BaseSettings):
     registry_path: Path = Field(
         default=PROJECT_ROOT / "deploy" / "ceasefires.yaml", description="ceasefire registry YAML"
     )
+    sources_path: Path = Field(
+        default=PROJECT_ROOT / "deploy" / "sources.yaml", description="source registry YAML (docs/security.md)"
+    )
+    sources_enforced: bool = Field(
+        default=True,
+        description="a source not in the source registry is dead-lettered (unknown_source); off: open deployments",
+    )
+    source_keys_path: Path | None = Field(
+        default=None, description="signing secrets: a directory of files named by key id, or a YAML file key id → secret"
+    )
     partitions: int = Field(default=4, ge=1, description="partitions of every topic the service creates")
     replication_factor: int = Field(default=1, ge=1, description="replication factor of created topics")
 

@@ -15,9 +15,12 @@ from typing import Any
 import orjson
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from pydantic import SecretStr
 
 from schemas.ceasefire import Registry
 from schemas.report import AcceptedReport
+from schemas.source import SourceRegistry
+from services.ingest.signature import sign
 from services.ingest.validate import Problem, Reason, Rules, Verdict, primary_reason, validate
 from tests.support.reports import report
 
@@ -248,3 +251,56 @@ def test_seeds_are_valid(registry: Registry) -> None:
     """The mutations start from valid reports, or they would only ever test one rejection."""
     for seed in SEEDS:
         assert isinstance(validate(orjson.dumps(seed), Rules(registry), NOW), AcceptedReport)
+
+
+# --- the source registry and signatures (docs/security.md) -------------------------------------------
+
+KEY = "fuzz-secret-0123456789"
+SIGNED_SOURCES = SourceRegistry.model_validate(
+    {
+        "sources": [
+            {"id": "in.army", "name": "Indian Army", "kind": "military", "parties": {"in-pk-2025-05-10": "IN"},
+             "keys": ["in.army-1", "in.army-2"], "signing": "required"},
+            {"id": "pk.ispr", "name": "ISPR", "kind": "military", "parties": {"in-pk-2025-05-10": "PK"}, "keys": ["pk.ispr-1"]},
+            {"id": "un.unmogip", "name": "UNMOGIP", "kind": "observer_mission", "parties": {"*": "NEUTRAL"}},
+        ]
+    }
+)
+SIGNED_KEYS = {k: SecretStr(KEY + k) for k in ("in.army-1", "in.army-2", "pk.ispr-1")}
+key_ids = st.sampled_from(["in.army-1", "in.army-2", "pk.ispr-1", "nobody", "", "in.army-1\x00", "ä"])
+
+
+@st.composite
+def signed_records(draw: st.DrawFn) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """A mutated or valid report, with headers that are right, wrong, half there, or garbage."""
+    raw = draw(mutated_reports | st.sampled_from(SEEDS).map(orjson.dumps))
+    key_id = draw(key_ids)
+    good = sign(raw, KEY + key_id) if key_id in SIGNED_KEYS else sign(raw, KEY)
+    signature = draw(
+        st.sampled_from([good, good.upper(), good[:-1], "sha256=" + "0" * 64, good.removeprefix("sha256=")])
+        | st.binary(max_size=80).map(lambda b: b.decode("latin-1"))
+    )
+    headers = [("ceasefire-key-id", key_id.encode("utf-8")), ("ceasefire-signature", signature.encode("latin-1"))]
+    return raw, draw(st.sampled_from([headers, headers[:1], headers[1:], [], headers[::-1]]))
+
+
+@settings(FUZZ, max_examples=3_000)
+@given(record=signed_records(), enforced=st.booleans())
+def test_signed_records_never_raise_and_only_good_signatures_pass(
+    record: tuple[bytes, list[tuple[str, bytes]]], enforced: bool, registry: Registry
+) -> None:
+    raw, headers = record
+    rules = Rules(registry, sources=SIGNED_SOURCES, sources_enforced=enforced, keys=SIGNED_KEYS)
+    verdict = validate(raw, rules, NOW, headers)
+    assert_verdict(verdict)
+    event("accepted" if isinstance(verdict, AcceptedReport) else primary_reason(verdict).value)
+    if isinstance(verdict, AcceptedReport):
+        registered = SIGNED_SOURCES.get(verdict.source)
+        assert registered is not None or not enforced
+        if registered is not None:
+            assert verdict.source == registered.id and verdict.source_party == registered.party_in(verdict.ceasefire_id)
+        given_key = dict(headers).get("ceasefire-key-id")
+        if registered is not None and registered.signing == "required" or given_key is not None:
+            key_id = (given_key or b"").decode()
+            assert key_id in registered.keys  # type: ignore[union-attr]
+            assert dict(headers)["ceasefire-signature"].decode().lower() == sign(raw, KEY + key_id)

@@ -21,6 +21,7 @@ import pytest
 
 from schemas.ceasefire import Registry
 from schemas.report import AcceptedReport
+from schemas.source import load_sources
 from services.ingest.deadletter import dead_letter_headers
 from services.ingest.validate import Reason, Rules, primary_reason, validate
 
@@ -44,6 +45,12 @@ class Example:
     def raw(self) -> bytes:
         text = self.body.removesuffix("\n")
         return text.encode(self.attributes.get("encoding", "utf-8"))
+
+    @property
+    def headers(self) -> list[tuple[str, bytes]]:
+        """Signature headers an example states (`key-id=… signature=…`)."""
+        names = {"key-id": "ceasefire-key-id", "signature": "ceasefire-signature"}
+        return [(header, self.attributes[name].encode()) for name, header in names.items() if name in self.attributes]
 
     def __str__(self) -> str:
         return f"docs/reports.md:{self.line} ({self.kind})"
@@ -78,7 +85,8 @@ def preceding(block: Example, kind: str) -> Example:
 
 @pytest.fixture(scope="module")
 def rules(registry: Registry) -> Rules:
-    return Rules(registry)
+    """The shipped ceasefire and source registries, enforced (the default)."""
+    return Rules(registry, sources=load_sources(DOC.parents[1] / "deploy" / "sources.yaml", registry))
 
 
 def test_every_json_block_is_an_executed_example() -> None:
@@ -108,7 +116,7 @@ def test_accepted_example_is_what_ingest_publishes(example: Example, rules: Rule
 
 @pytest.mark.parametrize("example", examples("dead-letter"), ids=str)
 def test_dead_letter_example_has_the_stated_reason_and_path(example: Example, rules: Rules) -> None:
-    verdict = validate(example.raw, rules, NOW)
+    verdict = validate(example.raw, rules, NOW, example.headers)
     assert isinstance(verdict, list), f"{example} was accepted"
     assert primary_reason(verdict).value == example.attributes["reason"]
     assert example.attributes["path"] in [p.path for p in verdict]
@@ -132,8 +140,9 @@ def test_headers_example_is_what_ingest_writes(example: Example, rules: Rules) -
 def test_every_reason_has_an_example() -> None:
     shown = {b.attributes["reason"] for b in examples("dead-letter")}
     # too_large needs 64 KiB: the page describes it, test_validate.py proves it. too_old and unjudgeable
-    # are ruled by dedup, not by validation: test_dedup.py and the ingest integration tests show them.
-    assert shown == {reason.value for reason in Reason} - {r.value for r in (Reason.TOO_LARGE, Reason.TOO_OLD, Reason.UNJUDGEABLE)}
+    # (and stale_revision) are ruled by dedup, not by validation: test_dedup.py and the ingest tests show them.
+    by_dedup = (Reason.TOO_OLD, Reason.UNJUDGEABLE, Reason.STALE_REVISION)
+    assert shown == {reason.value for reason in Reason} - {r.value for r in (Reason.TOO_LARGE, *by_dedup)}
 
 
 def test_every_reason_is_in_the_reasons_table() -> None:

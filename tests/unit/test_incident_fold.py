@@ -92,11 +92,15 @@ def check(incident: Incident) -> None:
         (r.observed_at, r.source, r.report_id) for r in reports
     )
     assert incident.report_count == len(reports)
-    accusations = {(r.source_party, r.accused_party) for r in reports if r.accused_party is not None}
+    accusations = {(r.source, r.source_party, r.accused_party) for r in reports if r.accused_party is not None}
     if incident.status != "merged":
         if any(r.source_party == NEUTRAL for r in reports):
             assert incident.status == "corroborated"
-        elif any((accused, accuser) in accusations for accuser, accused in accusations):
+        elif any(
+            (party, accused) == (mirror_accused, mirror_party) and source != mirror_source
+            for source, party, accused in accusations
+            for mirror_source, mirror_party, mirror_accused in accusations
+        ):  # tit-for-tat takes two sources
             assert incident.status == "mutual"
         else:
             assert incident.status == "claimed"
