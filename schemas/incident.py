@@ -2,7 +2,8 @@
 
 An incident is a connected component of the link rule over a ceasefire's accepted reports
 (docs/link-rule.md). Every change publishes the whole incident again with `version` + 1; when two
-incidents merge, the absorbed one gets a last record with `status: "merged"` and `merged_into`.
+incidents merge, the absorbed one gets a last record with `status: "merged"` and `merged_into`; when
+the retraction of its last report dissolves one, its last record has `status: "withdrawn"`.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ RUNG: dict[ViolationType, Severity] = {
     ViolationType.AIR_STRIKE: Severity.STRIKE,
 }
 
-Status = Literal["claimed", "mutual", "corroborated", "merged"]
+Status = Literal["claimed", "mutual", "corroborated", "merged", "withdrawn"]
 
 
 class ReportLink(BaseModel):
@@ -65,6 +66,7 @@ class ReportLink(BaseModel):
     distance_km: float | None = None  # None when the link was by sector
     gap_minutes: float | None = None
     late: bool = False
+    revision: int = 1  # the report's revision this version of the incident holds
 
 
 class Centre(BaseModel):

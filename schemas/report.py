@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -134,8 +134,17 @@ class Casualties(BaseModel):
     civilian: StrictBool | None = None
 
 
+MAX_REVISION = 1_000_000
+ReportStatus = Literal["filed", "retracted"]
+
+
 class Report(BaseModel):
-    """A report of one ceasefire violation, as a source files it (topic `ceasefire.reports.v1`)."""
+    """A report of one ceasefire violation, as a source files it (topic `ceasefire.reports.v1`).
+
+    A source corrects a report by sending it again under the same `report_id` with a higher `revision`
+    (the whole report, as it now stands), and withdraws it with `status: "retracted"` (docs/reports.md,
+    "Revisions and retractions").
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
     report_id: str = Field(pattern=r"^[A-Za-z0-9._:-]{1,128}$")
@@ -151,9 +160,14 @@ class Report(BaseModel):
     description: str | None = Field(default=None, max_length=4000)
     evidence: list[HttpUrl] = Field(default_factory=list, max_length=20)
     extensions: Extensions = Field(default_factory=dict)
+    revision: StrictInt = Field(default=1, ge=1, le=MAX_REVISION)
+    status: ReportStatus = "filed"
+    retraction_reason: str | None = Field(default=None, max_length=1000)
 
     @model_validator(mode="after")
-    def _not_self_accusing(self) -> Report:
+    def _consistent(self) -> Report:
+        if self.retraction_reason is not None and self.status != "retracted":
+            raise PydanticCustomError("reason_without_retraction", "retraction_reason needs status retracted")
         if self.accused_party is not None and self.accused_party == self.source_party:
             raise PydanticCustomError(
                 "self_accusation", "accused_party {party} is the source's own party", {"party": self.accused_party}
@@ -161,6 +175,10 @@ class Report(BaseModel):
         if self.accused_party == NEUTRAL:
             raise PydanticCustomError("neutral_accused", "NEUTRAL cannot be accused")
         return self
+
+    @property
+    def retracted(self) -> bool:
+        return self.status == "retracted"
 
     @property
     def identity(self) -> tuple[str, str]:

@@ -54,7 +54,7 @@ def summarise(incident: Incident | IncidentVersion, seen_at: datetime) -> Incide
     return IncidentSummary(
         incident_id=incident.incident_id,
         version=incident.version,
-        merged=incident.status == "merged",
+        merged=incident.status in ("merged", "withdrawn"),  # gone: a tombstone either way
         at=incident.last_observed_at,
         seen_at=max(seen_at, incident.last_observed_at),
         severity=incident.severity,

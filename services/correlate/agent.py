@@ -189,7 +189,7 @@ class CorrelateStage:
             changed = correlator.add(report)
         except Exception as error:  # noqa: BLE001 - one report's fault, not the stage's
             raise Refused(report.identity, message, error, encode(report), touched) from error
-        changed.sort(key=lambda incident: incident.status != "merged")
+        changed.sort(key=lambda incident: incident.status not in ("merged", "withdrawn"))
         if correlator.last_late:
             self.ctx.metrics.late_reports.labels(report.ceasefire_id).inc()
         return changed

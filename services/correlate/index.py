@@ -130,6 +130,22 @@ class LinkIndex:
             bucket.unlocated[report.sector].append(report)
             self.unlocated += 1
 
+    def remove(self, report: HeldReport) -> None:
+        """Take a held report out (replaced by a newer revision); nothing if its bucket was dropped."""
+        bucket = self.buckets.get(report.observed_us // self.width_us)
+        if bucket is None:
+            return
+        lists = [bucket.unlocated.get(report.sector or "", [])]
+        if report.lat is not None and report.lon is not None:
+            lists = [bucket.located.get(self.grid.cell(report.lat, report.lon), []), bucket.named.get(report.sector or "", [])]
+        for held in lists:
+            for at, candidate in enumerate(held):
+                if candidate is report:
+                    del held[at]
+                    if held is lists[0] and report.lat is None:
+                        self.unlocated -= 1
+                    break
+
     def candidates(self, report: HeldReport) -> list[HeldReport]:
         """Held reports in link range of `report` by time and place (a superset; the link rule decides)."""
         middle = self.bucket_of(report.observed_us)

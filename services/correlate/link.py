@@ -62,6 +62,7 @@ class HeldReport:
     linked_to: tuple[str, str] | None = None
     distance_km: float | None = None
     gap_minutes: float | None = None
+    revision: int = 1  # of the report as held: a higher one replaces it (Correlator.add)
     record: ReportLink | None = None  # built once, when first published
     observed: datetime | None = None  # observed_at, kept when the report came with it
     incident: IncidentState | None = None  # the open incident holding it (None: not held)
@@ -107,6 +108,7 @@ class HeldReport:
             injured=None if casualties is None else casualties.injured,
             ingested_at=report.ingested_at,
             seq=seq,
+            revision=report.revision,
             observed=report.observed_at,  # UTC, like from_epoch_us(observed_us): the same datetime
         )
 
@@ -145,9 +147,15 @@ class HeldReport:
                     "distance_km": self.distance_km,
                     "gap_minutes": self.gap_minutes,
                     "late": self.late,
+                    "revision": self.revision,
                 },
             )
         return self.record
+
+    def unlink(self) -> None:
+        """First of its incident again (its incident was rebuilt: Correlator._pieces)."""
+        self.linked_to = self.distance_km = self.gap_minutes = None
+        self.record = None
 
     def join(self, other: HeldReport, link: Link) -> None:
         """Record the link that brought this report into its incident."""

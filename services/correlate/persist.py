@@ -58,12 +58,14 @@ def held_entry(held: HeldReport, iid: str) -> str:
     return orjson.dumps(doc).decode()
 
 
+_SINCE: dict[str, Any] = {"revision": 1}  # fields added since entries were first written: their value in older entries
 _VIOLATION, _INGESTED, _LINKED = (STORED_FIELDS.index(n) for n in ("violation_type", "ingested_at", "linked_to"))
 
 
 def held_from_entry(doc: dict[str, Any]) -> tuple[HeldReport, str]:
     """The held report and its incident id back from a parsed `held_entry`."""
-    values = [doc[name] for name in STORED_FIELDS]  # in the constructor's order (the fields come first)
+    # in the constructor's order (the fields come first); entries from before revisions have none
+    values = [doc[name] if name in doc else _SINCE[name] for name in STORED_FIELDS]
     values[_VIOLATION] = ViolationType(values[_VIOLATION])
     values[_INGESTED] = datetime.fromisoformat(values[_INGESTED])
     if values[_LINKED] is not None:

@@ -40,6 +40,7 @@ from services.correlate.persist import (
     report_entry_key,
     version_entries,
 )
+from services.correlate.revise import founding_id, piece_ids, split
 from services.correlate.seen import SeenReports
 from services.store import StateStore, stored_entries
 
@@ -103,20 +104,39 @@ class Correlator:
             self._dirty_meta = True
 
     def add(self, report: AcceptedReport) -> list[Incident]:
-        """Fold one report in; the records to publish: the incident it is in, then any it merged away."""
+        """Fold one report in; the records to publish: the incident it is in, then any it merged away.
+        A newer revision of a held report replaces it (`_revise`)."""
         self.last_late = False
-        if report.identity in self.reports or report.identity in self.seen:
-            return []  # re-delivered: idempotent on (source, report_id), even after eviction
+        key = report.identity
+        held = self.reports.get(key)
+        if held is not None:
+            # re-delivered, or an older revision after a newer one: idempotent on (source, report_id)
+            return self._revise(held, report) if report.revision > held.revision else []
+        if key in self.seen:
+            return []  # re-delivered after eviction; or revised or retracted once its incident had closed
+        if report.retracted:  # nothing held to withdraw: its earlier revisions, should they come later, stay out
+            self.seen.remember(key, epoch_us(report.observed_at))
+            self._advance_to(report)
+            return []
+        return self._fold(report, incident_id(self.ceasefire.id, report.source, report.report_id))
+
+    def _advance_to(self, report: AcceptedReport) -> int:
+        """Event time moves to the report's place in the ordered stream (its ordered_at), never back."""
+        ordered_us = epoch_us(report.ordered_at or report.observed_at)
+        self.watermark_us = ordered_us if self.watermark_us is None else max(self.watermark_us, ordered_us)
+        self._dirty_meta = True
+        return ordered_us
+
+    def _fold(self, report: AcceptedReport, founded: str, continues: IncidentState | None = None) -> list[Incident]:
+        """A report joins the incident it links to (merging every incident it bridges), or founds `founded`.
+        `continues`: the incident a revision of its only report leaves: alone, the revision carries it
+        on (its id, its next version); joining another, it ends it as merged into that one."""
         held = HeldReport.from_accepted(report, self.seq)
         self.seq += 1
-        # event time: the report's place in the ordered stream (its ordered_at), never back
-        ordered_us = held.observed_us if report.ordered_at is None else epoch_us(report.ordered_at)
-        self.watermark_us = ordered_us if self.watermark_us is None else max(self.watermark_us, ordered_us)
-        held.late = self.last_late = held.observed_us < self.watermark_us - self.lateness_us
-        self._dirty_meta = True
+        self._advance_to(report)
+        held.late = self.last_late = held.observed_us < self.watermark_us - self.lateness_us  # type: ignore[operator]
 
         partners = best_partners(held, self.index.candidates(held), self.rule, self.horizon_us)
-        founded = incident_id(self.ceasefire.id, held.source, held.report_id)
         own = self._founded_before(founded)
         merging: list[tuple[IncidentState, HeldReport | None, Link | None]] = list(partners)
         if own is not None and all(own is not state for state, _, _ in partners):
@@ -125,6 +145,8 @@ class Correlator:
         records: list[Incident] = []
         if not merging:
             survivor = IncidentState(founded)
+            if continues is not None:
+                survivor.version, survivor.absorbed = continues.version, continues.absorbed
             self.open[survivor.incident_id] = survivor
         else:
             first = partners[0][0] if partners else None
@@ -148,7 +170,74 @@ class Correlator:
         heapq.heappush(self._expiry, (survivor.last_us, survivor.incident_id))
         self._dirty_incidents.add(survivor.incident_id)
         survivor.record = publish(survivor, self.ceasefire.id, ordered_at=report.ordered_at)
+        if continues is not None and survivor.incident_id != founded:
+            records.append(self._ended(continues, survivor, report))
         return [survivor.record, *records]
+
+    def _ended(self, gone: IncidentState, survivor: IncidentState, report: AcceptedReport) -> Incident:
+        """The last record of an incident whose only report, revised, joined `survivor`: merged into it."""
+        gone.version += 1
+        self.merged[gone.incident_id] = (gone.version, survivor.incident_id)
+        survivor.absorbed = sorted({*survivor.absorbed, gone.incident_id, *gone.absorbed})
+        self._dirty_incidents.add(gone.incident_id)
+        return publish(gone, self.ceasefire.id, status="merged", merged_into=survivor.incident_id, ordered_at=report.ordered_at)
+
+    def _revise(self, held: HeldReport, report: AcceptedReport) -> list[Incident]:
+        """A newer revision of a held report: it leaves its incident, which is rebuilt from the reports
+        left (it may split; when a retraction leaves nothing, it is withdrawn); then the revision comes
+        in as any report does (services/correlate/revise.py)."""
+        state = held.incident
+        if state is None:  # cannot be: a held report is always in an open incident
+            raise RuntimeError(f"held report {held.key} is in no incident")
+        self.index.remove(held)
+        del self.reports[held.key]
+        held.incident = None
+        self._dirty_reports.add(held.key)
+        del self.open[state.incident_id]
+        self._dirty_incidents.add(state.incident_id)
+        pieces = split([m for m in state.members if m is not held], self.rule)
+        names = piece_ids(self.ceasefire.id, state.incident_id, pieces, self.open.__contains__)
+        revived = {name for name in names[1:] if name in self.merged}
+        rebuilt = [self._rebuilt(piece, name, state, revived) for piece, name in zip(pieces, names, strict=True)]
+        records: list[Incident] = []
+        if not report.retracted and rebuilt:  # each incident gets one new version: after the revision joined
+            records = self._fold(report, founding_id(self.ceasefire.id, report.source, report.report_id, report.revision))
+        touched = {record.incident_id for record in records}
+        for piece in rebuilt:
+            if piece.incident_id not in touched:
+                piece.version += 1
+                piece.record = publish(piece, self.ceasefire.id, ordered_at=report.ordered_at)
+                records.append(piece.record)
+        if report.retracted:
+            self.seen.remember(held.key, max(held.observed_us, epoch_us(report.observed_at)))
+            self._advance_to(report)
+            if not pieces:
+                state.version += 1
+                records.append(publish(state, self.ceasefire.id, status="withdrawn", ordered_at=report.ordered_at))
+                for absorbed_id in state.absorbed:
+                    self.merged.pop(absorbed_id, None)
+                    self._dirty_incidents.add(absorbed_id)
+            return records
+        if rebuilt:
+            return records
+        return self._fold(report, state.incident_id, continues=state)  # the incident goes on with the revision
+
+    def _rebuilt(self, piece: list[HeldReport], name: str, state: IncidentState, revived: set[str]) -> IncidentState:
+        """One piece of a revised incident, as an open incident (published by the caller, once)."""
+        version, absorbed = 0, []
+        if name == state.incident_id:
+            version, absorbed = state.version, [a for a in state.absorbed if a not in revived]
+        elif name in revived:  # an incident merged in before comes out again, counting on from its last version
+            version = self.merged.pop(name)[0]
+        rebuilt = IncidentState(name, version=version, absorbed=absorbed)
+        for member in piece:
+            rebuilt.add(member)
+            member.incident = rebuilt
+            self._dirty_reports.add(member.key)
+        self.open[name] = rebuilt
+        heapq.heappush(self._expiry, (rebuilt.last_us, name))
+        self._dirty_incidents.add(name)
+        return rebuilt
 
     def evict(self) -> list[str]:
         """Forget what can no longer link to a report within the allowed lateness; the incidents that went.

@@ -306,6 +306,9 @@ class IngestStage:
             if decision.outcome == "too_old":
                 await self._dead_letter(outbox, item, self._too_old(report, state), books)
                 continue
+            if decision.outcome == "stale":
+                await self._dead_letter(outbox, item, _stale(report, decision.revises or 1), books)
+                continue
             if decision.rule is None:
                 record = encode(report)  # once, for the public topic and correlate's batches
                 await outbox.publish(Role.ACCEPTED, report, headers=[(ORIGIN_HEADER, origin.encode())], encoded=record)
@@ -354,6 +357,15 @@ class IngestStage:
         if state.watermark - last >= SWEEP_EVERY_SECONDS:
             self.swept[partition] = state.watermark
             self.ctx.metrics.dedup_expired.inc(state.expire())
+
+
+def _stale(report: Report, current: int) -> Problem:
+    return Problem(
+        Reason.STALE_REVISION,
+        "$.revision",
+        f"revision {report.revision} of ({report.source}, {report.report_id}) differs from what was accepted"
+        f" and is not newer than the current revision {current}: send corrections with a higher revision",
+    )
 
 
 def install(app: faust.App, ctx: Context) -> None:

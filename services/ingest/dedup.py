@@ -18,6 +18,7 @@ from services.ingest import persist
 from services.ingest.persist import (
     ORIGIN_PREFIX,
     WATERMARK_KEY,
+    Entry,
     expires_by,
     fingerprint_key,
     origin_key,
@@ -27,6 +28,8 @@ from services.ingest.persist import (
 from services.store import StateStore
 
 _SPACES = re.compile(r"\s+")
+_CONTENT_FIELDS = set(Report.model_fields) - {"revision"}
+KEPT_REVISIONS = 16  # digests of a report's revisions kept: an older re-send than these is ruled stale
 __all__ = ["WATERMARK_KEY", "DedupState", "Decision", "content_fingerprint", "identity_key"]
 
 
@@ -50,10 +53,18 @@ def content_fingerprint(report: Report) -> str:
     casualties = "-" if c is None else f"{c.killed}/{c.injured}/{c.civilian}"
     text = _SPACES.sub(" ", (report.description or "").casefold()).strip()
     minute = report.observed_at.strftime("%Y-%m-%dT%H:%M")
-    material = "\x1f".join(
-        (report.source, report.ceasefire_id, report.violation_type.value, minute, place, casualties, text)
-    )
+    parts = [report.source, report.ceasefire_id, report.violation_type.value, minute, place, casualties, text]
+    if report.retracted:  # a retraction is not a resubmission of what it withdraws
+        parts.append("retracted")
+    material = "\x1f".join(parts)
     return fingerprint_key(hashlib.blake2b(material.encode(), digest_size=16).hexdigest())
+
+
+def content_digest(report: Report) -> str:
+    """What "identical content" means between two revisions of one report: every field a source
+    writes but `revision`, as validation normalised it (the service's own fields left out)."""
+    material = report.model_dump_json(include=_CONTENT_FIELDS)
+    return hashlib.blake2b(material.encode(), digest_size=12).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +77,15 @@ class Decision:
       so nothing is written again and nothing counted twice. A crash or a rebalance re-delivers.
     - `too_old`: older than the retention behind the partition's newest report: dedup can no longer
       tell a repeat from a new report, so it is dead-lettered, never silently accepted.
+    - `stale`: the report again with an equal or lower revision than accepted, and other content:
+      dead-lettered (`stale_revision`), never silently dropped.
+    `revises`: on an accepted revision, the revision it replaces; on a stale one, the current one.
     """
 
-    outcome: Literal["accepted", "duplicate", "redelivered", "too_old"]
+    outcome: Literal["accepted", "duplicate", "redelivered", "too_old", "stale"]
     rule: Literal["exact", "resubmission"] | None = None
     duplicate_of: str | None = None  # report_id of the report this one repeats
+    revises: int | None = None
 
 
 ACCEPTED = Decision("accepted")
@@ -107,19 +122,31 @@ class DedupState:
         if observed < horizon:
             self._remember(origin, "")
             return TOO_OLD
-        keys = (self.scope + identity_key(report), self.scope + content_fingerprint(report))
-        for key, rule in zip(keys, ("exact", "resubmission"), strict=True):
-            first = self._live(key, horizon)
+        identity, fingerprint = self.scope + identity_key(report), self.scope + content_fingerprint(report)
+        digest = content_digest(report)
+        known = self._live(identity, horizon)
+        revisions: dict[int, str] = {report.revision: digest}
+        revises = None
+        if known is not None:
+            if origin and known.origin == origin:
+                return REDELIVERED  # the accepted record itself, again
+            ruled = _revision(known, report.revision, digest)
+            if ruled is not None:
+                self._remember(origin, known.report_id)
+                return ruled
+            revises = max(known.revisions, default=1)
+            revisions = _kept({**known.revisions, report.revision: digest})
+            observed = max(observed, known.expires_by)
+        else:
+            first = self._live(fingerprint, horizon)
             if first is not None:
-                first_id, first_origin = first
-                if origin and first_origin == origin:
-                    return REDELIVERED  # the accepted record itself, again
-                self._remember(origin, first_id)
-                return Decision("duplicate", rule, first_id)  # type: ignore[arg-type]
-        entry = write_entry(observed, report.report_id, origin)
-        for key in keys:
-            self.pending[key] = entry
-        return ACCEPTED
+                if origin and first.origin == origin:
+                    return REDELIVERED
+                self._remember(origin, first.report_id)
+                return Decision("duplicate", "resubmission", first.report_id)
+        self.pending[identity] = write_entry(observed, report.report_id, origin, revisions)
+        self.pending[fingerprint] = write_entry(observed, report.report_id, origin)
+        return ACCEPTED if revises is None else Decision("accepted", revises=revises)
 
     def _remember(self, origin: str, report_id: str) -> None:
         if origin:
@@ -131,14 +158,14 @@ class DedupState:
         entry = self.store.get(key)
         return entry is not None and expires_by(entry) >= self.watermark - self.retention
 
-    def _live(self, key: str, horizon: float) -> tuple[str, str] | None:
+    def _live(self, key: str, horizon: float) -> Entry | None:
         text = self.pending.get(key) or self.store.get(key)
         if text is None:
             return None
         entry = read_entry(text)
         # Expired entries are ignored even before the sweep deletes them: decisions depend on
         # event time only, never on when the sweep happened to run.
-        return (entry.report_id, entry.origin) if entry.expires_by >= horizon else None
+        return entry if entry.expires_by >= horizon else None
 
     def commit(self) -> None:
         """Write staged decisions and the watermark to the durable store. An origin entry is timed by
@@ -157,3 +184,21 @@ class DedupState:
         stale = [key for key, entry in self.store.scan(self.scope) if key != mark and expires_by(entry) < horizon]
         self.store.apply(dict.fromkeys(stale))
         return len(stale)
+
+
+def _revision(known: Entry, revision: int, digest: str) -> Decision | None:
+    """The same `(source, report_id)` again: None if `revision` replaces what was accepted, else the
+    ruling (a repeat of an accepted revision, or a stale one)."""
+    accepted = known.revisions
+    current = max(accepted, default=1)
+    if revision > current:
+        return None
+    seen = accepted.get(revision, "" if not accepted else None)  # "": an entry from before revisions
+    if seen == digest or seen == "":
+        return Decision("duplicate", "exact", known.report_id)
+    return Decision("stale", revises=current)
+
+
+def _kept(revisions: dict[int, str]) -> dict[int, str]:
+    """The newest KEPT_REVISIONS revisions, oldest first (the entry stays small whatever a source does)."""
+    return dict(sorted(revisions.items())[-KEPT_REVISIONS:])

@@ -5,13 +5,13 @@ event time it expires by, so that a sweep (and the retention rule) can read any 
 
 | key | value | what |
 |---|---|---|
-| `id␟<source>␟<report_id>` | `<observed_at s>␟<report_id>␟<origin>` | the exact rule: a report accepted at `origin` |
+| `id␟<source>␟<report_id>` | `<observed_at s>␟<report_id>␟<origin>␟<revisions>` | the exact rule: a report accepted at `origin`; `<revisions>` is `<revision>:<content digest>,…` of the revisions accepted (the newest last) |
 | `fp␟<digest>` | the same | the resubmission rule: that report's content |
 | `o␟<partition>:<offset>` | `<watermark s>␟<duplicate_of>␟<origin>` | a record ruled duplicate or too old, so its re-delivery is known |
 | `~watermark` | `<observed_at s>` | the newest `observed_at` the partition has seen |
 
 Entries written before origins were kept have no `␟<origin>` (they still decide; they cannot tell a
-re-delivery).
+re-delivery); entries written before revisions have no `␟<revisions>` (revision 1, content unknown).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ class Entry(NamedTuple):
     expires_by: float  # epoch seconds of event time
     report_id: str
     origin: str  # "" when unknown
+    revisions: dict[int, str]  # revision → content digest ("" when unknown), the newest last
 
 
 def identity_key(source: str, report_id: str) -> str:
@@ -43,14 +44,19 @@ def origin_key(origin: str) -> str:
     return ORIGIN_PREFIX + origin
 
 
-def write_entry(time: float, report_id: str, origin: str = "") -> str:
-    return f"{time:.0f}{SEP}{report_id}" + (f"{SEP}{origin}" if origin else "")
+def write_entry(time: float, report_id: str, origin: str = "", revisions: dict[int, str] | None = None) -> str:
+    text = f"{time:.0f}{SEP}{report_id}" + (f"{SEP}{origin}" if origin or revisions else "")
+    if revisions:
+        text += SEP + ",".join(f"{revision}:{digest}" for revision, digest in revisions.items())
+    return text
 
 
 def read_entry(text: str) -> Entry:
     time, _, rest = text.partition(SEP)
-    report_id, _, origin = rest.partition(SEP)
-    return Entry(float(time), report_id, origin)
+    report_id, _, rest = rest.partition(SEP)
+    origin, _, listed = rest.partition(SEP)
+    revisions = {int(r): d for r, _, d in (item.partition(":") for item in listed.split(","))} if listed else {}
+    return Entry(float(time), report_id, origin, revisions)
 
 
 def expires_by(text: str) -> float:

@@ -38,6 +38,13 @@ def write_registry(path: Path) -> Path:
     return path
 
 
+def write_sources(path: Path) -> Path:
+    """The one source the test posts as, registered for party AA in each of those ceasefires."""
+    source = {"id": "observer.one", "name": "Observer One", "kind": "media", "parties": dict.fromkeys(CEASEFIRES, "AA")}
+    path.write_text(yaml.safe_dump({"sources": [source]}))
+    return path
+
+
 def fragility_ceasefires(worker: WorkerProcess) -> set[str]:
     try:
         samples = worker.scrape()
@@ -48,7 +55,8 @@ def fragility_ceasefires(worker: WorkerProcess) -> set[str]:
 
 async def test_state_gauges_follow_partitions(broker, workers, tmp_path: Path) -> None:
     registry = write_registry(tmp_path / "registry.yaml")
-    first = isolated_settings(broker.url, tmp_path / "a", registry_path=registry, partitions=4)
+    sources = write_sources(tmp_path / "sources.yaml")
+    first = isolated_settings(broker.url, tmp_path / "a", registry_path=registry, sources_path=sources, partitions=4)
     a = WorkerProcess(first, STAGES, tmp_path / "a.log").start()
     workers.append(a)
     await a.wait_serving()

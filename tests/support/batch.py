@@ -56,3 +56,14 @@ def components(reports: list[AcceptedReport], ceasefire: Ceasefire) -> set[froze
     for i, r in enumerate(ordered):
         groups.setdefault(find(i), set()).add(r.identity)
     return {frozenset(g) for g in groups.values()}
+
+
+def current(reports: list[AcceptedReport]) -> list[AcceptedReport]:
+    """The current revision of every report (the highest), without the retracted ones: what the batch
+    definition is applied to once reports can be corrected (docs/reports.md, "Revisions and retractions")."""
+    newest: dict[Key, AcceptedReport] = {}
+    for report in reports:
+        held = newest.get(report.identity)
+        if held is None or report.revision > held.revision:
+            newest[report.identity] = report
+    return [r for r in newest.values() if r.status != "retracted"]

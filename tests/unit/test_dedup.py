@@ -51,14 +51,65 @@ def test_first_report_is_accepted_and_an_exact_repeat_is_a_duplicate_of_it() -> 
     assert [outcome(d) for d in decisions] == [ACCEPTED, ("duplicate", "exact", "r-1")]
 
 
-def test_exact_repeat_with_different_content_is_still_a_duplicate_and_the_first_wins() -> None:
+def test_the_same_revision_with_different_content_is_stale_never_silently_dropped() -> None:
     state, store = fresh()
     first, changed = make(), later(45, casualties={"killed": 3}, description="Corrected figures.")
     decisions = decide_all(state, [first, changed])
-    assert [outcome(d) for d in decisions] == [ACCEPTED, ("duplicate", "exact", "r-1")]
+    assert [outcome(d) for d in decisions] == [ACCEPTED, ("stale", None, None)]
+    assert decisions[1].revises == 1
     # The stored entry is still the first report's.
-    assert store[identity_key(first)].endswith("\x1fr-1")
+    assert "\x1fr-1" in store[identity_key(first)]
     assert store[identity_key(first)].startswith(f"{T0.timestamp():.0f}")
+
+
+# --- revisions and retractions (docs/reports.md, "Revisions and retractions") ------------------------
+
+
+def test_a_higher_revision_replaces_and_each_revision_repeats_as_a_duplicate() -> None:
+    state, _ = fresh()
+    one, two = make(), make(revision=2, casualties={"killed": 2, "injured": 1})
+    three = make(revision=3, status="retracted", retraction_reason="double-counted")
+    decisions = decide_all(state, [one, two, two, one, three, three])
+    assert [(d.outcome, d.rule, d.revises) for d in decisions] == [
+        ("accepted", None, None),
+        ("accepted", None, 1),
+        ("duplicate", "exact", None),  # revision 2 again, the same
+        ("duplicate", "exact", None),  # revision 1 again, as it was accepted: a late re-send, no harm
+        ("accepted", None, 2),
+        ("duplicate", "exact", None),
+    ]
+    assert all(d.duplicate_of == "r-1" for d in decisions if d.outcome == "duplicate")
+
+
+@pytest.mark.parametrize("revision", [1, 2])
+def test_an_equal_or_lower_revision_with_other_content_is_stale(revision: int) -> None:
+    state, _ = fresh()
+    decide_all(state, [make(), make(revision=2, casualties={"killed": 4})])
+    ruled = state.decide(make(revision=revision, description="Something else."))
+    assert (ruled.outcome, ruled.revises) == ("stale", 2)
+
+
+def test_a_revision_resubmitted_under_a_new_id_is_still_a_duplicate() -> None:
+    state, _ = fresh()
+    two = make(revision=2, casualties={"killed": 5})
+    again = make(report_id="r-1-again", revision=2, casualties={"killed": 5})
+    decisions = decide_all(state, [make(), two, again])
+    assert outcome(decisions[2]) == ("duplicate", "resubmission", "r-1")
+
+
+def test_a_revision_keeps_the_entry_alive_to_its_newest_observed_at() -> None:
+    state, store = fresh(retention=1 * HOUR)
+    decide_all(state, [make(), later(50, revision=2)])
+    decide_all(state, [later(100, report_id="other")])  # the watermark moves 100 minutes on
+    # revision 1's observed_at is past retention, revision 2's is not: the report is still known
+    assert outcome(state.decide(later(50, revision=2))) == ("duplicate", "exact", "r-1")
+
+
+def test_an_entry_from_before_revisions_reads_as_revision_one(tmp_path: Any) -> None:
+    state, store = fresh()
+    store.apply({identity_key(make()): f"{T0.timestamp():.0f}\x1fr-1\x1f0:12"})  # the old format
+    assert outcome(state.decide(make(description="whatever it said"))) == ("duplicate", "exact", "r-1")
+    assert state.decide(make(revision=2)).outcome == "accepted"
 
 
 def test_decisions_survive_in_the_store_across_states() -> None:
@@ -284,7 +335,8 @@ def _stream() -> list[Report]:
         minutes = step * 20
         kind = "mortar" if step % 2 else "sniper"
         reports.append(later(minutes, report_id=f"r-{step}", violation_type=kind))
-        reports.append(later(minutes, report_id=f"r-{step}"))  # exact repeat
+        reports.append(later(minutes, report_id=f"r-{step}", violation_type=kind))  # exact repeat
+        reports.append(later(minutes, report_id=f"r-{step}"))  # the same revision, other content: stale
         reports.append(make(report_id=f"again-{step}"))  # resubmission of the first report, ever later
         reports.append(later(minutes - 90, report_id=f"late-{step}"))  # late, some beyond retention
     return reports
@@ -304,4 +356,5 @@ def test_decisions_do_not_depend_on_when_expire_ran(batch: int) -> None:
         never_decisions += decide_all(DedupState(never_store, HOUR, "3/"), chunk)
     assert swept_decisions == never_decisions
     assert {d.rule for d in swept_decisions} == {None, "exact", "resubmission"}
+    assert "stale" in {d.outcome for d in swept_decisions}
     assert len(swept_store) < len(never_store)  # the sweep did delete something
