@@ -33,6 +33,29 @@ class SourcedReport(BaseModel):
         return f"{self.origin.partition}:{self.origin.offset}"
 
 
+class Problem(BaseModel):
+    """One reason a record was dead-lettered (as in the dead letter's `ceasefire.errors` header)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    reason: str
+    path: str
+    message: str
+
+
+class Rejected(BaseModel):
+    """A record validation dead-lettered that names its report `(source, report_id)`: carried to the
+    source's dedup partition for the report's receipt (schemas/receipt.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    source: str  # the registry's spelling, or folded: as the report would have been stored
+    report_id: str
+    ceasefire_id: str | None = None
+    revision: int | None = None
+    reason: str
+    problems: list[Problem]
+    origin: Origin
+
+
 class Mark(BaseModel):
     """How far event time has come on one upstream partition, for one ceasefire (docs/event-time.md):
     no report of it still to come on that partition is ordered before `at`. `idle`: the partition is
@@ -57,6 +80,7 @@ class ReportBatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     reports: list[SourcedReport]
+    rejected: list[Rejected] = []  # records of this partition's sources validation dead-lettered
     progress: dict[str, dict[str, Mark]] = {}  # ingest partition → ceasefire id → its mark
 
 

@@ -19,6 +19,7 @@ from schemas.alert import Alert
 from schemas.fragility import FragilitySnapshot
 from schemas.incident import Incident, IncidentBatch, IncidentVersionBatch
 from schemas.ingest import AcceptedBatch, Duplicate, ReportBatch
+from schemas.receipt import Placement, Receipt
 from schemas.report import AcceptedReport
 
 
@@ -34,6 +35,8 @@ class Role(StrEnum):
     ALERTS = "alerts"
     FRAGILITY = "fragility"
     STAGE_DEAD_LETTERS = "stage_dead_letters"
+    RECEIPTS = "receipts"
+    PLACEMENTS = "placements"
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,25 @@ TOPICS: dict[Role, TopicSpec] = {
             "FragilitySnapshot",
             model=FragilitySnapshot,
             key_of=lambda snapshot: snapshot.ceasefire_id,
+        ),
+        TopicSpec(
+            Role.RECEIPTS,
+            "ceasefire.reports.receipts.v1",
+            "`<source> <report_id>`",
+            "Receipt: what became of the report (accepted, duplicate, dead-lettered, retracted), its current"
+            " revision and every rejection, rewritten whole by dedup at each ruling",
+            compacted=True,
+            model=Receipt,
+            key_of=lambda receipt: receipt.key,
+        ),
+        TopicSpec(
+            Role.PLACEMENTS,
+            "ceasefire.reports.placements.v1",
+            "`<source> <report_id>`",
+            "Placement: the incident correlation holds the report in (null once retracted)",
+            compacted=True,
+            model=Placement,
+            key_of=lambda placement: placement.key,
         ),
         TopicSpec(
             Role.STAGE_DEAD_LETTERS,

@@ -114,13 +114,38 @@ def post(file: click.utils.LazyFile, broker_url: str | None, key_file: Path | No
     click.echo(f"sent {sent} report{'' if sent == 1 else 's'} to {settings.topic_reports}{signed}")
 
 
+@main.command("report-status")
+@click.argument("source")
+@click.argument("report_id")
+@click.option("--broker", "broker_url", help="Kafka URL (default: CEASEFIRE_BROKER)")
+@click.option("--json", "as_json", is_flag=True, help="print the standing as JSON (as GET /reports/SOURCE/REPORT_ID)")
+def report_status(source: str, report_id: str, broker_url: str | None, as_json: bool) -> None:
+    """What became of one report: accepted, duplicate (of what), dead-lettered (every reason), retracted;
+    its current revision and the incident it is in. Exit 1 when no record names it."""
+    from schemas.source import fold, load_sources
+    from services.console.status import find_standing, print_standing
+    from services.console.terminal import _console
+
+    settings = _need_broker(broker_url)
+    registered = load_sources(settings.sources_path).get(source)
+    spelled = fold(source) if registered is None else registered.id
+    found = None
+
+    async def lookup() -> None:
+        nonlocal found
+        found = await find_standing(settings, spelled, report_id)
+
+    _read(lookup)
+    sys.exit(print_standing(_console(), found, spelled, report_id, as_json))
+
+
 @main.command()
 @click.option("--broker", "broker_url", help="Kafka URL (default: CEASEFIRE_BROKER)")
 @click.option("--follow", "-f", is_flag=True, help="keep printing new versions as they come")
 @click.option("--ceasefire", "ceasefire_id", help="only this ceasefire")
-@click.option("--status", type=click.Choice(["claimed", "mutual", "corroborated", "merged"]), multiple=True)
+@click.option("--status", type=click.Choice(["claimed", "mutual", "corroborated", "merged", "withdrawn"]), multiple=True)
 @click.option("--json", "as_json", is_flag=True, help="print the records as JSON Lines")
-@click.option("--explain", "explain_id", help="print why the reports of this incident were merged, as a tree")
+@click.option("--explain", "explain_id", help="print why the reports of this incident were merged, as a tree, and each revised report's revisions")
 def incidents(
     broker_url: str | None,
     follow: bool,

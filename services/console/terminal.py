@@ -14,11 +14,14 @@ from schemas.topics import Role
 from services.console.follow import read_values
 from services.console.views import (
     SEVERITY_ORDER,
+    Revisions,
     alert_line,
     explain,
     fragility_lines,
     fragility_series,
     incident_line,
+    revision_history,
+    revisions_seen,
 )
 from services.runtime.codec import decode
 from services.runtime.settings import Settings
@@ -45,11 +48,16 @@ async def show_incidents(
 ) -> None:
     console = _console()
     latest: Incident | None = None
+    history: Revisions = {}
+    versions: list[Incident] = []
     async for raw in read_values(settings, settings.topic(Role.INCIDENTS), follow and explain_id is None):
         incident = decode(Incident, raw)
         if explain_id is not None:
-            if incident.incident_id == explain_id and (latest is None or incident.version > latest.version):
-                latest = incident
+            revisions_seen(history, incident)
+            if incident.incident_id == explain_id:
+                versions.append(incident)
+                if latest is None or incident.version > latest.version:
+                    latest = incident
             continue
         if (ceasefire_id and incident.ceasefire_id != ceasefire_id) or (statuses and incident.status not in statuses):
             continue
@@ -62,6 +70,9 @@ async def show_incidents(
             console.print(f"no incident {explain_id}")
             raise SystemExit(1)
         console.print(explain(latest))
+        revised = revision_history(history, versions)
+        if revised is not None:
+            console.print(revised)
 
 
 async def show_alerts(

@@ -13,7 +13,7 @@ from schemas.alert import Alert
 from schemas.fragility import FragilitySnapshot
 from schemas.incident import Incident, ReportLink
 
-STATUS_STYLE = {"claimed": "yellow", "mutual": "bold magenta", "corroborated": "bold red", "merged": "dim"}
+STATUS_STYLE = {"claimed": "yellow", "mutual": "bold magenta", "corroborated": "bold red", "merged": "dim", "withdrawn": "dim"}
 
 
 def casualty_text(incident: Incident) -> str:
@@ -69,6 +69,33 @@ def explain(incident: Incident) -> Tree:
     for link in pending:  # a parent that was evicted: show the link anyway
         nodes[(link.source, link.report_id)] = root.add(_link_label(link) + " [dim](parent no longer held)[/]")
     return root
+
+
+Revisions = dict[tuple[str, str], dict[int, tuple[ReportLink, str]]]  # report → revision → (as held, in incident)
+
+
+def revisions_seen(history: Revisions, incident: Incident) -> None:
+    """Note the revision of each report an incident record holds (`history` grows over the topic)."""
+    for link in incident.reports:
+        history.setdefault((link.source, link.report_id), {}).setdefault(link.revision, (link, incident.incident_id))
+
+
+def revision_history(history: Revisions, versions: Iterable[Incident]) -> Tree | None:
+    """Each report that was ever in the incident and was revised: every revision seen, what it said and
+    which incident held it (a correction can move a report out; a retraction ends its line)."""
+    keys = sorted({(r.source, r.report_id) for incident in versions for r in incident.reports})
+    revised = [key for key in keys if len(history.get(key, {})) > 1]
+    if not revised:
+        return None
+    tree = Tree("[bold]revisions[/]")
+    for key in revised:
+        node = tree.add(escape(f"{key[0]}/{key[1]}"))
+        for revision, (link, incident_id) in sorted(history[key].items()):
+            where = link.sector or (f"{link.lat:.3f},{link.lon:.3f}" if link.lat is not None else "?")
+            killed = "?" if link.killed is None else link.killed
+            node.add(escape(f"r{revision}: {link.observed_at.strftime('%Y-%m-%d %H:%M')}Z {where} · "
+                            f"{link.violation_type.value} · killed {killed} · in {incident_id}"))
+    return tree
 
 
 SEVERITY_ORDER = {"info": 0, "warning": 1, "critical": 2}

@@ -215,6 +215,9 @@ class CorrelateStage:
             }
             for batch in incident_batches(encoded, watermarks, newest):
                 await outbox.send(Role.BY_CEASEFIRE, None, batch, partition)
+        for ceasefire_id in touched:  # where the reports now are, for their receipts
+            for placement in self.correlators[ceasefire_id].placements.take():
+                await outbox.publish(Role.PLACEMENTS, placement)
         await outbox.flush()
         self.watermarks_sent.update(moved)
         for incidents, newest in observed:

@@ -3,7 +3,7 @@
 One ceasefire's: the marks of every dedup partition (each its low watermark over the ingest partitions)
 and the reports not yet released. A report is released once the low watermark over the dedup partitions
 is past its `ordered_at` (at it, when every partition is idle: nothing is in flight), in the order
-(`ordered_at`, `observed_at`, source, report id). No report can arrive ordered before a watermark its
+(`ordered_at`, `observed_at`, source, report id, revision). No report can arrive ordered before a watermark its
 partitions announced after it, so the correlator takes the same reports in the same order however the
 partitions were interleaved, batched or restarted. Persisted as entries under `order\\x1f`.
 """
@@ -25,16 +25,20 @@ QUIET = "quiet"  # the upstream name of correlate's own marks for a quiet ceasef
 ORDER_PREFIX = "order\x1f"
 MARKS = ORDER_PREFIX + "marks"
 PENDING = ORDER_PREFIX + "pending\x1f"
-Key = tuple[str, str]
+Key = tuple[str, str, int]  # (source, report_id, revision): two revisions of a report are two reports to order
 
 
-def _position(report: AcceptedReport) -> tuple[datetime, datetime, str, str]:
-    return (report.ordered, report.observed_at, report.source, report.report_id)
+def _key(report: AcceptedReport) -> Key:
+    return (report.source, report.report_id, report.revision)
+
+
+def _position(report: AcceptedReport) -> Position:
+    return (report.ordered, report.observed_at, report.source, report.report_id, report.revision)
 
 
 _CHUNK = TypeAdapter(list[AcceptedReport])
 CHUNK_REPORTS = 256  # reports per stored entry (~200 KB): a backlog's held reports never make one huge record
-Position = tuple[datetime, datetime, str, str]
+Position = tuple[datetime, datetime, str, str, int]
 
 
 class EventOrder:
@@ -69,7 +73,7 @@ class EventOrder:
         for doc in orjson.loads(text):
             observed = datetime.fromisoformat(doc["observed_at"])
             ordered = datetime.fromisoformat(doc["ordered_at"]) if doc.get("ordered_at") else observed
-            identity = (doc["source"], doc["report_id"])
+            identity = (doc["source"], doc["report_id"], doc.get("revision", 1))
             if identity not in self._chunk_of and identity not in self._models:
                 heapq.heappush(self._heap, ((ordered, observed, *identity), identity))
                 self._chunk_of[identity] = chunk
@@ -80,7 +84,7 @@ class EventOrder:
 
     def hold(self, report: AcceptedReport) -> None:
         """Keep a report until the watermark passes it (a report held already is kept once)."""
-        identity = report.identity
+        identity = _key(report)
         if identity in self._models or identity in self._chunk_of:
             return
         self._models[identity] = report
@@ -134,8 +138,8 @@ class EventOrder:
     def _decode(self, chunk: int) -> None:
         """The chunk's reports still held, as models again (its JSON is dropped)."""
         for report in _CHUNK.validate_json(self._chunk_text.pop(chunk)):
-            if self._chunk_of.get(report.identity) == chunk:  # not released yet
-                self._models.setdefault(report.identity, report)
+            if self._chunk_of.get(_key(report)) == chunk:  # not released yet
+                self._models.setdefault(_key(report), report)
 
     def take_changes(self) -> dict[str, str | None]:
         """Entries to write: the marks, the reports still held that are not stored yet, the deletions
@@ -152,7 +156,7 @@ class EventOrder:
             self._changes[f"{PENDING}{chunk:012d}"] = text.decode()
             self._chunks[chunk] = len(piece)
             for report in piece:
-                self._chunk_of[report.identity] = chunk
-                del self._models[report.identity]
+                self._chunk_of[_key(report)] = chunk
+                del self._models[_key(report)]
         changes, self._changes = self._changes, {}
         return changes

@@ -40,6 +40,7 @@ from services.correlate.persist import (
     report_entry_key,
     version_entries,
 )
+from services.correlate.placements import Placements
 from services.correlate.revise import founding_id, piece_ids, split
 from services.correlate.seen import SeenReports
 from services.store import StateStore, stored_entries
@@ -88,6 +89,7 @@ class Correlator:
         self._ordering: list[tuple[str, str]] = []
         self._restore(persisted)
         self.order = EventOrder(upstreams, self._ordering)
+        self.placements = Placements(ceasefire.id)
         self._ordering = []
 
     @property
@@ -105,7 +107,12 @@ class Correlator:
 
     def add(self, report: AcceptedReport) -> list[Incident]:
         """Fold one report in; the records to publish: the incident it is in, then any it merged away.
-        A newer revision of a held report replaces it (`_revise`)."""
+        A newer revision of a held report replaces it (`_revise`). Where reports now are: `placements`."""
+        records = self._take(report)
+        self.placements.note(report, records)
+        return records
+
+    def _take(self, report: AcceptedReport) -> list[Incident]:
         self.last_late = False
         key = report.identity
         held = self.reports.get(key)
@@ -259,6 +266,7 @@ class Correlator:
                 continue  # merged away, or a newer entry stands for it
             del self.open[gone_id]
             self._evictions[gone_id] = (state.version, [(*m.key, m.observed_us) for m in state.members])
+            self.placements.forget(member.key for member in state.members)
             for member in state.members:
                 self.seen.remember(member.key, member.observed_us)
                 del self.reports[member.key]

@@ -32,12 +32,15 @@ from typing import Any
 import faust
 import orjson
 
-from schemas.ingest import PARTITION_MARKS, Duplicate, Mark, Origin, ReportBatch, SourcedReport
+from schemas.ingest import PARTITION_MARKS, Duplicate, Mark, Origin, Rejected, ReportBatch, SourcedReport
+from schemas.ingest import Problem as ReceiptProblem
+from schemas.receipt import Receipt
 from schemas.report import Report
 from schemas.topics import Role
+from services.ingest import receipts
 from services.ingest.deadletter import dead_letter_headers
-from services.ingest.dedup import DedupState
-from services.ingest.validate import Problem, Reason, Rules, primary_reason, validate
+from services.ingest.dedup import Decision, DedupState
+from services.ingest.validate import Named, Problem, Reason, Rules, named_report, primary_reason, validate
 from services.runtime.codec import encode, pack
 from services.runtime.context import Context
 from services.runtime.failure import describe
@@ -129,6 +132,7 @@ class IngestStage:
         now, clock = datetime.now(UTC), time.monotonic()
         outbox = Outbox(self.app, self.ctx, "validate")
         by_partition: dict[int, list[bytes]] = defaultdict(list)
+        rejected: dict[int, list[bytes]] = defaultdict(list)  # for the receipts of the reports they name
         for event in events:
             msg = event.message
             if msg.partition not in self.read_to:
@@ -143,6 +147,10 @@ class IngestStage:
                 headers = dead_letter_headers(msg.topic, msg.partition, msg.offset, verdict)
                 await outbox.send(Role.DEAD_LETTERS, msg.key, msg.value, None, headers)
                 self.ctx.metrics.reports.labels("dead_lettered", primary_reason(verdict).value).inc()
+                named = named_report(msg.value, self.rules)
+                if named is not None:
+                    item = _rejected(named, verdict, Origin(partition=msg.partition, offset=msg.offset))
+                    rejected[source_partition(named.source, self.partitions)].append(encode(item))
             else:
                 ordered = self.progress.order(msg.partition, verdict.ceasefire_id, verdict.observed_at, clock)
                 item = SourcedReport(
@@ -152,7 +160,7 @@ class IngestStage:
                     raw_key=None if msg.key is None else base64.b64encode(msg.key).decode(),
                 )
                 by_partition[source_partition(verdict.source, self.partitions)].append(encode(item))
-        await self._send_progress(by_partition, outbox)
+        await self._send_progress(by_partition, outbox, rejected)
         self._keep_progress({event.message.partition for event in events})
         self.ctx.metrics.batch_records.labels("validate").observe(len(events))
 
@@ -184,13 +192,18 @@ class IngestStage:
             self.progress.drop(partition)
             self.progress_sent.pop(str(partition), None)
 
-    async def _send_progress(self, by_partition: dict[int, list[bytes]], outbox: Outbox) -> None:
-        """The batch's reports, then every owned ingest partition's marks when they changed, to every
-        dedup partition (after the reports on each: in-band, so a mark never overtakes a report)."""
-        progress = self._progress()
+    async def _send_progress(
+        self, by_partition: dict[int, list[bytes]], outbox: Outbox, rejected: dict[int, list[bytes]] | None = None
+    ) -> None:
+        """The batch's reports (and the rejections for their receipts), then every owned ingest
+        partition's marks when they changed, to every dedup partition (after the reports on each:
+        in-band, so a mark never overtakes a report)."""
+        progress, rejected = self._progress(), rejected or {}
         tail = b',"progress":' + PARTITION_MARKS.dump_json(progress) if progress else b""
-        for partition in range(self.partitions) if progress else sorted(by_partition):
-            for record in chunk_batches(by_partition.get(partition, []), tail):
+        for partition in range(self.partitions) if progress else sorted(by_partition.keys() | rejected.keys()):
+            notes = rejected.get(partition)
+            noted = b',"rejected":[' + b",".join(notes) + b"]" if notes else b""
+            for record in chunk_batches(by_partition.get(partition, []), noted + tail):
                 await outbox.send(Role.BY_SOURCE, None, record, partition)
         await outbox.flush()
         self.progress_sent.update(progress)
@@ -241,6 +254,8 @@ class IngestStage:
                 state = states[partition] = DedupState(entries, self.retention, scope=f"{partition}/")
             total += len(batch.reports)
             await self._decide(batch, state, outbox, books)
+            for rejection in batch.rejected:
+                await self._note_rejection(state, rejection, outbox)
             if batch.progress:
                 self._upstream(partition).update(batch.progress)
                 heard.add(partition)
@@ -285,44 +300,76 @@ class IngestStage:
 
     async def _decide(self, batch: ReportBatch, state: DedupState, outbox: Outbox, books: Books) -> None:
         """Rule on each report of one partition's batch and send its record (accepted, duplicate or
-        dead letter); a re-delivery is booked already and sends nothing."""
-        now, limit = datetime.now(UTC), self.rules.max_future
+        dead letter) and its receipt; a re-delivery is booked already and sends nothing."""
+        now = datetime.now(UTC)
         for item in batch.reports:
             report, origin = item.report, item.where
             try:  # validation bounds it: one this far ahead did not come from it
-                not_ahead(report.observed_at, now, limit, "observed_at")
-            except AheadOfTime as ahead:
-                await self._dead_letter(outbox, item, Problem(Reason.FUTURE_OBSERVED_AT, "$.observed_at", str(ahead)), books)
-                continue
-            try:
+                not_ahead(report.observed_at, now, self.rules.max_future, "observed_at")
                 decision = state.decide(report, origin)
+            except AheadOfTime as ahead:
+                await self._reject(state, outbox, item, Problem(Reason.FUTURE_OBSERVED_AT, "$.observed_at", str(ahead)), books)
+                continue
             except Exception as exc:  # noqa: BLE001 - a defect on one report must not stop dedup
                 log.exception("dedup raised on report %s; dead-lettered as unjudgeable", origin)
-                await self._dead_letter(outbox, item, Problem(Reason.UNJUDGEABLE, "$", describe(exc)), books)
+                await self._reject(state, outbox, item, Problem(Reason.UNJUDGEABLE, "$", describe(exc)), books)
                 continue
             if decision.outcome == "redelivered":
                 books.redelivered += 1
-                continue
-            if decision.outcome == "too_old":
-                await self._dead_letter(outbox, item, self._too_old(report, state), books)
-                continue
-            if decision.outcome == "stale":
-                await self._dead_letter(outbox, item, _stale(report, decision.revises or 1), books)
-                continue
-            if decision.rule is None:
+            elif decision.outcome == "too_old":
+                await self._reject(state, outbox, item, self._too_old(report, state), books)
+            elif decision.outcome == "stale":
+                await self._reject(state, outbox, item, _stale(report, decision.revises or 1), books)
+            elif decision.rule is None:
                 record = encode(report)  # once, for the public topic and correlate's batches
                 await outbox.publish(Role.ACCEPTED, report, headers=[(ORIGIN_HEADER, origin.encode())], encoded=record)
                 books.by_ceasefire[key_partition(report.ceasefire_id, self.partitions)].append(record)
+                await self._file(state, outbox, receipts.accepted(state.receipt(*report.identity), report, item.origin, now), report)
             else:
-                books.rules.append(decision.rule)
-                duplicate = Duplicate(
-                    source=report.source,
-                    report_id=report.report_id,
-                    rule=decision.rule,
-                    duplicate_of=decision.duplicate_of or "",
-                    origin=item.origin,
-                )
-                await outbox.publish(Role.DUPLICATES, duplicate)
+                await self._duplicate(state, outbox, item, decision, books, now)
+
+    async def _duplicate(
+        self, state: DedupState, outbox: Outbox, item: SourcedReport, decision: Decision, books: Books, now: datetime
+    ) -> None:
+        report = item.report
+        books.rules.append(decision.rule or "")
+        of = decision.duplicate_of or ""
+        duplicate = Duplicate(source=report.source, report_id=report.report_id, rule=decision.rule or "exact", duplicate_of=of, origin=item.origin)
+        await outbox.publish(Role.DUPLICATES, duplicate)
+        previous = state.receipt(*report.identity)
+        if decision.rule == "exact":
+            receipt = receipts.repeated(previous, report, item.origin, now)
+        else:
+            receipt = receipts.resubmitted(previous, report, of, item.origin, now)
+        await self._file(state, outbox, receipt, report)
+
+    async def _reject(self, state: DedupState, outbox: Outbox, item: SourcedReport, problem: Problem, books: Books) -> None:
+        """Dead-letter a report dedup cannot accept, and note it on the report's receipt."""
+        await self._dead_letter(outbox, item, problem, books)
+        report = item.report
+        previous = state.receipt(*report.identity)
+        receipt = receipts.rejected(
+            previous, report.identity, problem.reason.value, [_problem(problem)], item.origin,
+            datetime.now(UTC), report.ceasefire_id, report.revision,
+        )
+        if receipt is not previous:  # the same: this very record, read again
+            await self._file(state, outbox, receipt, report)
+
+    async def _note_rejection(self, state: DedupState, rejection: Rejected, outbox: Outbox) -> None:
+        """A record validation dead-lettered, on the receipt of the report it names."""
+        identity = (rejection.source, rejection.report_id)
+        previous = state.receipt(*identity)
+        receipt = receipts.rejected(
+            previous, identity, rejection.reason, rejection.problems, rejection.origin,
+            datetime.now(UTC), rejection.ceasefire_id, rejection.revision,
+        )
+        if receipt is not previous:
+            await self._file(state, outbox, receipt, None)
+
+    async def _file(self, state: DedupState, outbox: Outbox, receipt: Receipt, report: Report | None) -> None:
+        """Publish a receipt and stage it with the partition's state (stored after the outputs are acknowledged)."""
+        await outbox.publish(Role.RECEIPTS, receipt)
+        state.file_receipt(receipt, None if report is None else report.observed_at.timestamp())
 
     async def _dead_letter(self, outbox: Outbox, item: SourcedReport, problem: Problem, books: Books) -> None:
         """The original record, key and bytes, on the ingest dead-letter topic, as validation writes it."""
@@ -359,6 +406,17 @@ class IngestStage:
             self.ctx.metrics.dedup_expired.inc(state.expire())
 
 
+def _problem(problem: Problem) -> ReceiptProblem:
+    return ReceiptProblem(reason=problem.reason.value, path=problem.path, message=problem.message)
+
+
+def _rejected(named: Named, problems: list[Problem], origin: Origin) -> Rejected:
+    return Rejected(
+        source=named.source, report_id=named.report_id, ceasefire_id=named.ceasefire_id, revision=named.revision,
+        reason=primary_reason(problems).value, problems=[_problem(p) for p in problems], origin=origin,
+    )
+
+
 def _stale(report: Report, current: int) -> Problem:
     return Problem(
         Reason.STALE_REVISION,
@@ -380,6 +438,20 @@ def install(app: faust.App, ctx: Context) -> None:
         stage.forget_partitions({tp.partition for tp in revoked if tp.topic == reports_topic})
 
     app.on_partitions_revoked.connect(revoked)
+
+    if ctx.settings.http_ingest_port:
+
+        @app.task
+        async def http_ingest() -> None:
+            """POST /reports (services/ingest/http.py), for as long as the worker runs."""
+            from services.ingest.http import HttpIngest
+
+            server = HttpIngest(ctx, stage.rules)
+            await server.start()
+            try:
+                await asyncio.Event().wait()
+            finally:
+                await server.stop()
 
     @app.timer(min(1.0, max(0.1, ctx.settings.idle_seconds / 4)))
     async def ingest_progress() -> None:

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from schemas.receipt import Receipt
 from schemas.report import Report
 from services.ingest import persist
 from services.ingest.persist import (
@@ -23,6 +24,7 @@ from services.ingest.persist import (
     fingerprint_key,
     origin_key,
     read_entry,
+    receipt_entry_key,
     write_entry,
 )
 from services.store import StateStore
@@ -147,6 +149,19 @@ class DedupState:
         self.pending[identity] = write_entry(observed, report.report_id, origin, revisions)
         self.pending[fingerprint] = write_entry(observed, report.report_id, origin)
         return ACCEPTED if revises is None else Decision("accepted", revises=revises)
+
+    def receipt(self, source: str, report_id: str) -> Receipt | None:
+        """The report's receipt as last filed (staged ones first)."""
+        key = self.scope + receipt_entry_key(source, report_id)
+        text = self.pending.get(key) or self.store.get(key)
+        return None if text is None else Receipt.model_validate_json(text.partition("\x1f")[2])
+
+    def file_receipt(self, receipt: Receipt, observed: float | None = None) -> None:
+        """Stage a receipt, kept as long as its report's dedup entries (`observed`: its event time; none
+        known, the partition's)."""
+        expires = self.watermark if observed is None else observed
+        key = self.scope + receipt_entry_key(receipt.source, receipt.report_id)
+        self.pending[key] = f"{expires:.0f}\x1f{receipt.model_dump_json()}"
 
     def _remember(self, origin: str, report_id: str) -> None:
         if origin:

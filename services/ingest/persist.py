@@ -8,6 +8,7 @@ event time it expires by, so that a sweep (and the retention rule) can read any 
 | `id␟<source>␟<report_id>` | `<observed_at s>␟<report_id>␟<origin>␟<revisions>` | the exact rule: a report accepted at `origin`; `<revisions>` is `<revision>:<content digest>,…` of the revisions accepted (the newest last) |
 | `fp␟<digest>` | the same | the resubmission rule: that report's content |
 | `o␟<partition>:<offset>` | `<watermark s>␟<duplicate_of>␟<origin>` | a record ruled duplicate or too old, so its re-delivery is known |
+| `rc␟<source>␟<report_id>` | `<observed_at s>␟<Receipt JSON>` | the report's receipt (schemas/receipt.py), as last published |
 | `~watermark` | `<observed_at s>` | the newest `observed_at` the partition has seen |
 
 Entries written before origins were kept have no `␟<origin>` (they still decide; they cannot tell a
@@ -23,6 +24,7 @@ WATERMARK_KEY = "~watermark"
 IDENTITY_PREFIX = "id" + SEP
 FINGERPRINT_PREFIX = "fp" + SEP
 ORIGIN_PREFIX = "o" + SEP
+RECEIPT_PREFIX = "rc" + SEP
 
 
 class Entry(NamedTuple):
@@ -34,6 +36,10 @@ class Entry(NamedTuple):
 
 def identity_key(source: str, report_id: str) -> str:
     return f"{IDENTITY_PREFIX}{source}{SEP}{report_id}"
+
+
+def receipt_entry_key(source: str, report_id: str) -> str:
+    return f"{RECEIPT_PREFIX}{source}{SEP}{report_id}"
 
 
 def fingerprint_key(digest: str) -> str:

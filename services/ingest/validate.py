@@ -6,6 +6,7 @@ whatever the bytes, the verdict says accepted or why not.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,7 +17,7 @@ import orjson
 from pydantic import SecretStr, ValidationError
 
 from schemas.ceasefire import NEUTRAL, Ceasefire, Registry
-from schemas.report import AcceptedReport, Location
+from schemas.report import MAX_REVISION, AcceptedReport, Location
 from schemas.source import Source, SourceRegistry, fold
 from services.ingest.lexical import lexical_findings
 from services.ingest.signature import Headers, signature_problem
@@ -263,6 +264,44 @@ def _normalise_sector(report: AcceptedReport, ceasefire: Ceasefire) -> AcceptedR
         return report
     location: Location = report.location.model_copy(update={"sector": canonical.name})
     return report.model_copy(update={"location": location})
+
+
+@dataclass(frozen=True, slots=True)
+class Named:
+    """The report a record names, read as far as it can be: a dead letter goes on that report's receipt."""
+
+    source: str  # as the report would be stored: the registry's spelling, or folded
+    report_id: str
+    ceasefire_id: str | None
+    revision: int | None
+
+
+_SOURCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}").fullmatch
+_REPORT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}").fullmatch
+
+
+def named_report(raw: bytes | None, rules: Rules) -> Named | None:
+    """`(source, report_id)` of a record that may be broken in any other way; None when it names none."""
+    try:
+        document = orjson.loads(raw or b"")
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    source, report_id = document.get("source"), document.get("report_id")
+    if not isinstance(source, str) or not isinstance(report_id, str):
+        return None
+    source, report_id = source.strip(), report_id.strip()
+    if not _SOURCE_ID(source) or not _REPORT_ID(report_id):
+        return None
+    registered = None if rules.sources is None else rules.sources.get(source)
+    ceasefire_id, revision = document.get("ceasefire_id"), document.get("revision", 1)
+    return Named(
+        source=fold(source) if registered is None else registered.id,
+        report_id=report_id,
+        ceasefire_id=ceasefire_id.strip()[:64] if isinstance(ceasefire_id, str) else None,
+        revision=revision if type(revision) is int and 1 <= revision <= MAX_REVISION else None,
+    )
 
 
 def primary_reason(problems: list[Problem]) -> Reason:

@@ -81,4 +81,6 @@ def create_app(ctx: Context, stages: Sequence[str]) -> faust.App:
     for name in dict.fromkeys(stages):
         installer: Installer = importlib.import_module(STAGES[name]).install
         installer(app, ctx)
+    if s.web_port != 0:  # any worker answers what became of any report
+        importlib.import_module("services.receipts.api").install(app, ctx)
     return app

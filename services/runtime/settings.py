@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     topic_alerts: str = TOPICS[Role.ALERTS].default_name
     topic_fragility: str = TOPICS[Role.FRAGILITY].default_name
     topic_stage_dead_letters: str = TOPICS[Role.STAGE_DEAD_LETTERS].default_name
+    topic_receipts: str = TOPICS[Role.RECEIPTS].default_name
+    topic_placements: str = TOPICS[Role.PLACEMENTS].default_name
 
     dedup_retention_hours: float = Field(default=14 * 24, gt=0, description="dedup memory, in event time")
     max_future_minutes: float = Field(default=10, ge=0, description="how far ahead of now observed_at may be")
@@ -80,6 +82,15 @@ class Settings(BaseSettings):
     )
     web_host: str = Field(default="127.0.0.1", description="bind address of the web server (/metrics, API)")
     web_port: int = Field(default=6066, ge=0, le=65535, description="web server port; 0 disables it")
+    http_ingest_port: int = Field(
+        default=0, ge=0, le=65535, description="POST /reports for reporters without Kafka (docs/security.md); 0: off"
+    )
+    http_ingest_host: str = Field(default="127.0.0.1", description="bind address of POST /reports")
+    http_ingest_max_bytes: int = Field(default=1024 * 1024, gt=0, description="largest body POST /reports takes (413 above)")
+    http_ingest_rate_per_minute: float = Field(
+        default=600, ge=0, description="records a minute each source may post over HTTP (429 above, with Retry-After)"
+    )
+    http_ingest_burst: int = Field(default=200, ge=1, description="records a source may post at once over HTTP")
     broker_port: int = Field(default=0, ge=0, le=65535, description="embedded broker port; 0 picks a free one")
 
     broker_wait_seconds: float = Field(

@@ -105,3 +105,42 @@ def test_revisions_survive_a_rebuild_from_the_stored_entries(ceasefire: Ceasefir
     rebuilt = Correlator(ceasefire, store.items())
     assert [i.model_dump_json() for i in rebuilt.incidents()] == [i.model_dump_json() for i in correlator.incidents()]
     assert rebuilt.add(revised(first, 2, casualties={"killed": 3})) == []  # the held revision is known after a restart
+
+
+def test_explain_lists_each_revised_report_s_revisions(ceasefire: Ceasefire) -> None:
+    from rich.console import Console
+
+    from services.console.views import Revisions, revision_history, revisions_seen
+
+    correlator = Correlator(ceasefire)
+    first = accepted("a", 0, casualties={"killed": 1}, **at_lat(33.70))
+    records = [*correlator.add(first), *correlator.add(pk("b", 5, **at_lat(33.72)))]
+    records += correlator.add(revised(first, 2, casualties={"killed": 4}, **at_lat(33.70)))
+    history: Revisions = {}
+    for record in records:
+        revisions_seen(history, record)
+    versions = [r for r in records if r.incident_id == records[-1].incident_id]
+    tree = revision_history(history, versions)
+    assert tree is not None
+    console = Console(width=200, record=True)
+    console.print(tree)
+    text = console.export_text()
+    assert "in.army/a" in text and "pk.ispr/b" not in text  # only what was revised
+    assert "r1:" in text and "killed 1" in text and "r2:" in text and "killed 4" in text
+
+
+def test_two_revisions_held_together_are_both_ordered_and_the_newer_wins(ceasefire: Ceasefire) -> None:
+    """The event-time order holds reports by (source, report_id, revision): a correction that arrives
+    while its first revision is still held is not dropped as a re-delivery of it."""
+    from datetime import timedelta
+
+    from schemas.ingest import Mark
+
+    correlator = Correlator(ceasefire, upstreams=1)
+    first = accepted("a", 0, casualties={"killed": 1})
+    first = first.model_copy(update={"ordered_at": first.observed_at})
+    for report in (revised(first, 2, casualties={"killed": 6}), first):  # any order: the same result
+        correlator.order.hold(report)
+    correlator.order.mark("0", Mark(at=first.observed_at + timedelta(minutes=1)))
+    published = [record for report in correlator.order.release() for record in correlator.add(report)]
+    assert [(r.version, r.casualties.killed_high, members(r)) for r in published] == [(1, 1, [("a", 1)]), (2, 6, [("a", 2)])]
