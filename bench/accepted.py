@@ -13,7 +13,7 @@ from datetime import timedelta
 from bench.workload import START, build
 from schemas.ceasefire import Registry
 from schemas.report import AcceptedReport
-from services.ingest.agent import source_partition
+from services.ingest.batches import source_partition
 from services.ingest.dedup import DedupState
 from services.ingest.validate import Rules, validate
 from services.runtime.settings import Settings

@@ -109,6 +109,9 @@ class Incident(BaseModel):
     # the event time at which correlation took the report that made this version (its `ordered_at`):
     # the alert stage's clock (docs/event-time.md); None in records written before it was added
     ordered_at: AwareDatetime | None = None
+    # two parties accuse each other, through two sources at least (tit-for-tat), whatever the status
+    # (a mutual incident an observer corroborated stays reciprocal); None in records from before it
+    reciprocal: bool | None = None
 
 
 class IncidentBatch(BaseModel):
@@ -143,6 +146,7 @@ class IncidentVersion(BaseModel):
     report_count: int
     casualties: CasualtyRange
     ordered_at: AwareDatetime | None = None
+    reciprocal: bool | None = None
 
 
 class IncidentVersionBatch(BaseModel):

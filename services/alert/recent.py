@@ -45,7 +45,10 @@ class IncidentSummary(BaseModel):
 
 
 def is_reciprocal(incident: Incident | IncidentVersion) -> bool:
-    """Tit-for-tat: `mutual`, or two parties accused (a mutual incident an observer then corroborated)."""
+    """Tit-for-tat: two parties accuse each other through two sources (correlation says so, whatever the
+    status); for a record from before it said so, `mutual` or two parties accused."""
+    if incident.reciprocal is not None:
+        return incident.reciprocal
     return incident.status == "mutual" or len(set(incident.accused_parties)) >= 2
 
 

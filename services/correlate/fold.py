@@ -215,5 +215,6 @@ def publish(
             "casualties": _casualties(state),
             "late": state.late,
             "ordered_at": ordered_at,
+            "reciprocal": state.mutual,
         },
     )

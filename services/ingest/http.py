@@ -87,6 +87,11 @@ class HttpIngest:
             await self.producer.stop()
 
     async def post(self, request: web.Request) -> web.Response:
+        answer = await self._answer(request)
+        self.ctx.metrics.http_requests.labels(str(answer.status)).inc()
+        return answer
+
+    async def _answer(self, request: web.Request) -> web.Response:
         if request.content_length is not None and request.content_length > self.max_bytes:
             return _refusal(413, f"the body is over {self.max_bytes} bytes")
         try:

@@ -11,6 +11,12 @@ from datetime import datetime
 from schemas.ingest import Origin
 from schemas.receipt import KEPT_REJECTIONS, Problem, Receipt, Rejection
 from schemas.report import Report
+from services.ingest import validate
+
+
+def problem(found: validate.Problem) -> Problem:
+    """A validation problem as a receipt lists it."""
+    return Problem(reason=found.reason.value, path=found.path, message=found.message)
 
 
 def accepted(previous: Receipt | None, report: Report, origin: Origin, now: datetime) -> Receipt:

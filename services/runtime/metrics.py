@@ -29,6 +29,8 @@ class Metrics:
     idle_partitions: Gauge
     redeliveries: Counter
     gc_pause: Histogram
+    revisions: Counter
+    http_requests: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry, dead_letter_reasons: Iterable[str] = ()) -> Metrics:
@@ -121,6 +123,18 @@ class Metrics:
                 buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
                 registry=registry,
             ),
+            revisions=Counter(
+                "ceasefire_revisions_total",
+                "Accepted reports that replace an earlier revision of the same report, by kind (revised, retracted).",
+                ["kind"],
+                registry=registry,
+            ),
+            http_requests=Counter(
+                "ceasefire_http_ingest_requests_total",
+                "POST /reports requests, by the status answered (202, 400, 401, 413, 415, 429).",
+                ["status"],
+                registry=registry,
+            ),
         )
         # Pre-create every bounded series so dashboards see zeros, not gaps.
         metrics.reports.labels("accepted", "")
@@ -135,4 +149,6 @@ class Metrics:
         metrics.redeliveries.labels("deduplicate")
         for generation in ("0", "1", "2"):
             metrics.gc_pause.labels(generation)
+        for kind in ("revised", "retracted"):
+            metrics.revisions.labels(kind)
         return metrics

@@ -99,3 +99,5 @@ async def test_http_ingest_takes_signed_reports_and_refuses_the_rest(broker, wor
     dead = await read_topic(settings.bootstrap, settings.topic(Role.DEAD_LETTERS), 1)
     assert [(orjson.loads(r.value)["report_id"], r.headers["ceasefire.reason"]) for r in dead] == [("h-4", b"signature")]
     assert ARMY not in (tmp_path / "worker.log").read_text(errors="replace")
+    answered = {s: worker.sum_metric("ceasefire_http_ingest_requests_total", status=s) for s in ("202", "401", "413", "415", "429")}
+    assert answered == {"202": 3, "401": 5, "413": 1, "415": 1, "429": 1}

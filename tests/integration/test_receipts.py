@@ -76,6 +76,8 @@ async def test_receipts_for_accepted_duplicate_dead_lettered_and_retracted(broke
     _, shouting = get(worker, "/reports/in.army/shouting")
     assert shouting["outcome"] == "dead_lettered" and shouting["rejections"][0]["reason"] == "party_mismatch"
 
+    assert worker.sum_metric("ceasefire_revisions_total", kind="revised") == 1
+    assert worker.sum_metric("ceasefire_revisions_total", kind="retracted") == 1
     assert get(worker, "/reports/in.army/never-sent")[0] == 404
     assert get(worker, "/reports/in.army/bad%20id")[0] == 400
 

@@ -93,14 +93,16 @@ def check(incident: Incident) -> None:
     )
     assert incident.report_count == len(reports)
     accusations = {(r.source, r.source_party, r.accused_party) for r in reports if r.accused_party is not None}
+    tit_for_tat = any(  # mirror accusations from two sources
+        (party, accused) == (mirror_accused, mirror_party) and source != mirror_source
+        for source, party, accused in accusations
+        for mirror_source, mirror_party, mirror_accused in accusations
+    )
+    assert incident.reciprocal == tit_for_tat
     if incident.status != "merged":
         if any(r.source_party == NEUTRAL for r in reports):
             assert incident.status == "corroborated"
-        elif any(
-            (party, accused) == (mirror_accused, mirror_party) and source != mirror_source
-            for source, party, accused in accusations
-            for mirror_source, mirror_party, mirror_accused in accusations
-        ):  # tit-for-tat takes two sources
+        elif tit_for_tat:
             assert incident.status == "mutual"
         else:
             assert incident.status == "claimed"

@@ -229,8 +229,8 @@ def test_one_source_filing_for_both_parties_makes_no_mutual_incident(registry: R
     assert ceasefire is not None
     alone = Correlator(ceasefire)
     records = [r for n in range(4) for r in alone.add(lebanese(f"x-{n}", "sock.puppet", "IL" if n % 2 else "LB", n))]
-    assert {r.status for r in records} == {"claimed"}
+    assert {r.status for r in records} == {"claimed"} and not any(r.reciprocal for r in records)
     two = Correlator(ceasefire)
     first = two.add(lebanese("a-1", "il.idf", "IL", 0))
     second = two.add(lebanese("b-1", "lb.army", "LB", 1))
-    assert first[0].status == "claimed" and second[0].status == "mutual"
+    assert first[0].status == "claimed" and second[0].status == "mutual" and second[0].reciprocal

@@ -27,8 +27,9 @@ from services.alert import agent as alert_agent
 from services.alert.rules import AlertEngine
 from services.correlate import agent as correlate_agent
 from services.correlate.state import Correlator
-from services.ingest.agent import Books, IngestStage
+from services.ingest.agent import IngestStage
 from services.ingest.dedup import DedupState
+from services.ingest.dedup_stage import Books
 from services.runtime.context import Context
 from services.runtime.settings import Settings
 from services.runtime.stage import Item, Outbox, apply_isolated, decode_batch
@@ -283,7 +284,7 @@ async def test_dedup_dead_letters_a_report_from_the_future_and_judges_the_rest_a
     ]
     state = DedupState(MemoryStore(), 14 * 24 * 3600.0)
     outbox, books = RecordingOutbox(), Books()
-    await stage._decide(ReportBatch(reports=items), state, outbox, books)
+    await stage.dedup_stage._decide(ReportBatch(reports=items), state, outbox, books)
     dead = [(role, value) for kind, role, value in outbox.sent if role == Role.DEAD_LETTERS]
     assert [value for _, value in dead] == [items[0].raw.encode()]  # the record as it came
     assert books.dead == ["future_observed_at"]

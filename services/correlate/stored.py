@@ -1,0 +1,174 @@
+"""How one ceasefire's correlation state is stored and rebuilt: the entries `take_changes` returns and
+`Correlator(persisted)` reads back (formats: services/correlate/persist.py). The Correlator's base: it
+declares the state it stores; services/correlate/state.py changes it."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from schemas.ceasefire import Ceasefire
+from services.correlate.fold import IncidentState
+from services.correlate.link import HeldReport
+from services.correlate.ordering import ORDER_PREFIX, EventOrder
+from services.correlate.persist import (
+    EVICTION_PREFIX,
+    INCIDENT_PREFIX,
+    META_KEY,
+    REPORT_PREFIX,
+    SEEN_PREFIX,
+    held_entry,
+    held_from_entry,
+    report_entry_key,
+)
+from services.correlate.seen import SeenReports
+
+Key = tuple[str, str]
+
+
+class StoredCorrelation:
+    """The state that is stored, and its entries in and out."""
+
+    ceasefire: Ceasefire
+    reports: dict[Key, HeldReport]
+    open: dict[str, IncidentState]
+    merged: dict[str, tuple[int, str]]
+    watermark_us: int | None
+    horizon_us: int
+    retention_us: int
+    seq: int
+    seen: SeenReports
+    order: EventOrder
+    _expiry: list[tuple[int, str]]
+    _dirty_reports: set[Key]
+    _dirty_incidents: set[str]
+    _dirty_meta: bool
+    _evictions: dict[str, tuple[int, list[tuple[str, str, int]]]]
+    _stale_markers: set[str]
+    _torn: dict[str, IncidentState]
+    _torn_until: int
+    _ordering: list[tuple[str, str]]
+
+    def _hold(self, held: HeldReport, state: IncidentState) -> None:
+        raise NotImplementedError
+
+    def _opened(self, iid: str) -> IncidentState:
+        raise NotImplementedError
+
+    def _root(self, iid: str) -> str:
+        raise NotImplementedError
+
+    def take_changes(self) -> dict[str, str | None]:
+        """Entries changed since the last call (None: delete), for the shell's changelogged table."""
+        # Order matters: the shell stores the version reservations (`version_entries`) before it
+        # publishes, then these entries in this order, and a crash can stop it anywhere. Incidents
+        # come first; remembered identities before the evicted reports' entries go; evicted incidents
+        # are deleted last, after their reports.
+        changes: dict[str, str | None] = {}
+        incidents = {INCIDENT_PREFIX + iid: self._encode_incident(iid) for iid in sorted(self._dirty_incidents)}
+        changes.update((k, v) for k, v in incidents.items() if v is not None)
+        # An eviction is stored as one marker before its remembered identities and deletions: a crash
+        # that tears those leaves the marker, and the rebuild completes the eviction from it.
+        for iid in sorted(self._evictions):
+            version, members = self._evictions[iid]
+            changes[EVICTION_PREFIX + iid] = orjson.dumps({"version": version, "members": members}).decode()
+        if self.watermark_us is not None:
+            self.seen.expire(self.watermark_us)
+        remembered, forgotten = self.seen.take_changes()
+        changes.update(remembered)  # before the evicted reports' entries go
+        for key in sorted(self._dirty_reports):
+            held = self.reports.get(key)
+            entry = report_entry_key(key)
+            changes[entry] = None if held is None else held_entry(held, held.incident.incident_id)  # type: ignore[union-attr]
+        changes.update((k, v) for k, v in incidents.items() if v is None)
+        changes.update((EVICTION_PREFIX + iid, None) for iid in sorted(self._stale_markers - self._evictions.keys()))
+        changes.update(forgotten)
+        if self._dirty_meta:
+            meta = {"watermark_us": self.watermark_us, "horizon_us": self.horizon_us, "seq": self.seq}
+            changes[META_KEY] = orjson.dumps(meta).decode()
+        changes.update(self.order.take_changes())  # a released report's pending entry goes after its own
+        self._dirty_reports.clear()
+        self._dirty_incidents.clear()
+        self._dirty_meta = False
+        self._stale_markers = set(self._evictions)
+        self._evictions.clear()
+        return changes
+
+    def _encode_incident(self, iid: str) -> str | None:
+        state = self.open.get(iid)
+        if state is not None:
+            return orjson.dumps({"version": state.version, "merged_into": None}).decode()
+        if iid in self.merged:
+            version, into = self.merged[iid]
+            return orjson.dumps({"version": version, "merged_into": into}).decode()
+        return None
+
+    def _restore(self, persisted: Iterable[tuple[str, str]]) -> None:
+        incidents, joined, evicted = self._read_entries(persisted)
+        self._stale_markers = set(evicted)
+        self._restore_incidents(incidents, evicted)
+        joined.sort(key=lambda pair: pair[0].seq)
+        for held, iid in joined:
+            if held.key in self.seen:  # evicted (the marker above, or a deletion a crash cut short)
+                self._dirty_reports.add(held.key)
+                continue
+            state = self._opened(self._root(iid))
+            state.add(held)
+            self._hold(held, state)
+        self._dirty_reports -= self.reports.keys()  # what is left: entries of evicted reports, to delete
+        for iid in [iid for iid, state in self.open.items() if not state.members]:
+            # Only reachable from a torn write: the incident's version was stored, its reports were
+            # not. They are processed again; the incident keeps counting from the stored version.
+            self._torn[iid] = self.open.pop(iid)
+        self._torn_until = (self.watermark_us or 0) + self.retention_us
+        for state in self.open.values():
+            state.absorbed.sort()
+            self._expiry.append((state.last_us, state.incident_id))
+        heapq.heapify(self._expiry)
+
+    def _read_entries(
+        self, persisted: Iterable[tuple[str, str]]
+    ) -> tuple[dict[str, dict[str, Any]], list[tuple[HeldReport, str]], set[str]]:
+        """One pass over the stored entries: remembered identities and the meta entry go straight into
+        the state; incidents, held reports and eviction markers are returned to be joined up."""
+        incidents: dict[str, dict[str, Any]] = {}
+        joined: list[tuple[HeldReport, str]] = []
+        evicted: set[str] = set()
+        for key, text in persisted:
+            if key.startswith(SEEN_PREFIX):  # most entries, once a ceasefire has run for weeks
+                self.seen.restore(key, text)
+                continue
+            if key.startswith(ORDER_PREFIX):
+                self._ordering.append((key, text))
+                continue
+            doc = orjson.loads(text)
+            if key.startswith(EVICTION_PREFIX):
+                # Complete an eviction a crash may have torn: its reports are remembered, its entries go.
+                evicted.add(key[len(EVICTION_PREFIX) :])
+                for source, report_id, observed_us in doc["members"]:
+                    self.seen.remember((source, report_id), observed_us)
+                    self._dirty_reports.add((source, report_id))
+            elif key == META_KEY:
+                self.watermark_us, self.horizon_us = doc["watermark_us"], doc["horizon_us"]
+                self.seq = doc["seq"]
+            elif key.startswith(INCIDENT_PREFIX):
+                incidents[key[len(INCIDENT_PREFIX) :]] = doc
+            elif key.startswith(REPORT_PREFIX):
+                joined.append(held_from_entry(doc))
+        return incidents, joined, evicted
+
+    def _restore_incidents(self, incidents: dict[str, dict[str, Any]], evicted: set[str]) -> None:
+        for iid, doc in incidents.items():
+            if doc["merged_into"] is None:
+                self.open[iid] = IncidentState(iid, version=doc["version"])
+            else:
+                self.merged[iid] = (doc["version"], doc["merged_into"])
+        for iid in [i for i in [*self.open, *self.merged] if self._root(i) in evicted]:
+            self.open.pop(iid, None)
+            self.merged.pop(iid, None)
+            self._dirty_incidents.add(iid)
+        for iid in self.merged:
+            self._opened(self._root(iid)).absorbed.append(iid)
