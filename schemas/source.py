@@ -9,6 +9,7 @@ here; the secrets behind them are not (services/ingest/signature.py reads them f
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from schemas.ceasefire import NEUTRAL, Registry
 
 SourceKind = Literal["military", "government", "observer_mission", "media", "ngo", "civil_society"]
+log = logging.getLogger(__name__)
 EVERY_CEASEFIRE = "*"  # a `parties` key: the party in any ceasefire not named (neutral observers, wire agencies)
 KEY_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
@@ -73,9 +75,11 @@ class SourceRegistry(BaseModel):
     def key_owner(self, key_id: str) -> Source | None:
         return self._by_key.get(key_id)
 
-    def check_against(self, ceasefires: Registry) -> None:
-        """Every party named is a party of its ceasefire, or NEUTRAL: a typo fails at start-up, not
-        at the first report."""
+    def check_against(self, ceasefires: Registry) -> list[str]:
+        """Every party named is a party of its ceasefire, or NEUTRAL: a typo fails at start-up, not at
+        the first report. A ceasefire the ceasefire registry does not hold is not an error (one source
+        registry may serve deployments watching different ceasefires): returned, to be logged."""
+        unknown: list[str] = []
         for source in self.sources:
             for ceasefire_id, party in source.parties.items():
                 if ceasefire_id == EVERY_CEASEFIRE:
@@ -84,9 +88,11 @@ class SourceRegistry(BaseModel):
                     continue
                 ceasefire = ceasefires.get(ceasefire_id)
                 if ceasefire is None:
-                    raise ValueError(f"source {source.id}: no ceasefire {ceasefire_id!r} in the ceasefire registry")
+                    unknown.append(f"source {source.id} names ceasefire {ceasefire_id!r}, which the ceasefire registry does not hold")
+                    continue
                 if party != NEUTRAL and party not in ceasefire.party_codes:
                     raise ValueError(f"source {source.id}: {party!r} is not a party to ceasefire {ceasefire_id}")
+        return unknown
 
 
 def load_sources(path: Path, ceasefires: Registry | None = None) -> SourceRegistry:
@@ -94,5 +100,6 @@ def load_sources(path: Path, ceasefires: Registry | None = None) -> SourceRegist
     with path.open(encoding="utf-8") as fh:
         registry = SourceRegistry.model_validate(yaml.safe_load(fh))
     if ceasefires is not None:
-        registry.check_against(ceasefires)
+        for complaint in registry.check_against(ceasefires):
+            log.warning("%s: %s", path, complaint)
     return registry

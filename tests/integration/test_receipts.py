@@ -39,9 +39,9 @@ async def test_receipts_for_accepted_duplicate_dead_lettered_and_retracted(broke
         {**first, "report_id": "kept-again"},  # the same content under a new id: a resubmission
         {**first, "revision": 2, "casualties": {"killed": 3}},  # a correction
         {**first, "casualties": {"killed": 9}},  # revision 1 again, other content: stale
-        {**first, "report_id": "gone"},
-        {**first, "report_id": "gone", "revision": 2, "status": "retracted", "retraction_reason": "duplicate filing",
-         "casualties": {"killed": 1}, "description": "withdrawn"},
+        {**first, "report_id": "gone", "observed_at": "2025-05-10T19:40:00+05:30"},  # not a resubmission of kept
+        {**first, "report_id": "gone", "observed_at": "2025-05-10T19:40:00+05:30", "revision": 2, "status": "retracted",
+         "retraction_reason": "duplicate filing"},
         {**first, "report_id": "broken", "casualties": {"killed": "three"}},  # dead-lettered by validation
         {**first, "source": "IN.ARMY", "report_id": "shouting", "source_party": "PK", "accused_party": "IN"},
     ]

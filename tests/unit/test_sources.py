@@ -62,15 +62,21 @@ def test_the_shipped_registry_covers_every_demo_source(shipped: SourceRegistry) 
 @pytest.mark.parametrize(
     ("change", "complaint"),
     [
-        ({"parties": {"in-pk-1999": "IN"}}, "no ceasefire"),
         ({"parties": {"in-pk-2025-05-10": "LB"}}, "not a party"),
         ({"parties": {"*": "IN"}}, "only NEUTRAL"),
     ],
 )
-def test_a_registry_naming_what_does_not_exist_fails_at_start(registry: Registry, change: dict[str, Any], complaint: str) -> None:
+def test_a_registry_naming_a_party_that_does_not_exist_fails_at_start(registry: Registry, change: dict[str, Any], complaint: str) -> None:
     doc = {"sources": [{"id": "x.y", "name": "X", "kind": "media", **change}]}
     with pytest.raises(ValueError, match=complaint):
         SourceRegistry.model_validate(doc).check_against(registry)
+
+
+def test_a_ceasefire_the_ceasefire_registry_does_not_hold_is_reported_not_refused(registry: Registry) -> None:
+    doc = {"sources": [{"id": "x.y", "name": "X", "kind": "media", "parties": {"in-pk-1999": "IN", "in-pk-2025-05-10": "IN"}}]}
+    assert SourceRegistry.model_validate(doc).check_against(registry) == [
+        "source x.y names ceasefire 'in-pk-1999', which the ceasefire registry does not hold"
+    ]
 
 
 @pytest.mark.parametrize(
