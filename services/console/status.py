@@ -3,6 +3,8 @@ placements topics like any other client (docs/reports.md, "Receipts")."""
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import orjson
 from rich.console import Console
 from rich.markup import escape
@@ -14,25 +16,26 @@ from services.receipts.api import answer
 from services.receipts.view import Standing
 from services.runtime.settings import Settings
 
+R = TypeVar("R", Receipt, Placement)
+
 
 async def find_standing(settings: Settings, source: str, report_id: str) -> Standing | None:
     """The newest receipt and placement of `(source, report_id)`; None when no record names it."""
-    needle = orjson.dumps(report_id)  # a cheap filter before parsing: the id appears as a JSON string
-    receipt: Receipt | None = None
-    async for raw in read_values(settings, settings.topic(Role.RECEIPTS), False):
-        if needle in raw:
-            found = Receipt.model_validate_json(raw)
-            if (found.source, found.report_id) == (source, report_id):
-                receipt = found
+    receipt = await _newest(settings, Role.RECEIPTS, Receipt, source, report_id)
     if receipt is None:
         return None
-    placement: Placement | None = None
-    async for raw in read_values(settings, settings.topic(Role.PLACEMENTS), False):
+    return Standing(receipt, await _newest(settings, Role.PLACEMENTS, Placement, source, report_id))
+
+
+async def _newest(settings: Settings, role: Role, model: type[R], source: str, report_id: str) -> R | None:
+    needle = orjson.dumps(report_id)  # a cheap filter before parsing: the id appears as a JSON string
+    newest: R | None = None
+    async for raw in read_values(settings, settings.topic(role), False):
         if needle in raw:
-            placed = Placement.model_validate_json(raw)
-            if (placed.source, placed.report_id) == (source, report_id):
-                placement = placed
-    return Standing(receipt, placement)
+            found = model.model_validate_json(raw)
+            if (found.source, found.report_id) == (source, report_id):
+                newest = found
+    return newest
 
 
 def standing_lines(standing: Standing) -> list[str]:

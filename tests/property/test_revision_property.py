@@ -17,6 +17,7 @@ from schemas.report import AcceptedReport
 from services.correlate.state import Correlator
 from tests.property.test_correlation_property import CEASEFIRE, a_report, check_link_tree, components
 from tests.support import batch
+from tests.unit.test_correlator import apply
 from tests.unit.test_incident_fold import check
 
 Key = tuple[str, str]
@@ -48,14 +49,6 @@ def revised_streams(draw: st.DrawFn, most: int) -> list[AcceptedReport]:
             last = stream[-1] if stream[-1].identity == original.identity else original
             stream.append(last.model_copy(update={"revision": last.revision + 1, "status": "retracted"}))
     return stream
-
-
-def apply(store: dict[str, str], changes: dict[str, str | None]) -> None:
-    for key, value in changes.items():
-        if value is None:
-            store.pop(key, None)
-        else:
-            store[key] = value
 
 
 def newest(published: list[Incident]) -> dict[str, Incident]:
