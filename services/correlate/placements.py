@@ -50,8 +50,8 @@ class Placements:
         else:
             self.last[key] = (incident_id, revision)
         source, report_id = key
-        self.pending.append(
-            Placement(
+        self.pending.append(  # not validated again: every value is of its field's type already
+            Placement.model_construct(
                 source=source, report_id=report_id, ceasefire_id=self.ceasefire_id, revision=revision,
                 incident_id=incident_id, incident_version=version,
             )

@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
+from schemas.ingest import Origin
 from schemas.receipt import Receipt
 from schemas.report import Report
 from services.ingest import persist
@@ -109,7 +111,7 @@ class DedupState:
         self.store = store
         self.retention = retention_seconds
         self.scope = scope
-        self.pending: dict[str, str] = {}
+        self.pending: dict[str, str | None] = {}
         self.origins: dict[str, str] = {}  # origin key → duplicate_of, timed when committed
         self.watermark = float(store.get(scope + WATERMARK_KEY) or "0")
 
@@ -150,18 +152,29 @@ class DedupState:
         self.pending[fingerprint] = write_entry(observed, report.report_id, origin)
         return ACCEPTED if revises is None else Decision("accepted", revises=revises)
 
-    def receipt(self, source: str, report_id: str) -> Receipt | None:
-        """The report's receipt as last filed (staged ones first)."""
+    def receipt(self, source: str, report_id: str, ceasefire_id: str | None = None) -> Receipt | None:
+        """The report's receipt as last filed (staged ones first). A plain one (accepted, nothing else
+        to say) is not stored: it is what the report's identity entry says (`plain_receipt`)."""
         key = self.scope + receipt_entry_key(source, report_id)
-        text = self.pending.get(key) or self.store.get(key)
-        return None if text is None else Receipt.model_validate_json(text.partition("\x1f")[2])
+        text = self.pending[key] if key in self.pending else self.store.get(key)
+        if text is not None:
+            return Receipt.model_validate_json(text.partition("\x1f")[2])
+        entry = self.pending.get(self.scope + persist.identity_key(source, report_id)) or self.store.get(
+            self.scope + persist.identity_key(source, report_id)
+        )
+        return None if entry is None else plain_receipt(source, read_entry(entry), ceasefire_id)
 
-    def file_receipt(self, receipt: Receipt, observed: float | None = None) -> None:
+    def file_receipt(self, receipt: Receipt, observed: float | None = None, encoded: bytes | None = None) -> None:
         """Stage a receipt, kept as long as its report's dedup entries (`observed`: its event time; none
-        known, the partition's)."""
-        expires = self.watermark if observed is None else observed
+        known, the partition's); a plain one as no entry (one write a report fewer: the common case)."""
         key = self.scope + receipt_entry_key(receipt.source, receipt.report_id)
-        self.pending[key] = f"{expires:.0f}\x1f{receipt.model_dump_json()}"
+        if is_plain(receipt):
+            if self.pending.get(key) is not None or self.store.get(key) is not None:
+                self.pending[key] = None  # what was said before no longer stands
+            return
+        expires = self.watermark if observed is None else observed
+        text = (encoded or receipt.model_dump_json().encode()).decode()
+        self.pending[key] = f"{expires:.0f}\x1f{text}"
 
     def _remember(self, origin: str, report_id: str) -> None:
         if origin:
@@ -199,6 +212,23 @@ class DedupState:
         stale = [key for key, entry in self.store.scan(self.scope) if key != mark and expires_by(entry) < horizon]
         self.store.apply(dict.fromkeys(stale))
         return len(stale)
+
+
+def is_plain(receipt: Receipt) -> bool:
+    """Accepted, never repeated or rejected: all of it is in the identity entry."""
+    return receipt.outcome == "accepted" and not receipt.rejections and not receipt.repeats
+
+
+def plain_receipt(source: str, entry: Entry, ceasefire_id: str | None) -> Receipt:
+    """The receipt of an accepted report that was never filed (it was plain), from its identity entry;
+    when it was accepted (processing time) is not kept there."""
+    partition, _, offset = entry.origin.partition(":")
+    origin = Origin(partition=int(partition), offset=int(offset)) if offset else None
+    return Receipt.model_construct(
+        source=source, report_id=entry.report_id, ceasefire_id=ceasefire_id, outcome="accepted",
+        revision=max(entry.revisions, default=1), retraction_reason=None, duplicate_of=None, rule=None, repeats=0,
+        accepted_at=None, origin=origin, rejections=[], updated_at=datetime.now(UTC),
+    )
 
 
 def _revision(known: Entry, revision: int, digest: str) -> Decision | None:

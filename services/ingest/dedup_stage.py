@@ -157,7 +157,7 @@ class DedupStage:
                 record = encode(report)  # once, for the public topic and correlate's batches
                 await outbox.publish(Role.ACCEPTED, report, headers=[(ORIGIN_HEADER, origin.encode())], encoded=record)
                 books.by_ceasefire[key_partition(report.ceasefire_id, self.partitions)].append(record)
-                await self._file(state, outbox, receipts.accepted(state.receipt(*report.identity), report, item.origin, now), report)
+                await self._file(state, outbox, receipts.accepted(state.receipt(*report.identity, report.ceasefire_id), report, item.origin, now), report)
                 if decision.revises is not None:
                     books.revisions.append("retracted" if report.retracted else "revised")
             else:
@@ -171,7 +171,7 @@ class DedupStage:
         of = decision.duplicate_of or ""
         duplicate = Duplicate(source=report.source, report_id=report.report_id, rule=decision.rule or "exact", duplicate_of=of, origin=item.origin)
         await outbox.publish(Role.DUPLICATES, duplicate)
-        previous = state.receipt(*report.identity)
+        previous = state.receipt(*report.identity, report.ceasefire_id)
         if decision.rule == "exact":
             receipt = receipts.repeated(previous, report, item.origin, now)
         else:
@@ -182,7 +182,7 @@ class DedupStage:
         """Dead-letter a report dedup cannot accept, and note it on the report's receipt."""
         await self._dead_letter(outbox, item, problem, books)
         report = item.report
-        previous = state.receipt(*report.identity)
+        previous = state.receipt(*report.identity, report.ceasefire_id)
         receipt = receipts.rejected(
             previous, report.identity, problem.reason.value, [receipts.problem(problem)], item.origin,
             datetime.now(UTC), report.ceasefire_id, report.revision,
@@ -193,7 +193,7 @@ class DedupStage:
     async def _note_rejection(self, state: DedupState, rejection: Rejected, outbox: Outbox) -> None:
         """A record validation dead-lettered, on the receipt of the report it names."""
         identity = (rejection.source, rejection.report_id)
-        previous = state.receipt(*identity)
+        previous = state.receipt(*identity, rejection.ceasefire_id)
         receipt = receipts.rejected(
             previous, identity, rejection.reason, rejection.problems, rejection.origin,
             datetime.now(UTC), rejection.ceasefire_id, rejection.revision,
@@ -203,8 +203,9 @@ class DedupStage:
 
     async def _file(self, state: DedupState, outbox: Outbox, receipt: Receipt, report: Report | None) -> None:
         """Publish a receipt and stage it with the partition's state (stored after the outputs are acknowledged)."""
-        await outbox.publish(Role.RECEIPTS, receipt)
-        state.file_receipt(receipt, None if report is None else report.observed_at.timestamp())
+        encoded = encode(receipt)
+        await outbox.publish(Role.RECEIPTS, receipt, encoded=encoded)
+        state.file_receipt(receipt, None if report is None else report.observed_at.timestamp(), encoded)
 
     async def _dead_letter(self, outbox: Outbox, item: SourcedReport, problem: Problem, books: Books) -> None:
         """The original record, key and bytes, on the ingest dead-letter topic, as validation writes it."""
