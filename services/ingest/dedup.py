@@ -33,6 +33,7 @@ from services.store import StateStore
 
 _SPACES = re.compile(r"\s+")
 _CONTENT_FIELDS = set(Report.model_fields) - {"revision"}
+RETRACTED_MARK = "R"  # leads the content digest of a retraction (digests are lower-case hex otherwise)
 KEPT_REVISIONS = 16  # digests of a report's revisions kept: an older re-send than these is ruled stale
 __all__ = ["WATERMARK_KEY", "DedupState", "Decision", "content_fingerprint", "identity_key"]
 
@@ -68,7 +69,8 @@ def content_digest(report: Report) -> str:
     """What "identical content" means between two revisions of one report: every field a source
     writes but `revision`, as validation normalised it (the service's own fields left out)."""
     material = report.model_dump_json(include=_CONTENT_FIELDS)
-    return hashlib.blake2b(material.encode(), digest_size=12).hexdigest()
+    digest = hashlib.blake2b(material.encode(), digest_size=12).hexdigest()
+    return RETRACTED_MARK + digest if report.retracted else digest  # a retraction's is marked: it is final
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +85,12 @@ class Decision:
       tell a repeat from a new report, so it is dead-lettered, never silently accepted.
     - `stale`: the report again with an equal or lower revision than accepted, and other content:
       dead-lettered (`stale_revision`), never silently dropped.
+    - `final`: a newer revision of a report its source retracted: a retraction is final, so it is
+      dead-lettered (`retracted`); a correction is a new report under a new id.
     `revises`: on an accepted revision, the revision it replaces; on a stale one, the current one.
     """
 
-    outcome: Literal["accepted", "duplicate", "redelivered", "too_old", "stale"]
+    outcome: Literal["accepted", "duplicate", "redelivered", "too_old", "stale", "final"]
     rule: Literal["exact", "resubmission"] | None = None
     duplicate_of: str | None = None  # report_id of the report this one repeats
     revises: int | None = None
@@ -237,7 +241,7 @@ def _revision(known: Entry, revision: int, digest: str) -> Decision | None:
     accepted = known.revisions
     current = max(accepted, default=1)
     if revision > current:
-        return None
+        return Decision("final", revises=current) if accepted.get(current, "").startswith(RETRACTED_MARK) else None
     seen = accepted.get(revision, "" if not accepted else None)  # "": an entry from before revisions
     if seen == digest or seen == "":
         return Decision("duplicate", "exact", known.report_id)

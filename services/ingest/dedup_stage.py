@@ -153,6 +153,8 @@ class DedupStage:
                 await self._reject(state, outbox, item, self._too_old(report, state), books)
             elif decision.outcome == "stale":
                 await self._reject(state, outbox, item, _stale(report, decision.revises or 1), books)
+            elif decision.outcome == "final":
+                await self._reject(state, outbox, item, _final(report, decision.revises or 1), books)
             elif decision.rule is None:
                 record = encode(report)  # once, for the public topic and correlate's batches
                 await outbox.publish(Role.ACCEPTED, report, headers=[(ORIGIN_HEADER, origin.encode())], encoded=record)
@@ -242,6 +244,15 @@ class DedupStage:
         if state.watermark - last >= SWEEP_EVERY_SECONDS:
             self.swept[partition] = state.watermark
             self.ctx.metrics.dedup_expired.inc(state.expire())
+
+
+def _final(report: Report, retracted: int) -> Problem:
+    return Problem(
+        Reason.RETRACTED,
+        "$.revision",
+        f"({report.source}, {report.report_id}) was retracted at revision {retracted}; a retraction is final:"
+        " file what is now known as a new report, under a new report_id",
+    )
 
 
 def _stale(report: Report, current: int) -> Problem:

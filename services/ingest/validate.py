@@ -51,6 +51,7 @@ class Reason(StrEnum):
     PARTY_MISMATCH = "party_mismatch"
     SIGNATURE = "signature"
     STALE_REVISION = "stale_revision"  # ruled by dedup: an equal or lower revision with other content
+    RETRACTED = "retracted"  # ruled by dedup: a revision after the report's retraction
 
 
 @dataclass(frozen=True, slots=True)

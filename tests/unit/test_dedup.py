@@ -358,3 +358,10 @@ def test_decisions_do_not_depend_on_when_expire_ran(batch: int) -> None:
     assert {d.rule for d in swept_decisions} == {None, "exact", "resubmission"}
     assert "stale" in {d.outcome for d in swept_decisions}
     assert len(swept_store) < len(never_store)  # the sweep did delete something
+
+
+def test_a_retraction_is_final() -> None:
+    state, _ = fresh()
+    retraction = make(revision=2, status="retracted")
+    decisions = decide_all(state, [make(), retraction, retraction, make(revision=3, casualties={"killed": 2})])
+    assert [(d.outcome, d.revises) for d in decisions] == [("accepted", None), ("accepted", 1), ("duplicate", None), ("final", 2)]

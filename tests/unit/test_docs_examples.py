@@ -141,7 +141,7 @@ def test_every_reason_has_an_example() -> None:
     shown = {b.attributes["reason"] for b in examples("dead-letter")}
     # too_large needs 64 KiB: the page describes it, test_validate.py proves it. too_old and unjudgeable
     # (and stale_revision) are ruled by dedup, not by validation: test_dedup.py and the ingest tests show them.
-    by_dedup = (Reason.TOO_OLD, Reason.UNJUDGEABLE, Reason.STALE_REVISION)
+    by_dedup = (Reason.TOO_OLD, Reason.UNJUDGEABLE, Reason.STALE_REVISION, Reason.RETRACTED)
     assert shown == {reason.value for reason in Reason} - {r.value for r in (Reason.TOO_LARGE, *by_dedup)}
 
 
