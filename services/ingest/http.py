@@ -133,7 +133,7 @@ class HttpIngest:
             lines = [body]
         else:
             return _refusal(415, "send application/json (one report) or application/x-ndjson (JSON Lines)")
-        if not lines:
+        if not lines or not body.strip():
             return _refusal(400, "the body holds no report")
         return lines
 

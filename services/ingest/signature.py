@@ -39,6 +39,8 @@ def load_keys(path: Path | None) -> dict[str, SecretStr]:
     newlines are not part of a secret."""
     if path is None:
         return {}
+    if not path.exists():
+        raise ValueError(f"signing keys: {path} does not exist (CEASEFIRE_SOURCE_KEYS_PATH)")
     if path.is_dir():
         entries = {p.name: p.read_text(encoding="utf-8") for p in sorted(path.iterdir()) if p.is_file() and not p.name.startswith(".")}
     else:

@@ -131,6 +131,10 @@ def run_worker(
         raise BrokerError(
             f"web port {settings.web_host}:{settings.web_port} is in use; set CEASEFIRE_WEB_PORT (or --web-port)"
         )
+    try:  # the registries and the signing keys: a mistake in them stops the start, in one line
+        ctx = Context.load(settings, tuple(reason.value for reason in Reason))
+    except (OSError, ValueError) as exc:
+        raise BrokerError(f"cannot start: {exc}") from None
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     cluster_id = loop.run_until_complete(ensure_topics(settings, wait=settings.broker_wait_seconds))  # first: a worker
@@ -140,7 +144,6 @@ def run_worker(
         logging.getLogger("ceasefire.runner").warning(
             "local table state in %s is rebuilt from the changelogs: %s", settings.data_dir, wiped
         )
-    ctx = Context.load(settings, tuple(reason.value for reason in Reason))
     app = create_app(ctx, stages)
     if settings.broker_lost_seconds > 0:
         _watch(app, settings, cluster_id)
