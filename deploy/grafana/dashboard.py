@@ -292,7 +292,25 @@ def pipeline_row() -> list[dash.Panel | dash.Row]:
             ref_id="C",
         ),
     )
-    return [dash.Row("Pipeline"), reports, dead, latency, lag, gc_pauses, rocksdb, faults, event_time]
+    trust = series(
+        "Trust and corrections",
+        "Reports refused because their source is not who it says it is: an unregistered source, a party its "
+        "source is not registered for (or NEUTRAL), a bad signature (alert CeasefireUntrustedReports; "
+        "docs/security.md). Revisions: accepted reports that replace an earlier revision of the same report, "
+        "and retractions; incidents, alerts and the index follow them (docs/reports.md).",
+        "short",
+        query(
+            "sum by (reason) (increase(ceasefire_reports_total"
+            f'{{{JOB}, outcome="dead_lettered", reason=~"signature|unknown_source|party_mismatch"}}[$__rate_interval]))',
+            "refused: {{reason}}",
+        ),
+        query(
+            f"sum by (kind) (increase(ceasefire_revisions_total{{{JOB}}}[$__rate_interval]))",
+            "{{kind}}",
+            ref_id="B",
+        ),
+    )
+    return [dash.Row("Pipeline"), reports, dead, latency, lag, gc_pauses, rocksdb, faults, event_time, trust]
 
 
 def ceasefire_variable() -> dash.QueryVariable:
