@@ -240,3 +240,17 @@ def test_one_source_filing_for_both_parties_makes_no_mutual_incident(registry: R
     first = two.add(lebanese("a-1", "il.idf", "IL", 0))
     second = two.add(lebanese("b-1", "lb.army", "LB", 1))
     assert first[0].status == "claimed" and second[0].status == "mutual" and second[0].reciprocal
+
+
+# -- POST /reports: the rate per source -----------------------------------------------------------------
+
+
+def test_the_http_rate_limit_refills_per_source_and_says_how_long_to_wait() -> None:
+    from services.ingest.http import RateLimit
+
+    limit = RateLimit(per_minute=60, burst=3)  # one record a second, three at once
+    assert limit.take("in.army", 3, now=0.0) == 0.0
+    assert limit.take("in.army", 1, now=0.0) == pytest.approx(1.0)  # empty: one second for one more
+    assert limit.take("pk.ispr", 2, now=0.0) == 0.0  # its own bucket
+    assert limit.take("in.army", 2, now=2.0) == 0.0  # refilled two
+    assert limit.take("in.army", 4, now=100.0) == float("inf")  # more than a burst never fits
