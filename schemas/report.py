@@ -135,6 +135,10 @@ class Casualties(BaseModel):
 
 
 MAX_REVISION = 1_000_000
+SOURCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"  # ASCII only: no look-alike letters
+REPORT_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+is_source_id = re.compile(SOURCE_ID_PATTERN).fullmatch  # fullmatch: `$` alone would let a trailing newline by
+is_report_id = re.compile(REPORT_ID_PATTERN).fullmatch
 ReportStatus = Literal["filed", "retracted"]
 
 
@@ -147,8 +151,8 @@ class Report(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-    report_id: str = Field(pattern=r"^[A-Za-z0-9._:-]{1,128}$")
-    source: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
+    report_id: str = Field(pattern=REPORT_ID_PATTERN)
+    source: str = Field(pattern=SOURCE_ID_PATTERN)
     source_party: PartyCode
     accused_party: PartyCode | None = None
     ceasefire_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from schemas.ceasefire import NEUTRAL, Registry
+from schemas.report import SOURCE_ID_PATTERN
 
 SourceKind = Literal["military", "government", "observer_mission", "media", "ngo", "civil_society"]
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ def fold(source: str) -> str:
 
 class Source(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
+    id: str = Field(pattern=SOURCE_ID_PATTERN)
     name: str = Field(min_length=1, max_length=200)
     kind: SourceKind
     # ceasefire id (or "*") → the party code it belongs to there, or NEUTRAL
@@ -93,6 +94,12 @@ class SourceRegistry(BaseModel):
                 if party != NEUTRAL and party not in ceasefire.party_codes:
                     raise ValueError(f"source {source.id}: {party!r} is not a party to ceasefire {ceasefire_id}")
         return unknown
+
+
+def spelling(registry: SourceRegistry | None, source: str) -> str:
+    """A source id as it is stored: the registry's spelling of a registered source, else folded."""
+    registered = None if registry is None else registry.get(source)
+    return fold(source) if registered is None else registered.id
 
 
 def load_sources(path: Path, ceasefires: Registry | None = None) -> SourceRegistry:

@@ -122,13 +122,12 @@ def post(file: click.utils.LazyFile, broker_url: str | None, key_file: Path | No
 def report_status(source: str, report_id: str, broker_url: str | None, as_json: bool) -> None:
     """What became of one report: accepted, duplicate (of what), dead-lettered (every reason), retracted;
     its current revision and the incident it is in. Exit 1 when no record names it."""
-    from schemas.source import fold, load_sources
+    from schemas.source import load_sources, spelling
     from services.console.status import find_standing, print_standing
     from services.console.terminal import _console
 
     settings = _need_broker(broker_url)
-    registered = load_sources(settings.sources_path).get(source)
-    spelled = fold(source) if registered is None else registered.id
+    spelled = spelling(load_sources(settings.sources_path), source)
     found = None
 
     async def lookup() -> None:

@@ -157,16 +157,20 @@ class DedupState:
         return ACCEPTED if revises is None else Decision("accepted", revises=revises)
 
     def receipt(self, source: str, report_id: str, ceasefire_id: str | None = None) -> Receipt | None:
-        """The report's receipt as last filed (staged ones first). A plain one (accepted, nothing else
-        to say) is not stored: it is what the report's identity entry says (`plain_receipt`)."""
+        """The report's receipt: as last filed, or, for a plain one (accepted, nothing else to say: not
+        stored), what the report's identity entry says (`plain_receipt`)."""
+        filed = self.filed_receipt(source, report_id)
+        if filed is not None:
+            return filed
+        identity = self.scope + persist.identity_key(source, report_id)
+        entry = self.pending.get(identity) or self.store.get(identity)
+        return None if entry is None else plain_receipt(source, read_entry(entry), ceasefire_id)
+
+    def filed_receipt(self, source: str, report_id: str) -> Receipt | None:
+        """The receipt stored for the report (staged ones first); None for none, or a plain one."""
         key = self.scope + receipt_entry_key(source, report_id)
         text = self.pending[key] if key in self.pending else self.store.get(key)
-        if text is not None:
-            return Receipt.model_validate_json(text.partition("\x1f")[2])
-        entry = self.pending.get(self.scope + persist.identity_key(source, report_id)) or self.store.get(
-            self.scope + persist.identity_key(source, report_id)
-        )
-        return None if entry is None else plain_receipt(source, read_entry(entry), ceasefire_id)
+        return None if text is None else Receipt.model_validate_json(text.partition("\x1f")[2])
 
     def file_receipt(self, receipt: Receipt, observed: float | None = None, encoded: bytes | None = None) -> None:
         """Stage a receipt, kept as long as its report's dedup entries (`observed`: its event time; none

@@ -159,7 +159,8 @@ class DedupStage:
                 record = encode(report)  # once, for the public topic and correlate's batches
                 await outbox.publish(Role.ACCEPTED, report, headers=[(ORIGIN_HEADER, origin.encode())], encoded=record)
                 books.by_ceasefire[key_partition(report.ceasefire_id, self.partitions)].append(record)
-                await self._file(state, outbox, receipts.accepted(state.receipt(*report.identity, report.ceasefire_id), report, item.origin, now), report)
+                filed = state.filed_receipt(*report.identity)  # a plain one has nothing to carry on
+                await self._file(state, outbox, receipts.accepted(filed, report, item.origin, now), report)
                 if decision.revises is not None:
                     books.revisions.append("retracted" if report.retracted else "revised")
             else:
@@ -184,24 +185,24 @@ class DedupStage:
         """Dead-letter a report dedup cannot accept, and note it on the report's receipt."""
         await self._dead_letter(outbox, item, problem, books)
         report = item.report
-        previous = state.receipt(*report.identity, report.ceasefire_id)
-        receipt = receipts.rejected(
-            previous, report.identity, problem.reason.value, [receipts.problem(problem)], item.origin,
-            datetime.now(UTC), report.ceasefire_id, report.revision,
+        rejection = Rejected(
+            source=report.source, report_id=report.report_id, ceasefire_id=report.ceasefire_id,
+            revision=report.revision, reason=problem.reason.value, problems=[receipts.problem(problem)],
+            origin=item.origin,
         )
-        if receipt is not previous:  # the same: this very record, read again
-            await self._file(state, outbox, receipt, report)
+        await self._note_rejection(state, rejection, outbox, report)
 
-    async def _note_rejection(self, state: DedupState, rejection: Rejected, outbox: Outbox) -> None:
-        """A record validation dead-lettered, on the receipt of the report it names."""
+    async def _note_rejection(self, state: DedupState, rejection: Rejected, outbox: Outbox, report: Report | None = None) -> None:
+        """A dead-lettered record (validation's, or dedup's own about `report`), on the receipt of the
+        report it names."""
         identity = (rejection.source, rejection.report_id)
         previous = state.receipt(*identity, rejection.ceasefire_id)
         receipt = receipts.rejected(
             previous, identity, rejection.reason, rejection.problems, rejection.origin,
             datetime.now(UTC), rejection.ceasefire_id, rejection.revision,
         )
-        if receipt is not previous:
-            await self._file(state, outbox, receipt, None)
+        if receipt is not previous:  # the same: this very record, read again
+            await self._file(state, outbox, receipt, report)
 
     async def _file(self, state: DedupState, outbox: Outbox, receipt: Receipt, report: Report | None) -> None:
         """Publish a receipt and stage it with the partition's state (stored after the outputs are acknowledged)."""

@@ -22,6 +22,7 @@ from schemas.source import KEY_ID_PATTERN, Source, SourceRegistry
 KEY_ID_HEADER = "ceasefire-key-id"
 SIGNATURE_HEADER = "ceasefire-signature"
 SCHEME = "sha256="
+MIN_SECRET_CHARS = 16
 _KEY_ID = re.compile(KEY_ID_PATTERN).fullmatch
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}").fullmatch
 Headers = Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None
@@ -52,10 +53,7 @@ def load_keys(path: Path | None) -> dict[str, SecretStr]:
     for key_id, secret in entries.items():
         if not _KEY_ID(key_id):
             raise ValueError(f"{path}: {key_id!r} is not a key id ({KEY_ID_PATTERN})")
-        text = secret.rstrip("\r\n")
-        if len(text) < 16:  # the id is named, never the secret
-            raise ValueError(f"{path}: the secret of key {key_id} is shorter than 16 characters")
-        keys[key_id] = SecretStr(text)
+        keys[key_id] = SecretStr(_secret(path, key_id, secret))
     return keys
 
 
@@ -64,10 +62,16 @@ def read_key_file(path: Path) -> tuple[str, str]:
     file's name, the secret its content."""
     if not path.is_file() or not _KEY_ID(path.name):
         raise ValueError(f"{path}: not a key file (its name is the key id, its content the secret)")
-    secret = path.read_text(encoding="utf-8").rstrip("\r\n")
-    if len(secret) < 16:
-        raise ValueError(f"{path}: the secret of key {path.name} is shorter than 16 characters")
-    return path.name, secret
+    return path.name, _secret(path, path.name, path.read_text(encoding="utf-8"))
+
+
+def _secret(path: Path, key_id: str, text: str) -> str:
+    """A secret as read: without its trailing newlines, at least MIN_SECRET_CHARS long (the error names
+    the key, never the secret)."""
+    secret = text.rstrip("\r\n")
+    if len(secret) < MIN_SECRET_CHARS:
+        raise ValueError(f"{path}: the secret of key {key_id} is shorter than {MIN_SECRET_CHARS} characters")
+    return secret
 
 
 def header(headers: Headers, name: str) -> bytes | None:

@@ -6,7 +6,6 @@ whatever the bytes, the verdict says accepted or why not.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,8 +16,8 @@ import orjson
 from pydantic import SecretStr, ValidationError
 
 from schemas.ceasefire import NEUTRAL, Ceasefire, Registry
-from schemas.report import MAX_REVISION, AcceptedReport, Location
-from schemas.source import Source, SourceRegistry, fold
+from schemas.report import MAX_REVISION, AcceptedReport, Location, is_report_id, is_source_id
+from schemas.source import Source, SourceRegistry, fold, spelling
 from services.ingest.lexical import lexical_findings
 from services.ingest.signature import Headers, signature_problem
 
@@ -147,8 +146,8 @@ def _source_problems(report: AcceptedReport, rules: Rules, raw: bytes, headers: 
     mismatch = _party_mismatch(report, source, registry is not None)
     if mismatch is not None:
         return Problem(Reason.PARTY_MISMATCH, "$.source_party", mismatch)
-    spelling = fold(report.source) if source is None else source.id
-    return report if spelling == report.source else report.model_copy(update={"source": spelling})
+    spelled = fold(report.source) if source is None else source.id
+    return report if spelled == report.source else report.model_copy(update={"source": spelled})
 
 
 def _party_mismatch(report: AcceptedReport, source: Source | None, registered: bool) -> str | None:
@@ -277,10 +276,6 @@ class Named:
     revision: int | None
 
 
-_SOURCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}").fullmatch
-_REPORT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}").fullmatch
-
-
 def named_report(raw: bytes | None, rules: Rules) -> Named | None:
     """`(source, report_id)` of a record that may be broken in any other way; None when it names none."""
     try:
@@ -293,12 +288,11 @@ def named_report(raw: bytes | None, rules: Rules) -> Named | None:
     if not isinstance(source, str) or not isinstance(report_id, str):
         return None
     source, report_id = source.strip(), report_id.strip()
-    if not _SOURCE_ID(source) or not _REPORT_ID(report_id):
+    if not is_source_id(source) or not is_report_id(report_id):
         return None
-    registered = None if rules.sources is None else rules.sources.get(source)
     ceasefire_id, revision = document.get("ceasefire_id"), document.get("revision", 1)
     return Named(
-        source=fold(source) if registered is None else registered.id,
+        source=spelling(rules.sources, source),
         report_id=report_id,
         ceasefire_id=ceasefire_id.strip()[:64] if isinstance(ceasefire_id, str) else None,
         revision=revision if type(revision) is int and 1 <= revision <= MAX_REVISION else None,

@@ -6,18 +6,15 @@ standing; 400 for a source or report id that no report could have; 404 when no r
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import faust
 from faust.web import Request, Response, View
 
-from schemas.source import fold
+from schemas.report import is_report_id, is_source_id
+from schemas.source import spelling
 from services.receipts.view import ReceiptBook, Standing
 from services.runtime.context import Context
-
-_SOURCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}").fullmatch
-_REPORT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}").fullmatch
 
 
 def answer(standing: Standing) -> dict[str, Any]:
@@ -42,10 +39,9 @@ def install(app: faust.App, ctx: Context) -> ReceiptBook:
 
     @app.page("/reports/{source:.+}/{report_id}")
     async def report_status(web: View, request: Request, source: str, report_id: str) -> Response:
-        if not _SOURCE(source) or not _REPORT_ID(report_id):
+        if not is_source_id(source) or not is_report_id(report_id):
             return web.json({"error": "source or report_id is not one a report could have (docs/reports.md)"}, status=400)
-        registered = None if ctx.sources is None else ctx.sources.get(source)
-        spelled = fold(source) if registered is None else registered.id
+        spelled = spelling(ctx.sources, source)
         standing = await book.standing(spelled, report_id)
         if standing is None:
             return web.json({"error": f"no record names report {report_id} of source {spelled}"}, status=404)
