@@ -43,6 +43,7 @@ RUNG: dict[ViolationType, Severity] = {
 }
 
 Status = Literal["claimed", "mutual", "corroborated", "merged", "withdrawn"]
+GONE: frozenset[str] = frozenset({"merged", "withdrawn"})  # an incident's last record: it exists no more
 
 
 class ReportLink(BaseModel):

@@ -19,7 +19,7 @@ from operator import attrgetter
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from schemas.incident import Incident, IncidentVersion, Severity
+from schemas.incident import GONE, Incident, IncidentVersion, Severity
 
 UNKNOWN_SECTOR = "unknown"
 
@@ -57,7 +57,7 @@ def summarise(incident: Incident | IncidentVersion, seen_at: datetime) -> Incide
     return IncidentSummary(
         incident_id=incident.incident_id,
         version=incident.version,
-        merged=incident.status in ("merged", "withdrawn"),  # gone: a tombstone either way
+        merged=incident.status in GONE,  # a tombstone either way
         at=incident.last_observed_at,
         seen_at=max(seen_at, incident.last_observed_at),
         severity=incident.severity,

@@ -124,7 +124,7 @@ def report_status(source: str, report_id: str, broker_url: str | None, as_json: 
     its current revision and the incident it is in. Exit 1 when no record names it."""
     from schemas.source import load_sources, spelling
     from services.console.status import find_standing, print_standing
-    from services.console.terminal import _console
+    from services.console.terminal import terminal_console
 
     settings = _need_broker(broker_url)
     spelled = spelling(load_sources(settings.sources_path), source)
@@ -135,7 +135,7 @@ def report_status(source: str, report_id: str, broker_url: str | None, as_json: 
         found = await find_standing(settings, spelled, report_id)
 
     _read(lookup)
-    sys.exit(print_standing(_console(), found, spelled, report_id, as_json))
+    sys.exit(print_standing(terminal_console(), found, spelled, report_id, as_json))
 
 
 @main.command()

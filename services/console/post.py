@@ -9,7 +9,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from services.ingest.signature import KEY_ID_HEADER, SIGNATURE_HEADER, sign
+from services.ingest.signature import sign, signature_headers
 from services.runtime.broker import BrokerError, quiet_client_logs
 from services.runtime.settings import Settings
 
@@ -21,14 +21,6 @@ def report_key(line: bytes) -> bytes | None:
     except (orjson.JSONDecodeError, AttributeError):
         return None
     return source.encode() if isinstance(source, str) else None
-
-
-def signature_headers(line: bytes, key: tuple[str, str] | None) -> list[tuple[str, bytes]] | None:
-    """The headers that sign `line` with `key` (key id, secret): docs/security.md#signed-reports."""
-    if key is None:
-        return None
-    key_id, secret = key
-    return [(KEY_ID_HEADER, key_id.encode()), (SIGNATURE_HEADER, sign(line, secret).encode())]
 
 
 async def post_lines(
@@ -46,7 +38,7 @@ async def post_lines(
         delay = pace_seconds / max(1, len(lines))
         pending = []
         for line in lines:
-            headers = signature_headers(line, key)
+            headers = None if key is None else signature_headers(key[0], sign(line, key[1]))
             pending.append(await producer.send(settings.topic_reports, line, key=report_key(line), headers=headers))
             if delay:
                 await asyncio.sleep(delay)

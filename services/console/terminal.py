@@ -27,7 +27,7 @@ from services.runtime.codec import decode
 from services.runtime.settings import Settings
 
 
-def _console() -> Console:
+def terminal_console() -> Console:
     # Piped output keeps whole lines (rich would wrap at 80 columns).
     return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
 
@@ -46,7 +46,7 @@ async def show_incidents(
     as_json: bool,
     explain_id: str | None,
 ) -> None:
-    console = _console()
+    console = terminal_console()
     latest: Incident | None = None
     history: Revisions = {}
     versions: list[Incident] = []
@@ -78,7 +78,7 @@ async def show_incidents(
 async def show_alerts(
     settings: Settings, follow: bool, ceasefire_id: str | None, min_severity: str, as_json: bool
 ) -> None:
-    console = _console()
+    console = terminal_console()
     seen: set[tuple[str, int]] = set()
     floor = SEVERITY_ORDER[min_severity]
     async for raw in read_values(settings, settings.topic(Role.ALERTS), follow):
@@ -102,7 +102,7 @@ async def show_fragility(
     """The fragility index over event time. For a person: each ceasefire's series once the topic is
     read (a sparkline, then a line per point); with `--follow`, each new point as it comes. JSON: one
     snapshot per (ceasefire, as_of), as published."""
-    console = _console()
+    console = terminal_console()
     seen: set[tuple[str, datetime]] = set()
     snapshots: list[FragilitySnapshot] = []
     async for raw in read_values(settings, settings.topic(Role.FRAGILITY), follow):

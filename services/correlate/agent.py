@@ -25,7 +25,7 @@ from typing import Any
 import faust
 import orjson
 
-from schemas.incident import Incident
+from schemas.incident import GONE, Incident
 from schemas.ingest import AcceptedBatch, Mark
 from schemas.report import AcceptedReport
 from schemas.topics import Role
@@ -189,7 +189,7 @@ class CorrelateStage:
             changed = correlator.add(report)
         except Exception as error:  # noqa: BLE001 - one report's fault, not the stage's
             raise Refused(report.identity, message, error, encode(report), touched) from error
-        changed.sort(key=lambda incident: incident.status not in ("merged", "withdrawn"))
+        changed.sort(key=lambda incident: incident.status not in GONE)
         if correlator.last_late:
             self.ctx.metrics.late_reports.labels(report.ceasefire_id).inc()
         return changed

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from schemas.incident import Incident
+from schemas.incident import GONE, Incident
 from schemas.receipt import Placement
 from schemas.report import AcceptedReport
 
 Key = tuple[str, str]
-GONE = ("merged", "withdrawn")
 
 
 class Placements:

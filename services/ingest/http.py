@@ -21,7 +21,7 @@ import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
-from services.ingest.signature import KEY_ID_HEADER, SIGNATURE_HEADER, sign
+from services.ingest.signature import KEY_ID_HEADER, SIGNATURE_HEADER, sign, signature_headers
 from services.ingest.validate import Rules, named_report
 from services.runtime.context import Context
 
@@ -145,7 +145,7 @@ class HttpIngest:
         for line in lines:
             signature = request.headers[SIGNATURE_HEADER] if line is body else sign(line, secret)
             named = named_report(line, self.rules)
-            headers = [(KEY_ID_HEADER, key_id.encode()), (SIGNATURE_HEADER, signature.encode())]
+            headers = signature_headers(key_id, signature)
             record_key = None if named is None else named.source.encode()  # spelled as stored
             sends.append(await self.producer.send(topic, line, key=record_key, headers=headers))
             receipts.append(None if named is None else f"/reports/{named.source}/{named.report_id}")

@@ -34,6 +34,11 @@ def sign(value: bytes, secret: str) -> str:
     return SCHEME + hmac.new(secret.encode(), value, hashlib.sha256).hexdigest()
 
 
+def signature_headers(key_id: str, signature: str) -> list[tuple[str, bytes]]:
+    """The record headers that carry a signature (`sign`'s result) made with key `key_id`."""
+    return [(KEY_ID_HEADER, key_id.encode()), (SIGNATURE_HEADER, signature.encode())]
+
+
 def load_keys(path: Path | None) -> dict[str, SecretStr]:
     """Key id → secret. A directory holds one file per key, named by its id, the secret its content
     (as Docker and Kubernetes mount secrets); a file is a YAML mapping of key id to secret. Trailing
