@@ -172,12 +172,17 @@ class DedupState:
         text = self.pending[key] if key in self.pending else self.store.get(key)
         return None if text is None else Receipt.model_validate_json(text.partition("\x1f")[2])
 
-    def file_receipt(self, receipt: Receipt, observed: float | None = None, encoded: bytes | None = None) -> None:
+    def file_receipt(
+        self, receipt: Receipt, observed: float | None = None, encoded: bytes | None = None, filed: bool | None = None
+    ) -> None:
         """Stage a receipt, kept as long as its report's dedup entries (`observed`: its event time; none
-        known, the partition's); a plain one as no entry (one write a report fewer: the common case)."""
+        known, the partition's); a plain one as no entry (one write a report fewer: the common case).
+        `filed`: whether one is stored now, when the caller has just read it (None: look)."""
         key = self.scope + receipt_entry_key(receipt.source, receipt.report_id)
         if is_plain(receipt):
-            if self.pending.get(key) is not None or self.store.get(key) is not None:
+            if filed is None:
+                filed = self.pending.get(key) is not None or self.store.get(key) is not None
+            if filed:
                 self.pending[key] = None  # what was said before no longer stands
             return
         expires = self.watermark if observed is None else observed

@@ -160,7 +160,7 @@ class DedupStage:
                 await outbox.publish(Role.ACCEPTED, report, headers=[(ORIGIN_HEADER, origin.encode())], encoded=record)
                 books.by_ceasefire[key_partition(report.ceasefire_id, self.partitions)].append(record)
                 filed = state.filed_receipt(*report.identity)  # a plain one has nothing to carry on
-                await self._file(state, outbox, receipts.accepted(filed, report, item.origin, now), report)
+                await self._file(state, outbox, receipts.accepted(filed, report, item.origin, now), report, filed is not None)
                 if decision.revises is not None:
                     books.revisions.append("retracted" if report.retracted else "revised")
             else:
@@ -204,11 +204,13 @@ class DedupStage:
         if receipt is not previous:  # the same: this very record, read again
             await self._file(state, outbox, receipt, report)
 
-    async def _file(self, state: DedupState, outbox: Outbox, receipt: Receipt, report: Report | None) -> None:
+    async def _file(
+        self, state: DedupState, outbox: Outbox, receipt: Receipt, report: Report | None, filed: bool | None = None
+    ) -> None:
         """Publish a receipt and stage it with the partition's state (stored after the outputs are acknowledged)."""
         encoded = encode(receipt)
         await outbox.publish(Role.RECEIPTS, receipt, encoded=encoded)
-        state.file_receipt(receipt, None if report is None else report.observed_at.timestamp(), encoded)
+        state.file_receipt(receipt, None if report is None else report.observed_at.timestamp(), encoded, filed)
 
     async def _dead_letter(self, outbox: Outbox, item: SourcedReport, problem: Problem, books: Books) -> None:
         """The original record, key and bytes, on the ingest dead-letter topic, as validation writes it."""
