@@ -118,6 +118,24 @@ class Settings(BaseSettings):
         default=0.01, gt=0, description="longest wait to fill a batch: a floor on each hop's latency"
     )
 
+    alertmanager_url: str | None = Field(
+        default=None,
+        description="Alertmanager to forward the alert stream to (e.g. http://127.0.0.1:9093; docs/alertmanager.md); unset: off",
+    )
+    alertmanager_resend_seconds: float = Field(
+        default=60, gt=0,
+        description="how often firing alerts are sent again; each is sent valid for 4 resends, so Alertmanager keeps it firing between them",
+    )
+    alertmanager_timeout_seconds: float = Field(default=10, gt=0, description="longest wait for Alertmanager to answer one POST")
+    alertmanager_backoff_max_seconds: float = Field(
+        default=30, gt=0, description="longest pause between retries when Alertmanager is unreachable or answers 5xx/429"
+    )
+    alertmanager_batch_max: int = Field(default=500, ge=1, description="alerts in one POST to Alertmanager")
+    alertmanager_generator_url: str | None = Field(
+        default=None,
+        description="each alert's generatorURL; {fingerprint} and {ceasefire} are filled in; unset: none",
+    )
+
     @property
     def max_future(self) -> timedelta:
         return timedelta(minutes=self.max_future_minutes)
