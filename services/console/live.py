@@ -16,9 +16,16 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
-from rich.text import Text
 
 from schemas.incident import Severity
+from services.console.board import (
+    Screen,
+    changes_table,
+    firing_now,
+    firing_table,
+    latest_changes,
+    status_line,
+)
 from services.console.post import post_lines
 from services.ingest.validate import Reason
 from services.runtime.collectors import COMPONENTS
@@ -130,28 +137,18 @@ def _sectors(ctx: Context) -> Table | None:
     return table
 
 
-def _alerts(ctx: Context) -> Table | None:
+def _alerts(ctx: Context) -> list[Table]:
+    """The alerts firing now (as each ceasefire's engine holds them) and the latest changes."""
     alert = ctx.stages.get("alert")
-    if alert is None or not alert.recent:
-        return None
-    table = Table(title="latest alerts")
-    for column in ("event time", "status", "severity", "alert", "where", "summary"):
-        table.add_column(column)
-    for record in reversed(alert.recent):
-        labels = record.labels
-        style = "green" if record.status == "resolved" else "bold red" if labels["severity"] == "critical" else "yellow"
-        table.add_row(
-            record.updated_at.strftime("%m-%d %H:%M"),
-            f"[{style}]{record.status}[/]",
-            labels["severity"],
-            labels["alertname"],
-            labels.get("sector") or labels.get("incident") or labels["ceasefire"],
-            record.annotations.summary,
-        )
-    return table
+    if alert is None:
+        return []
+    firing = firing_now(a for engine in list(alert.engines.values()) for a in engine.firing())
+    fragility = {ceasefire_id: snap.index for ceasefire_id, snap in alert.snapshots.items()}
+    changes = latest_changes(alert.recent)
+    return [firing_table(firing, fragility), *([changes_table(changes)] if changes else [])]
 
 
-def render(ctx: Context, counts: dict[str, float], rates: dict[str, float], reasons: dict[str, float]) -> Group:
+def render(ctx: Context, counts: dict[str, float], rates: dict[str, float], reasons: dict[str, float]) -> Screen:
     s = ctx.settings
     table = Table(title="reports", expand=False)
     table.add_column("outcome")
@@ -166,12 +163,9 @@ def render(ctx: Context, counts: dict[str, float], rates: dict[str, float], reas
     for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
         if n:
             dead.add_row(reason, f"{n:,.0f}")
-    where = Text(
-        f"broker {s.broker}   metrics http://{s.web_host}:{s.web_port}/metrics   Ctrl-C stops everything",
-        style="dim",
-    )
-    pipeline = [t for t in (_fragility(ctx), _sectors(ctx), _alerts(ctx)) if t is not None]
-    return Group(Panel.fit(Group(Columns([table, dead]), *pipeline), title="ceasefire-monitor"), where)
+    where = status_line([("broker", str(s.broker)), ("metrics", f"http://{s.web_host}:{s.web_port}/metrics")])
+    pipeline = [t for t in (_fragility(ctx), _sectors(ctx)) if t is not None] + _alerts(ctx)
+    return Screen(Panel.fit(Group(Columns([table, dead]), *pipeline), title="ceasefire-monitor"), where)
 
 
 def _live_view(app: faust.App, ctx: Context) -> None:

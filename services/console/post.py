@@ -9,6 +9,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from schemas.ingest import Origin
 from services.ingest.signature import sign, signature_headers
 from services.runtime.broker import BrokerError, quiet_client_logs
 from services.runtime.settings import Settings
@@ -27,6 +28,14 @@ async def post_lines(
     settings: Settings, lines: Sequence[bytes], pace_seconds: float = 0.0, key: tuple[str, str] | None = None
 ) -> int:
     """Send each line as one record; `pace_seconds` spreads them out (for a live demo); `key` signs each."""
+    return len(await send_lines(settings, lines, pace_seconds, key))
+
+
+async def send_lines(
+    settings: Settings, lines: Sequence[bytes], pace_seconds: float = 0.0, key: tuple[str, str] | None = None
+) -> list[Origin]:
+    """`post_lines`, returning where each record landed on the ingest topic: what ingest's rulings name
+    it by (`post --wait`)."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=5, max_request_size=4 * 1024 * 1024)
     try:
         with quiet_client_logs():
@@ -42,7 +51,7 @@ async def post_lines(
             pending.append(await producer.send(settings.topic_reports, line, key=report_key(line), headers=headers))
             if delay:
                 await asyncio.sleep(delay)
-        await asyncio.gather(*pending)
+        landed = await asyncio.gather(*pending)
     finally:
         await producer.stop()
-    return len(lines)
+    return [Origin(partition=sent.partition, offset=sent.offset) for sent in landed]

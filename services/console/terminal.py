@@ -6,6 +6,7 @@ import sys
 from datetime import datetime
 
 from rich.console import Console
+from rich.markup import escape
 
 from schemas.alert import Alert
 from schemas.fragility import FragilitySnapshot
@@ -67,7 +68,7 @@ async def show_incidents(
             console.print(incident_line(incident))
     if explain_id is not None:
         if latest is None:
-            console.print(f"no incident {explain_id}")
+            console.print(escape(f"no incident {explain_id}"))
             raise SystemExit(1)
         console.print(explain(latest))
         revised = revision_history(history, versions)

@@ -13,6 +13,12 @@ from schemas.alert import Alert
 from schemas.fragility import FragilitySnapshot
 from schemas.incident import Incident, ReportLink
 
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """"1 report", "2 reports": a person reads counts, not "report(s)"."""
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
+
+
 STATUS_STYLE = {"claimed": "yellow", "mutual": "bold magenta", "corroborated": "bold red", "merged": "dim", "withdrawn": "dim"}
 
 
@@ -34,7 +40,7 @@ def incident_line(incident: Incident) -> str:
         return f"{head} into {incident.merged_into}"
     return (
         f"{head} {escape(where)} · {incident.severity.name.lower()} · "
-        f"{incident.report_count} reports from {', '.join(incident.sources)} · {casualty_text(incident)}"
+        f"{plural(incident.report_count, 'report')} from {', '.join(incident.sources)} · {casualty_text(incident)}"
         + (" · late" if incident.late else "")
     )
 
@@ -52,7 +58,7 @@ def _link_label(link: ReportLink) -> str:
 
 def explain(incident: Incident) -> Tree:
     """Which report linked to which, with distance and time gap: why these reports are one incident."""
-    root = Tree(f"[bold]{incident.incident_id}[/] v{incident.version} {incident.status} — {escape(incident_line(incident))}")
+    root = Tree(incident_line(incident))  # markup already, its free text escaped: printed, not shown raw
     nodes: dict[tuple[str, str], Tree] = {}
     pending = sorted(incident.reports, key=lambda r: (r.linked_to is not None, r.observed_at))
     for _ in range(len(pending) + 1):  # parents first; links form a tree over the reports
@@ -154,7 +160,7 @@ def fragility_lines(ceasefire_id: str, points: list[tuple[datetime, float]]) -> 
     first, last = points[0][0], points[-1][0]
     head = (
         f"[bold]{escape(ceasefire_id)}[/]  {sparkline(peaks([index for _, index in points]))}  "
-        f"({len(points)} points, {_utc(first)} → {_utc(last)}, now {points[-1][1]:.1f})"
+        f"({plural(len(points), 'point')}, {_utc(first)} → {_utc(last)}, now {points[-1][1]:.1f})"
     )
     return [head, *(f"  {_utc(at)}  {index:5.1f}  {sparkline([index])}" for at, index in points)]
 

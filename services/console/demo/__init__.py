@@ -52,6 +52,7 @@ from services.console.demo.story import (
     SURGE_START,
     Expected,
 )
+from services.console.views import plural
 from services.ingest.validate import Reason
 
 __all__ = [
@@ -178,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         return 0
     args.out.write_bytes(rendered)
-    print(f"wrote {len(scenario.lines)} lines to {args.out}")
+    print(f"wrote {plural(len(scenario.lines), 'line')} to {args.out}")
     return 0
 
 
