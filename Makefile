@@ -15,10 +15,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
-# What the tests need from Debian: kcat (a Kafka client that is not ours) and Prometheus (promtool).
+# What the tests need from Debian: kcat (a Kafka client that is not ours), Prometheus (promtool),
+# Alertmanager and PostgreSQL (the archive's production database; the tests start their own server).
 system-deps:
-	@if ! command -v kcat >/dev/null || ! command -v promtool >/dev/null; then \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq kcat prometheus >/dev/null; \
+	@if ! command -v kcat >/dev/null || ! command -v promtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null \
+	  || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    kcat prometheus prometheus-alertmanager postgresql >/dev/null; \
 	fi
 
 BENCH_STAMP := $(VENV)/.bench-$(shell sha1sum pyproject.toml | cut -c1-12)

@@ -15,7 +15,7 @@ import click
 from services.runtime.broker import BrokerError, EmbeddedBroker
 from services.runtime.settings import Settings
 
-ALL_STAGES = ("ingest", "correlate", "alert")
+ALL_STAGES = ("ingest", "correlate", "alert", "archive")
 
 
 def _settings(broker: str | None, **overrides: object) -> Settings:
@@ -93,9 +93,13 @@ def run(broker_url: str | None, demo: bool, live: bool) -> None:
     "--sign", "key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="sign each record with this key file (its name is the key id, its content the secret)",
 )
-def post(file: click.utils.LazyFile, broker_url: str | None, key_file: Path | None) -> None:
+@click.option("--wait", is_flag=True, help="then say what became of each record: accepted, duplicate or dead-lettered (exit 1 if any was)")
+@click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="with --wait: seconds to wait for every record to be ruled on (exit 2 if not)")
+def post(file: click.utils.LazyFile, broker_url: str | None, key_file: Path | None, wait: bool, timeout: float) -> None:
     """Publish JSON Lines reports (FILE or - for stdin) to the ingest topic; print how many were sent."""
     from services.console.post import post_lines
+    from services.console.views import plural
     from services.ingest.signature import read_key_file
 
     settings = _settings(broker_url)
@@ -105,13 +109,33 @@ def post(file: click.utils.LazyFile, broker_url: str | None, key_file: Path | No
         key = None if key_file is None else read_key_file(key_file)
     except (OSError, ValueError) as exc:
         _fail(str(exc))
-    lines = [line.rstrip(b"\r\n") for line in file if line.strip()]
+    lines = [(number, line.rstrip(b"\r\n")) for number, line in enumerate(file, 1) if line.strip()]
+    signed = "" if key is None else f", signed with key {key[0]}"
+    if wait:
+        _post_and_wait(settings, lines, key, timeout, signed)
     try:
-        sent = asyncio.run(post_lines(settings, lines, key=key))
+        sent = asyncio.run(post_lines(settings, [line for _, line in lines], key=key))
     except BrokerError as exc:
         _fail(str(exc))
-    signed = "" if key is None else f", signed with key {key[0]}"
-    click.echo(f"sent {sent} report{'' if sent == 1 else 's'} to {settings.topic_reports}{signed}")
+    click.echo(f"sent {plural(sent, 'report')} to {settings.topic_reports}{signed}")
+
+
+def _post_and_wait(settings: Settings, lines: list[tuple[int, bytes]], key: tuple[str, str] | None, timeout: float, signed: str) -> None:
+    """`post --wait`: send, then one line per record on what became of it, a summary, and the exit code."""
+    from services.console.terminal import terminal_console
+    from services.console.verdicts import post_and_wait
+    from services.console.views import plural
+
+    try:
+        verdicts = asyncio.run(post_and_wait(settings, lines, key, timeout))
+    except BrokerError as exc:
+        _fail(str(exc))
+    console = terminal_console()
+    console.print(f"sent {plural(len(lines), 'report')} to {settings.topic_reports}{signed}", markup=False)
+    for line in verdicts.lines():
+        console.print(line)
+    console.print(verdicts.summary(timeout), markup=False)
+    sys.exit(verdicts.exit_code())
 
 
 @main.command("report-status")
@@ -191,10 +215,36 @@ def fragility(broker_url: str | None, follow: bool, ceasefire_id: str | None, si
     _read(lambda: show_fragility(settings, follow, ceasefire_id, since, as_json))
 
 
+@main.command("dead-letters")
+@click.option("--broker", "broker_url", help="Kafka URL (default: CEASEFIRE_BROKER)")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z", "%Y-%m-%d"]),
+              help="only records dead-lettered at or after this time (e.g. 2025-05-12T00:00:00+00:00; UTC if no offset)")
+@click.option("--reason", help="only records with this reason (e.g. not_json, schema, stale_revision)")
+@click.option("--json", "as_json", is_flag=True, help="print JSON Lines, the original key and value in base64")
+@click.option("--follow", "-f", is_flag=True, help="keep printing new dead letters as they come")
+def dead_letters(broker_url: str | None, since: datetime | None, reason: str | None, as_json: bool, follow: bool) -> None:
+    """Every rejected record: when, why in plain words, each problem, the report it names, its bytes."""
+    from services.console.deadletters import REASON_WORDS, show_dead_letters
+
+    settings = _need_broker(broker_url)
+    if reason is not None and reason not in REASON_WORDS:
+        _fail(f"no reason {reason!r}; the reasons are: {', '.join(sorted(REASON_WORDS))}")
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    _read(lambda: show_dead_letters(settings, since, reason, as_json, follow))
+
+
 def _read(reading: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Run a reading command: a lost broker is one line and exit 2, Ctrl-C a quiet stop."""
+    """Run a reading command: no broker at the start is one line and exit 2; a broker lost while
+    reading one line and exit 69, as for a worker (README); Ctrl-C a quiet stop."""
+    from services.console.follow import BrokerLost
+    from services.runtime.watchdog import EXIT_BROKER_LOST
+
     try:
         asyncio.run(reading())
+    except BrokerLost as exc:
+        click.echo(f"ceasefire: {exc}", err=True)
+        sys.exit(EXIT_BROKER_LOST)
     except BrokerError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:

@@ -12,8 +12,7 @@ from rich.markup import escape
 from schemas.receipt import Placement, Receipt
 from schemas.topics import Role
 from services.console.follow import read_values
-from services.receipts.api import answer
-from services.receipts.view import Standing
+from services.receipts.view import Standing, answer
 from services.runtime.settings import Settings
 
 R = TypeVar("R", Receipt, Placement)

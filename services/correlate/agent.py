@@ -29,7 +29,6 @@ from schemas.incident import GONE, Incident
 from schemas.ingest import AcceptedBatch, Mark
 from schemas.report import AcceptedReport
 from schemas.topics import Role
-from services.correlate import api
 from services.correlate.ordering import QUIET
 from services.correlate.state import Correlator, version_entries
 from services.runtime.ceasefire_state import CeasefireStates
@@ -269,8 +268,7 @@ class CorrelateStage:
 def install(app: faust.App, ctx: Context) -> None:
     """Register the correlate agent and its table on `app`."""
     stage = CorrelateStage(app, ctx)
-    accepted = serve(app, ctx, "correlate", Role.ACCEPTED_BATCHES, stage.correlate_batch)
-    api.install(app, stage, accepted)
+    serve(app, ctx, "correlate", Role.ACCEPTED_BATCHES, stage.correlate_batch)
 
     @app.timer(max(1.0, ctx.settings.idle_seconds))
     async def quiet_ceasefires() -> None:

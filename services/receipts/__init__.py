@@ -1,2 +1,2 @@
-"""What became of a report, answered by any worker: the receipts and placements topics, read whole
-into memory (view.py), and `GET /reports/{source}/{report_id}` over them (api.py)."""
+"""What became of a report, from the receipts and placements topics read whole (view.py): `ceasefire
+report-status` reads them without any worker. The read API answers from the archive instead."""

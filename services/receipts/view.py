@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -28,6 +29,19 @@ CATCH_UP_SECONDS = 3.0  # how long a lookup that finds nothing waits for the vie
 class Standing:
     receipt: Receipt
     placement: Placement | None
+
+
+def answer(standing: Standing) -> dict[str, Any]:
+    """The receipt, with the incident the report is in (null when none): `ceasefire report-status`."""
+    body: dict[str, Any] = standing.receipt.model_dump(mode="json")
+    placed = standing.placement
+    in_force = standing.receipt.outcome == "accepted" and placed is not None and placed.incident_id is not None
+    body["incident"] = (
+        {"incident_id": placed.incident_id, "version": placed.incident_version, "revision": placed.revision}
+        if in_force and placed is not None
+        else None
+    )
+    return body
 
 
 class ReceiptBook:

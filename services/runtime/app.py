@@ -23,6 +23,7 @@ STAGES: dict[str, str] = {
     "ingest": "services.ingest.agent",
     "correlate": "services.correlate.agent",
     "alert": "services.alert.agent",
+    "archive": "services.archive.agent",
 }
 
 
@@ -55,6 +56,12 @@ def create_app(ctx: Context, stages: Sequence[str]) -> faust.App:
         web_bind=s.web_host,
         web_host=s.web_host,
         web_port=s.web_port or 6066,
+        # Only our routes (the read API, served by the archive) and /metrics: Faust's own views would
+        # list the tables and read any table entry (/table/…) and answer 500 for a topic route (/router/…).
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
         consumer_max_fetch_size=8 * 1024 * 1024,
         # Events an agent may hold unprocessed (Faust's default). At 65,536 a lagging stage could hold
         # tens of thousands of decoded events ahead of itself (not measured apart: see allocator.py
@@ -81,6 +88,6 @@ def create_app(ctx: Context, stages: Sequence[str]) -> faust.App:
     for name in dict.fromkeys(stages):
         installer: Installer = importlib.import_module(STAGES[name]).install
         installer(app, ctx)
-    if s.web_port != 0:  # any worker answers what became of any report
-        importlib.import_module("services.receipts.api").install(app, ctx)
+    if "alert" in stages:  # the alert stream to Alertmanager, when CEASEFIRE_ALERTMANAGER_URL is set
+        importlib.import_module("services.notify.agent").install(app, ctx)
     return app

@@ -31,6 +31,10 @@ class Metrics:
     gc_pause: Histogram
     revisions: Counter
     http_requests: Counter
+    archived: Counter
+    archive_lag: Gauge
+    archive_write: Histogram
+    archive_failures: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry, dead_letter_reasons: Iterable[str] = ()) -> Metrics:
@@ -133,6 +137,29 @@ class Metrics:
                 "ceasefire_http_ingest_requests_total",
                 "POST /reports requests, by the status answered (202, 400, 401, 413, 415, 429).",
                 ["status"],
+                registry=registry,
+            ),
+            archived=Counter(
+                "ceasefire_archive_records_total",
+                "Records the archive wrote, by topic role and outcome (written, fault: kept as a fault row).",
+                ["topic", "outcome"],
+                registry=registry,
+            ),
+            archive_lag=Gauge(
+                "ceasefire_archive_lag_records",
+                "Records on the archived topics not yet in the archive, by topic role (this worker's partitions).",
+                ["topic"],
+                registry=registry,
+            ),
+            archive_write=Histogram(
+                "ceasefire_archive_write_seconds",
+                "Time to write one batch to the archive's database (one transaction).",
+                buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+                registry=registry,
+            ),
+            archive_failures=Counter(
+                "ceasefire_archive_write_failures_total",
+                "Batch writes the archive's database refused or failed; the batch is retried, never skipped.",
                 registry=registry,
             ),
         )

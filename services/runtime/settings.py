@@ -10,12 +10,13 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.topics import TOPICS, Role
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ARCHIVE_FILE = "archive.sqlite"  # the embedded archive, under the data dir
 
 
 class Settings(BaseSettings):
@@ -91,6 +92,13 @@ class Settings(BaseSettings):
         default=600, ge=0, description="records a minute each source may post over HTTP (429 above, with Retry-After)"
     )
     http_ingest_burst: int = Field(default=200, ge=1, description="records a source may post at once over HTTP")
+    archive_url: SecretStr | None = Field(
+        default=None,
+        description="the archive's database (SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/db); unset:"
+        " SQLite at <data dir>/archive.sqlite",
+    )
+    archive_batch_max: int = Field(default=2000, ge=1, description="records the archive writes in one transaction")
+    api_max_limit: int = Field(default=1000, ge=1, description="most rows one read API or CLI answer holds (then a cursor)")
     broker_port: int = Field(default=0, ge=0, le=65535, description="embedded broker port; 0 picks a free one")
 
     broker_wait_seconds: float = Field(
@@ -117,6 +125,13 @@ class Settings(BaseSettings):
     batch_within_seconds: float = Field(
         default=0.01, gt=0, description="longest wait to fill a batch: a floor on each hop's latency"
     )
+
+    @property
+    def archive_address(self) -> str:
+        """The archive's SQLAlchemy URL (secret: it may hold a password; never log it)."""
+        if self.archive_url is not None:
+            return self.archive_url.get_secret_value()
+        return f"sqlite:///{self.data_dir / ARCHIVE_FILE}"
 
     alertmanager_url: str | None = Field(
         default=None,
@@ -161,6 +176,8 @@ class Settings(BaseSettings):
         """`base` (a process environment) with these settings as `CEASEFIRE_*` variables, for a child."""
         env = {k: v for k, v in base.items() if not k.startswith("CEASEFIRE_")}
         for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):  # a child needs the secret itself, not its mask
+                value = value.get_secret_value()
             if value is not None:
                 env[f"CEASEFIRE_{name.upper()}"] = str(value)
         return env

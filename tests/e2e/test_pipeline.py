@@ -84,7 +84,7 @@ async def _settled(worker: WorkerProcess) -> bool:
 @pytest.fixture
 async def pipeline(broker, workers, tmp_path: Path) -> WorkerProcess:
     settings = isolated_settings(broker.url, tmp_path / "state", partitions=2)
-    worker = WorkerProcess(settings, ("ingest", "correlate", "alert"), tmp_path / "worker.log").start()
+    worker = WorkerProcess(settings, ("ingest", "correlate", "alert", "archive"), tmp_path / "worker.log").start()
     workers.append(worker)
     await worker.wait_serving()
     return worker
@@ -166,9 +166,12 @@ async def test_reports_become_incidents_and_alerts(pipeline: WorkerProcess) -> N
     assert {"CeasefireViolation", "MutualAccusation"} <= names
 
     url = f"http://{s.web_host}:{s.web_port}/incidents?ceasefire=in-pk-2025-05-10&status=mutual"
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
-        body = json.loads(response.read())
-    assert [i["incident_id"] for i in body["incidents"]] == [mutual.incident_id]
+
+    async def archived() -> bool:  # the read API answers from the archive, which follows the topics
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+            return [i["incident_id"] for i in json.loads(response.read())["incidents"]] == [mutual.incident_id]
+
+    await eventually(archived, timeout=60, what="the mutual incident in the archive")
     one = f"http://{s.web_host}:{s.web_port}/incidents/{corroborated.incident_id}"
     with urllib.request.urlopen(one, timeout=5) as response:  # noqa: S310 - loopback
         assert json.loads(response.read())["status"] == "corroborated"

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from schemas.topics import Role
-from services.runtime.admin import ensure_topics
 from services.runtime.broker import EmbeddedBroker, free_port
 from services.runtime.settings import Settings
 from services.runtime.watchdog import EXIT_BROKER_LOST
@@ -160,29 +159,3 @@ async def test_the_broker_command_refuses_a_taken_port_and_exits_with_its_broker
     finally:
         command.kill()
         command.wait()
-
-
-@pytest.mark.parametrize("command", ["alerts", "incidents"])
-async def test_a_follow_client_gives_up_on_a_lost_broker_in_one_line(tmp_path: Path, command: str) -> None:
-    broker = EmbeddedBroker(log_path=tmp_path / "broker.log").start()
-    try:
-        settings = settings_for(broker.url, tmp_path)
-        await ensure_topics(settings)
-        client = subprocess.Popen(
-            [sys.executable, "-m", "services.console.cli", command, "--follow"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=settings_env(settings),
-        )
-        try:
-            time.sleep(3)  # the scenario: a client following for a while before the broker goes
-            assert client.poll() is None, "a follow client waits for records"
-            assert broker.process is not None
-            broker.process.send_signal(signal.SIGKILL)
-            assert client.wait(timeout=LOST + 20) == 2
-            assert client.stderr is not None
-            lines = client.stderr.read().decode().strip().splitlines()
-            assert len(lines) == 1 and lines[0].startswith("ceasefire: the broker at"), lines
-        finally:
-            client.kill()
-            client.wait()
-    finally:
-        broker.stop()

@@ -29,7 +29,7 @@ def get(worker: WorkerProcess, path: str) -> tuple[int, dict[str, Any]]:
 
 async def test_receipts_for_accepted_duplicate_dead_lettered_and_retracted(broker, workers, tmp_path: Path) -> None:
     settings = isolated_settings(broker.url, tmp_path / "state", partitions=2)
-    worker = WorkerProcess(settings, ("ingest", "correlate"), tmp_path / "worker.log").start()
+    worker = WorkerProcess(settings, ("ingest", "correlate", "archive"), tmp_path / "worker.log").start()
     workers.append(worker)
     await worker.wait_serving()
     first = report(report_id="kept", casualties={"killed": 1})
