@@ -5,7 +5,9 @@
 
 Why code: every panel shares one datasource uid and one label filter, and the tests read the very
 expressions the JSON carries (no panel may query a metric the service does not export; the e2e test
-runs each one against a real Prometheus scraping a real worker).
+runs each one against a real Prometheus scraping a real worker). The row "The record" and the alert
+episodes' annotations read the archive's PostgreSQL instead (record.py; their e2e test runs each SQL
+query against a real PostgreSQL the archive filled).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from grafana_foundation_sdk.models.dashboard import (
     VariableSort,
 )
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
+
+from deploy.grafana.record import alert_episodes, record_row
 
 DASHBOARD_UID = "ceasefire-monitor"
 DATASOURCE_UID = "ceasefire-prometheus"  # deploy/grafana/provisioning/datasources/prometheus.yml
@@ -339,8 +343,9 @@ def build() -> dash.Dashboard:
         .timezone("utc")
         .tooltip(DashboardCursorSync.CROSSHAIR)
         .with_variable(ceasefire_variable())
+        .annotation(alert_episodes())
     )
-    items = (*fragility_row(), *incidents_row(), *alerts_row(), *pipeline_row())
+    items = (*fragility_row(), *incidents_row(), *alerts_row(), *record_row(), *pipeline_row())
     for panel_id, built in enumerate(items, start=1):
         item = built.id(panel_id)
         board = board.with_row(item) if isinstance(item, dash.Row) else board.with_panel(item)

@@ -120,11 +120,14 @@ def prometheus_binary() -> str:
 
 
 def panel_queries() -> Iterator[tuple[str, str]]:
-    """(panel title, PromQL as Grafana would send it) for every target of every panel."""
+    """(panel title, PromQL as Grafana would send it) for every Prometheus target of every panel (the
+    archive's SQL ones: tests/e2e/test_archive_panels.py)."""
     board = json.loads(dashboard.OUTPUT.read_text())
     for panel in board["panels"]:
         for inner in (panel, *panel.get("panels", [])):
             for target in inner.get("targets", []):
+                if target["datasource"]["uid"] != dashboard.DATASOURCE_UID:
+                    continue
                 expr = target["expr"]
                 for variable, value in GRAFANA_VARIABLES.items():
                     expr = expr.replace(variable, value)

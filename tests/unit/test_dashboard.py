@@ -1,20 +1,24 @@
-"""The Grafana dashboard JSON is what the code builds, names the one datasource, and queries only
-metrics the service exports (or recording rules that exist)."""
+"""The Grafana dashboard JSON is what the code builds, names the provisioned datasources (Prometheus,
+and the archive's PostgreSQL for the row "The record"), and queries only metrics the service exports
+(or recording rules that exist) and macros Grafana expands."""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 import yaml
 from faust.sensors.prometheus import FaustMetrics
 from prometheus_client import CollectorRegistry
 
-from deploy.grafana import dashboard
+from deploy.grafana import dashboard, record
 from services.runtime.metrics import Metrics
 from services.runtime.settings import PROJECT_ROOT
+from tests.support.grafana_sql import expand, sql_targets
 
 PROMETHEUS_DIR = PROJECT_ROOT / "deploy" / "prometheus"
 PROVISIONING = PROJECT_ROOT / "deploy" / "grafana" / "provisioning"
@@ -83,9 +87,15 @@ def panels() -> Iterator[dict[str, Any]]:
 
 
 def expressions() -> Iterator[tuple[str, str]]:
+    """(panel title, PromQL) of every Prometheus target; the SQL ones are the archive's."""
     for panel in panels():
         for target in panel.get("targets", []):
-            yield panel["title"], target["expr"]
+            if target["datasource"]["uid"] == dashboard.DATASOURCE_UID:
+                yield panel["title"], target["expr"]
+
+
+def provisioned(name: str) -> list[dict[str, Any]]:
+    return yaml.safe_load((PROVISIONING / "datasources" / name).read_text())["datasources"]
 
 
 def recorded() -> set[str]:
@@ -113,18 +123,76 @@ def test_check_fails_on_a_stale_file(tmp_path) -> None:
     assert dashboard.main(["--check", "--output", str(stale)]) == 1
 
 
-def test_every_panel_and_query_names_the_provisioned_datasource() -> None:
-    provisioned = yaml.safe_load((PROVISIONING / "datasources" / "prometheus.yml").read_text())
-    assert [ds["uid"] for ds in provisioned["datasources"]] == [dashboard.DATASOURCE_UID]
+def test_every_panel_and_query_names_a_provisioned_datasource() -> None:
+    assert [ds["uid"] for ds in provisioned("prometheus.yml")] == [dashboard.DATASOURCE_UID]
+    archive = [(ds["uid"], ds["type"]) for ds in provisioned("archive.yml")]
+    assert archive == [(record.ARCHIVE_UID, record.ARCHIVE_TYPE)]
     queried = [p for p in panels() if p["type"] != "row"]
     assert queried
     for panel in queried:
-        assert panel["datasource"]["uid"] == dashboard.DATASOURCE_UID, panel["title"]
+        uid = panel["datasource"]["uid"]
+        assert uid in {dashboard.DATASOURCE_UID, record.ARCHIVE_UID}, panel["title"]
         assert panel["targets"], f"{panel['title']} has no query"
         for target in panel["targets"]:
-            assert target["datasource"]["uid"] == dashboard.DATASOURCE_UID, panel["title"]
+            assert target["datasource"] == panel["datasource"], panel["title"]
+            assert ("expr" if uid == dashboard.DATASOURCE_UID else "rawSql") in target, panel["title"]
     for variable in board()["templating"]["list"]:
         assert variable["datasource"]["uid"] == dashboard.DATASOURCE_UID, variable["name"]
+    for annotation in board()["annotations"]["list"]:
+        assert annotation["datasource"]["uid"] == record.ARCHIVE_UID, annotation["name"]
+
+
+def test_the_archive_datasource_commits_no_secret() -> None:
+    """Host, database, user, password and sslmode come from Grafana's environment when it reads the
+    file: nothing in the repository connects to a real archive."""
+    (archive,) = provisioned("archive.yml")
+    settings = {
+        "url": archive["url"],
+        "user": archive["user"],
+        "database": archive["jsonData"]["database"],
+        "sslmode": archive["jsonData"]["sslmode"],
+        "password": archive["secureJsonData"]["password"],
+    }
+    for name, value in settings.items():
+        assert re.fullmatch(r"\$\{GRAFANA_ARCHIVE_[A-Z]+\}", value), f"{name}: {value!r}"
+    assert "password" not in archive and "password" not in archive["jsonData"]
+
+
+def test_the_record_row_reads_the_archive_through_grafanas_macros() -> None:
+    targets = list(sql_targets(board(), record.ARCHIVE_UID))
+    assert sorted(where for where, _ in targets) == [
+        "annotation 'Alert episodes'",
+        "panel 'Fragility history (archive)'",
+        "panel 'Incidents on the map'",
+        "panel 'Latest incidents'",
+    ]
+    start, end = datetime(2025, 5, 10, tzinfo=UTC), datetime(2025, 5, 11, tzinfo=UTC)
+    for where, target in targets:
+        assert target["rawQuery"] is True and target["editorMode"] == "code", where
+        sql = target["rawSql"]
+        assert "$__timeFilter(" in sql or "$__timeFrom()" in sql, f"{where}: not limited to the time range"
+        assert "${ceasefire:regex}" in sql, f"{where}: ignores the ceasefire picked"
+        expand(sql, start, end, ["in-pk-2025-05-10"])  # raises on a macro Grafana would expand and we do not
+    formats = {where: target["format"] for where, target in targets}
+    assert formats["panel 'Fragility history (archive)'"] == "time_series"
+    assert {p["type"] for p in panels() if p.get("datasource", {}).get("uid") == record.ARCHIVE_UID} == {
+        "geomap",
+        "table",
+        "timeseries",
+    }
+
+
+def test_grafanas_macros_expand_as_grafana_does() -> None:
+    start, end = datetime(2025, 5, 10, 1, 2, 3, 456000, tzinfo=UTC), datetime(2025, 5, 10, 7, tzinfo=UTC)
+    sql = "SELECT 1 WHERE $__timeFilter(t.at) AND $__timeFrom() < $__timeTo() AND c ~ '^${ceasefire:regex}$'"
+    assert expand(sql, start, end, ["a.b", "c"]) == (
+        "SELECT 1 WHERE t.at BETWEEN '2025-05-10T01:02:03Z' AND '2025-05-10T07:00:00Z'"
+        " AND '2025-05-10T01:02:03Z' < '2025-05-10T07:00:00Z' AND c ~ '^(a\\.b|c)$'"
+    )
+    assert expand("c ~ '^${ceasefire:regex}$'", start, end, None) == "c ~ '^.*$'"
+    for unknown in ("$__timeGroup(at, '5m')", "$ceasefire", "${ceasefire}"):
+        with pytest.raises(ValueError, match="does not know"):
+            expand(unknown, start, end, ["a"])
 
 
 def test_no_panel_queries_a_metric_the_service_does_not_export() -> None:
@@ -164,5 +232,5 @@ def test_the_dashboard_shows_what_issue_5_asks_for() -> None:
     assert wanted <= used, wanted - used
     quantiles = {q for _, expr in expressions() for q in re.findall(r"histogram_quantile\(([\d.]+)", expr)}
     assert quantiles == {"0.5", "0.99"}
-    firing = [p for p in panels() if any("_alerts_firing" in t["expr"] for t in p.get("targets", []))]
+    firing = [p for p in panels() if any("_alerts_firing" in t.get("expr", "") for t in p.get("targets", []))]
     assert [p["type"] for p in firing] == ["table"]
