@@ -147,11 +147,13 @@ def install(app: faust.App, ctx: Context, opened: asyncio.Future[ArchiveWriter])
     async def list_incidents(web: View, request: Request) -> Response:
         return await reply(web, api.incidents, _query(request))
 
-    @app.page("/incidents/{incident_id}")
+    # Path patterns take any character, none included: an id no report could have is a 400 with a
+    # reason from the route, never the router's plain-text 404.
+    @app.page("/incidents/{incident_id:[\\s\\S]*}")
     async def get_incident(web: View, request: Request, incident_id: str) -> Response:
         return await reply(web, api.incident, _query(request), incident_id)
 
-    @app.page("/reports/{source:.+}/{report_id}")
+    @app.page("/reports/{source:[\\s\\S]*}/{report_id:[^/]*}")
     async def report_status(web: View, request: Request, source: str, report_id: str) -> Response:
         return await reply(web, api.report, _query(request), source, report_id)
 

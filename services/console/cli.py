@@ -162,26 +162,62 @@ def report_status(source: str, report_id: str, broker_url: str | None, as_json: 
     sys.exit(print_standing(terminal_console(), found, spelled, report_id, as_json))
 
 
+def _event_time(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    """RFC 3339 with an offset, as the read API takes it; a bare date is that day's start in UTC."""
+    from services.archive.params import BadParameter, time_param
+
+    if value is None:
+        return None
+    if len(value) == 10:
+        value += "T00:00:00Z"
+    try:
+        return time_param({param.name or "time": [value]}, param.name or "time")
+    except BadParameter as bad:
+        raise click.BadParameter(bad.message) from None
+
+
 @main.command()
-@click.option("--broker", "broker_url", help="Kafka URL (default: CEASEFIRE_BROKER)")
-@click.option("--follow", "-f", is_flag=True, help="keep printing new versions as they come")
+@click.option("--broker", "broker_url", help="Kafka URL (default: CEASEFIRE_BROKER); for --follow and --explain")
+@click.option("--follow", "-f", is_flag=True, help="read the incidents topic and keep printing new versions as they come")
 @click.option("--ceasefire", "ceasefire_id", help="only this ceasefire")
 @click.option("--status", type=click.Choice(["claimed", "mutual", "corroborated", "merged", "withdrawn"]), multiple=True)
-@click.option("--json", "as_json", is_flag=True, help="print the records as JSON Lines")
+@click.option("--since", callback=_event_time, help="last observed at or after (RFC 3339, or a date: UTC)")
+@click.option("--until", callback=_event_time, help="first observed before (RFC 3339, or a date: UTC)")
+@click.option("--sector", "sectors", multiple=True, help="only incidents one of whose reports names this sector")
+@click.option("--current", is_flag=True, help="one row per incident, its current version (default: every version)")
+@click.option("--format", "output", type=click.Choice(["table", "json", "csv"]), default=None,
+              help="table (default), JSON Lines, or CSV with ACLED-like columns (docs/archive.md)")
+@click.option("--json", "as_json", is_flag=True, help="the same as --format json")
 @click.option("--explain", "explain_id", help="print why the reports of this incident were merged, as a tree, and each revised report's revisions")
 def incidents(
     broker_url: str | None,
     follow: bool,
     ceasefire_id: str | None,
     status: tuple[str, ...],
+    since: datetime | None,
+    until: datetime | None,
+    sectors: tuple[str, ...],
+    current: bool,
+    output: str | None,
     as_json: bool,
     explain_id: str | None,
 ) -> None:
-    """Incidents as they are published: one line per version."""
-    from services.console.terminal import show_incidents
+    """Incidents from the archive (every version, or --current), filtered; --follow and --explain read
+    the incidents topic instead."""
+    output = output or ("json" if as_json else "table")
+    if follow or explain_id:
+        from services.console.terminal import show_incidents
 
-    settings = _need_broker(broker_url)
-    _read(lambda: show_incidents(settings, follow, ceasefire_id, set(status), as_json, explain_id))
+        if output == "csv":
+            _fail("--format csv reads the archive: leave out --follow and --explain")
+        settings = _need_broker(broker_url)
+        _read(lambda: show_incidents(settings, follow, ceasefire_id, set(status), output == "json", explain_id))
+        return
+    from services.console.history import print_incidents
+
+    if since and until and until <= since:
+        _fail("--until must be later than --since")
+    sys.exit(print_incidents(_settings(broker_url), ceasefire_id, status, since, until, sectors, current, output))
 
 
 @main.command()

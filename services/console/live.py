@@ -11,11 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import faust
+from pydantic import SecretStr
 from rich.columns import Columns
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
+from sqlalchemy.engine import make_url
 
 from schemas.incident import Severity
 from services.console.board import (
@@ -38,6 +40,15 @@ DEMO_PACE_SECONDS = 20.0
 OUTCOMES = ("accepted", "duplicate", "dead_lettered")
 
 
+def archive_shown(settings: Settings) -> str:
+    """Where the archive is, for the status line: a SQLite file's path; a database's host and name
+    only (its URL may hold a password)."""
+    url = make_url(settings.archive_address)
+    if url.get_backend_name() == "sqlite":
+        return str(url.database)
+    return url.render_as_string(hide_password=True)
+
+
 def run_all(settings: Settings, stages: Sequence[str], demo: bool, live: bool) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     embedded = settings.broker is None
@@ -45,7 +56,10 @@ def run_all(settings: Settings, stages: Sequence[str], demo: bool, live: bool) -
         if embedded:
             # A memory-only broker is a new cluster each time: local table state from an earlier
             # run would be wrong for it, so this run gets a fresh state directory.
-            s = s.model_copy(update={"data_dir": Path(tempfile.mkdtemp(prefix="run-", dir=settings.data_dir))})
+            # The archive stays where the desk looks for it (the data dir, not this run's state): an
+            # earlier run's archive, of another cluster, is moved aside by the archive service.
+            fresh = Path(tempfile.mkdtemp(prefix="run-", dir=settings.data_dir))
+            s = s.model_copy(update={"data_dir": fresh, "archive_url": s.archive_url or SecretStr(s.archive_address)})
         hooks = []
         if demo:
             hooks.append(_demo_feeder)
@@ -163,7 +177,9 @@ def render(ctx: Context, counts: dict[str, float], rates: dict[str, float], reas
     for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
         if n:
             dead.add_row(reason, f"{n:,.0f}")
-    where = status_line([("broker", str(s.broker)), ("metrics", f"http://{s.web_host}:{s.web_port}/metrics")])
+    where = status_line([
+        ("broker", str(s.broker)), ("metrics", f"http://{s.web_host}:{s.web_port}/metrics"), ("archive", archive_shown(s)),
+    ])
     pipeline = [t for t in (_fragility(ctx), _sectors(ctx)) if t is not None] + _alerts(ctx)
     return Screen(Panel.fit(Group(Columns([table, dead]), *pipeline), title="ceasefire-monitor"), where)
 

@@ -27,6 +27,17 @@ STAGES: dict[str, str] = {
 }
 
 
+AGENTLESS = frozenset({"archive"})  # stages with no Faust agent: their own Kafka consumers
+
+
+def faust_group(app_id: str, stages: Sequence[str]) -> str:
+    """The Faust app id (its consumer group). A worker running only agentless stages subscribes to no
+    topic of the stages: on the embedded broker it cannot join the group of workers that do (every
+    join answered InconsistentGroupProtocol, and Faust waits for ever: docs/broker.md, G1), and it has
+    nothing to take from that group, so it gets a group of its own."""
+    return f"{app_id}.archive" if set(stages) <= AGENTLESS else app_id
+
+
 def create_app(ctx: Context, stages: Sequence[str]) -> faust.App:
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
@@ -35,7 +46,7 @@ def create_app(ctx: Context, stages: Sequence[str]) -> faust.App:
     if s.broker is None:
         raise ValueError("no broker URL: start the embedded broker first or set CEASEFIRE_BROKER")
     app = fixes.create_app(
-        s.app_id,
+        faust_group(s.app_id, stages),
         prometheus=ctx.prometheus,
         sensor_prefix="ceasefire_faust",
         broker=s.broker,
