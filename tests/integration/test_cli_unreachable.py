@@ -1,4 +1,8 @@
-"""A broker that cannot be reached gives one clear line and exit code 2, not a traceback."""
+"""A broker that cannot be reached gives one clear line and exit code 2, not a traceback.
+
+`ceasefire incidents` without --follow reads the archive, not the broker
+(tests/integration/test_incidents_cli.py covers a missing archive).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from services.runtime.broker import free_port
 
 @pytest.mark.parametrize(
     "args",
-    [["worker", "ingest", "--web-port", "0"], ["post", "-"], ["alerts"], ["incidents"]],
+    [["worker", "ingest", "--web-port", "0"], ["post", "-"], ["alerts"], ["incidents", "--follow"]],
 )
 def test_unreachable_broker_is_one_line(args: list[str], tmp_path) -> None:  # noqa: ANN001
     nobody = f"kafka://127.0.0.1:{free_port()}"
