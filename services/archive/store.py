@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 from services.archive import tables as t
+from services.archive.geometry import add_geometry
 from services.archive.rows import Rows, incident_row, member_rows, record_time
 
 log = logging.getLogger("ceasefire.archive")
@@ -53,7 +54,8 @@ def open_engine(url: str) -> Engine:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration (Alembic), holding a lock so concurrent workers wait."""
+    """Bring the schema to the newest migration (Alembic), holding a lock so concurrent workers wait;
+    with PostGIS in the database, add the geometry columns (geometry.py)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
@@ -61,6 +63,8 @@ def migrate(engine: Engine) -> None:
             conn.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": MIGRATION_LOCK})
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+        if add_geometry(conn):
+            log.info("PostGIS: reports and incidents have a point geometry (column %s)", "geom")
 
 
 def bind_cluster(engine: Engine, cluster_id: str) -> None:
