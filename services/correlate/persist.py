@@ -4,10 +4,11 @@
 | key | value | what |
 |---|---|---|
 | `r␟<source>␟<report_id>` | `held_entry` JSON | a held report and the incident it is in |
-| `i␟<incident_id>` | `{"version", "merged_into", …}` | an incident's stored version (or where it was merged) |
-| `e␟<incident_id>` | `{"version", "members"}` | an eviction marker: its reports go, their identities are remembered |
+| `i␟<incident_id>` | `{"version", "merged_into", "content", "batch", "at"}` | an incident's stored version (or where it was merged); the content of its newest record, its batch and the batch's event time (services/correlate/catchup.py) |
+| `e␟<incident_id>` | `{"version", "members", "content", "batch", "at"}` | an eviction marker: its reports go, their identities are remembered |
 | `s␟<digest>` | expiry, µs | a remembered identity (services/correlate/seen.py) |
 | `~meta` | `{"watermark_us", "horizon_us", "seq"}` | the ceasefire's event-time progress |
+| `~published` | `{"batch"}` | the newest batch whose records were published: stored after them, before the rest |
 
 `Correlator.take_changes` returns these entries and `Correlator(persisted)` rebuilds from them;
 `version_entries` splits a batch's changes into what is stored before its incidents are published and
@@ -31,7 +32,8 @@ REPORT_PREFIX = "r\x1f"
 INCIDENT_PREFIX = "i\x1f"
 EVICTION_PREFIX = "e\x1f"
 META_KEY = "~meta"
-__all__ = ["EVICTION_PREFIX", "INCIDENT_PREFIX", "META_KEY", "REPORT_PREFIX", "SEEN_PREFIX", "held_entry",
+PUBLISHED_KEY = "~published"
+__all__ = ["EVICTION_PREFIX", "INCIDENT_PREFIX", "META_KEY", "PUBLISHED_KEY", "REPORT_PREFIX", "SEEN_PREFIX", "held_entry",
            "held_from_entry", "report_entry_key", "version_entries"]
 
 
@@ -85,12 +87,12 @@ def version_entries(changes: dict[str, str | None]) -> tuple[dict[str, str], dic
     rest: dict[str, str | None] = {}
     for key, value in changes.items():
         if key.startswith(EVICTION_PREFIX) and value is not None:  # published in this batch, maybe
-            version = orjson.loads(value)["version"]
+            doc = orjson.loads(value)
             iid = INCIDENT_PREFIX + key[len(EVICTION_PREFIX) :]
-            reservations[iid] = orjson.dumps({"version": version, "merged_into": None}).decode()
+            reservations[iid] = orjson.dumps({k: v for k, v in doc.items() if k != "members"} | {"merged_into": None}).decode()
         elif key.startswith(INCIDENT_PREFIX) and value is not None:
             doc = orjson.loads(value)
-            reservations[key] = orjson.dumps({"version": doc["version"], "merged_into": None}).decode()
+            reservations[key] = orjson.dumps({**doc, "merged_into": None}).decode()
             if doc["merged_into"] is None:
                 continue
         rest[key] = value

@@ -22,14 +22,14 @@ class Placements:
         self.last: dict[Key, tuple[str | None, int]] = {}
         self.pending: list[Placement] = []
 
-    def note(self, report: AcceptedReport, records: Iterable[Incident]) -> None:
-        """The records `Correlator.add` published for `report`."""
+    def note(self, report: AcceptedReport | None, records: Iterable[Incident]) -> None:
+        """The records `Correlator.add` published for `report` (None: published as event time moved)."""
         for incident in records:
             if incident.status in GONE:
                 continue
             for link in incident.reports:
                 self._place((link.source, link.report_id), link.revision, incident.incident_id, incident.version)
-        if report.retracted:
+        if report is not None and report.retracted:
             self._place(report.identity, report.revision, None, None)
 
     def forget(self, keys: Iterable[Key]) -> None:

@@ -21,6 +21,7 @@ from datetime import datetime
 from schemas.ceasefire import Ceasefire
 from schemas.incident import Incident
 from schemas.report import AcceptedReport
+from services.correlate.catchup import CatchUp, content
 from services.correlate.fold import IncidentState, incident_id, publish
 from services.correlate.index import LinkIndex
 from services.correlate.link import MINUTE_US, HeldReport, Link, LinkRule, epoch_us, from_epoch_us
@@ -69,7 +70,7 @@ class Correlator(StoredCorrelation):
         self._dirty_meta = False
         # Evictions of this batch: incident id -> its last version and members (see take_changes),
         # and the markers of the last batch, deleted once that batch is wholly stored.
-        self._evictions: dict[str, tuple[int, list[tuple[str, str, int]]]] = {}
+        self._evictions: dict[str, tuple[int, list[tuple[str, str, int]], str]] = {}  # … and its content
         self._stale_markers: set[str] = set()
         persisted, reader = stored_entries(store)
         self.seen = SeenReports(round(settings.remember_hours * 60 * MINUTE_US), None if reader is None else reader.get)
@@ -77,6 +78,8 @@ class Correlator(StoredCorrelation):
         self._torn_until = _NEVER
         self.last_late = False  # whether the report `add` took last came later than the allowed lateness
         self._ordering: list[tuple[str, str]] = []
+        self.catch_up = CatchUp()  # incidents rebuilding to their published content after a torn write
+        self.batch = self._published_batch = 0
         self._restore(persisted)
         self.order = EventOrder(upstreams, self._ordering)
         self.placements = Placements(ceasefire.id)
@@ -99,7 +102,16 @@ class Correlator(StoredCorrelation):
         """Fold one report in; the records to publish: the incident it is in, then any it merged away.
         A newer revision of a held report replaces it (`_revise`). Where reports now are: `placements`."""
         records = self._take(report)
+        if self.catch_up:
+            records = self.catch_up.passed(records) + self.catch_up.overdue(self.watermark_us)
         self.placements.note(report, records)
+        return records
+
+    def overdue(self) -> list[Incident]:
+        """After event time moved without a report: the records of incidents whose catch-up after a
+        torn write ended without their published content (services/correlate/catchup.py)."""
+        records = self.catch_up.overdue(self.watermark_us)
+        self.placements.note(None, records)
         return records
 
     def _take(self, report: AcceptedReport) -> list[Incident]:
@@ -255,7 +267,8 @@ class Correlator(StoredCorrelation):
             if state is None or state.last_us != last_us:
                 continue  # merged away, or a newer entry stands for it
             del self.open[gone_id]
-            self._evictions[gone_id] = (state.version, [(*m.key, m.observed_us) for m in state.members])
+            published = content(((*m.key, m.revision) for m in state.members), None)
+            self._evictions[gone_id] = (state.version, [(*m.key, m.observed_us) for m in state.members], published)
             self.placements.forget(member.key for member in state.members)
             for member in state.members:
                 self.seen.remember(member.key, member.observed_us)

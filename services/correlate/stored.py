@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from schemas.ceasefire import Ceasefire
+from services.correlate.catchup import CatchUp, content
 from services.correlate.fold import IncidentState
 from services.correlate.link import HeldReport
 from services.correlate.ordering import ORDER_PREFIX, EventOrder
@@ -18,6 +19,7 @@ from services.correlate.persist import (
     EVICTION_PREFIX,
     INCIDENT_PREFIX,
     META_KEY,
+    PUBLISHED_KEY,
     REPORT_PREFIX,
     SEEN_PREFIX,
     held_entry,
@@ -46,8 +48,11 @@ class StoredCorrelation:
     _dirty_reports: set[Key]
     _dirty_incidents: set[str]
     _dirty_meta: bool
-    _evictions: dict[str, tuple[int, list[tuple[str, str, int]]]]
+    _evictions: dict[str, tuple[int, list[tuple[str, str, int]], str]]
     _stale_markers: set[str]
+    catch_up: CatchUp
+    batch: int  # the batches take_changes wrote, numbered (catchup.py)
+    _published_batch: int
     _torn: dict[str, IncidentState]
     _torn_until: int
     _ordering: list[tuple[str, str]]
@@ -67,14 +72,16 @@ class StoredCorrelation:
         # publishes, then these entries in this order, and a crash can stop it anywhere. Incidents
         # come first; remembered identities before the evicted reports' entries go; evicted incidents
         # are deleted last, after their reports.
+        self.batch += 1
         changes: dict[str, str | None] = {}
         incidents = {INCIDENT_PREFIX + iid: self._encode_incident(iid) for iid in sorted(self._dirty_incidents)}
         changes.update((k, v) for k, v in incidents.items() if v is not None)
         # An eviction is stored as one marker before its remembered identities and deletions: a crash
         # that tears those leaves the marker, and the rebuild completes the eviction from it.
         for iid in sorted(self._evictions):
-            version, members = self._evictions[iid]
-            changes[EVICTION_PREFIX + iid] = orjson.dumps({"version": version, "members": members}).decode()
+            version, members, published = self._evictions[iid]
+            marker = {"version": version, "members": members, **self._replay_fields(published)}
+            changes[EVICTION_PREFIX + iid] = orjson.dumps(marker).decode()
         if self.watermark_us is not None:
             self.seen.expire(self.watermark_us)
         remembered, forgotten = self.seen.take_changes()
@@ -95,15 +102,35 @@ class StoredCorrelation:
         self._dirty_meta = False
         self._stale_markers = set(self._evictions)
         self._evictions.clear()
-        return changes
+        if not changes:
+            self.batch -= 1
+            return changes
+        # Stored once the batch's records are published, before the rest (services/correlate/catchup.py).
+        return {PUBLISHED_KEY: orjson.dumps({"batch": self.batch}).decode(), **changes}
 
     def _encode_incident(self, iid: str) -> str | None:
         state = self.open.get(iid)
         if state is not None:
-            return orjson.dumps({"version": state.version, "merged_into": None}).decode()
-        if iid in self.merged:
+            version, into = state.version, None
+        elif iid in self.merged:
             version, into = self.merged[iid]
-            return orjson.dumps({"version": version, "merged_into": into}).decode()
+        else:
+            return None
+        doc = {"version": version, "merged_into": into, **self._replay_fields(self._content(iid))}
+        return orjson.dumps(doc).decode()
+
+    def _replay_fields(self, published: str | None) -> dict[str, Any]:
+        """What a replay after a torn write needs (catchup.py): the content of the incident's newest
+        record, its batch and the batch's event time."""
+        return {"content": published, "batch": self.batch, "at": self.watermark_us}
+
+    def _content(self, iid: str) -> str | None:
+        """The content (catchup.content) of what the state holds for `iid`: None when it holds nothing."""
+        state = self.open.get(iid) or self._torn.get(iid)
+        if state is not None:
+            return content(((*m.key, m.revision) for m in state.members), None)
+        if iid in self.merged:
+            return content((), self.merged[iid][1])
         return None
 
     def _restore(self, persisted: Iterable[tuple[str, str]]) -> None:
@@ -128,6 +155,20 @@ class StoredCorrelation:
             state.absorbed.sort()
             self._expiry.append((state.last_us, state.incident_id))
         heapq.heapify(self._expiry)
+        self._hold_torn(incidents)
+
+    def _hold_torn(self, incidents: dict[str, dict[str, Any]]) -> None:
+        """An incident of a published batch whose stored reports do not give its published content
+        holds its rebuilt records back until they do (catchup.py); batches are numbered on."""
+        published = self._published_batch
+        self.batch = max([published, *(doc.get("batch", 0) for doc in incidents.values())])
+        for iid, doc in incidents.items():
+            target, batch, at = doc.get("content"), doc.get("batch"), doc.get("at")
+            if target is None or batch is None or at is None or batch > published:
+                continue  # stored before replays were made safe; or its records may not be published
+            restored = self._content(iid)
+            if restored is not None and restored != target:
+                self.catch_up.expect(iid, target, at)
 
     def _read_entries(
         self, persisted: Iterable[tuple[str, str]]
@@ -151,6 +192,8 @@ class StoredCorrelation:
                 for source, report_id, observed_us in doc["members"]:
                     self.seen.remember((source, report_id), observed_us)
                     self._dirty_reports.add((source, report_id))
+            elif key == PUBLISHED_KEY:
+                self._published_batch = doc["batch"]
             elif key == META_KEY:
                 self.watermark_us, self.horizon_us = doc["watermark_us"], doc["horizon_us"]
                 self.seq = doc["seq"]

@@ -13,7 +13,8 @@ A stage's agent takes a batch of input records and
 A crash anywhere re-processes the batch: outputs may be sent twice, never lost, and the stores are
 idempotent. The one stage-specific step is where the state is stored relative to the sends, said in
 each agent: correlate stores its incidents' new versions *before* sending (a reservation, so a version
-never gets two contents), the rest after the sends are acknowledged (docs/link-rule.md, docs/alerts.md).
+never gets two contents), that they were sent once they are acknowledged, then the rest
+(docs/link-rule.md, docs/alerts.md).
 """
 
 from __future__ import annotations

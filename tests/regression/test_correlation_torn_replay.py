@@ -19,6 +19,7 @@ import pytest
 from schemas.ceasefire import Ceasefire, Registry
 from schemas.incident import Incident
 from schemas.report import AcceptedReport
+from services.correlate.catchup import record_content
 from services.correlate.state import Correlator, version_entries
 from tests.integration.test_correlate_crash import CEASEFIRE, live_components, stream
 from tests.support.batch import components
@@ -60,9 +61,13 @@ def feed(
 
 
 def crash_and_replay(
-    ceasefire: Ceasefire, reports: list[AcceptedReport], kill: int, cut: int, replay_from: int, batch: int = BATCH
+    ceasefire: Ceasefire, reports: list[AcceptedReport], kill: int, cut: int, replay_from: int, batch: int = BATCH,
+    *, same_history: bool = True,
 ) -> list[Incident]:
-    """Every record published, with a crash after report `kill` that stored `cut` entries of the last batch."""
+    """Every record published, with a crash after report `kill` that stored `cut` entries of the last
+    batch. The history of each incident, as the alert stage takes it, is the one an uncrashed run
+    publishes, unless the crash fell after the records went out and before `~published` (the first
+    entry after them) was stored: catchup.py cannot know they went out."""
     entries: dict[str, str] = {}
     out: list[Incident] = []
     first = Correlator(ceasefire)
@@ -74,7 +79,32 @@ def crash_and_replay(
         out.extend(pending)
     second = Correlator(ceasefire, list(entries.items()))
     out.extend(feed(second, reports[replay_from:], entries, out, batch))
+    out.extend(second.overdue())
+    if same_history and cut != len(reservations):
+        assert history(out) == history(uncrashed(ceasefire, reports, batch)), "a replay published history again"
     return out
+
+
+def uncrashed(ceasefire: Ceasefire, reports: list[AcceptedReport], batch: int) -> list[Incident]:
+    out: list[Incident] = []
+    out.extend(feed(Correlator(ceasefire), reports, {}, out, batch))
+    return out
+
+
+def history(out: list[Incident]) -> dict[str, list[str]]:
+    """What each incident's records said, in publication order, as the alert stage takes them: a
+    version it has seen is ignored; each change once."""
+    said: dict[str, list[str]] = {}
+    newest: dict[str, int] = {}
+    for incident in out:
+        if incident.version <= newest.get(incident.incident_id, 0):
+            continue
+        newest[incident.incident_id] = incident.version
+        contents = said.setdefault(incident.incident_id, [])
+        now = record_content(incident)
+        if not contents or contents[-1] != now:
+            contents.append(now)
+    return said
 
 
 def assert_exact(out: list[Incident], reports: list[AcceptedReport], ceasefire: Ceasefire) -> None:
@@ -104,7 +134,11 @@ def test_a_torn_eviction_of_an_incident_born_in_the_same_batch(registry: Registr
     ceasefire = registry.get(CEASEFIRE)
     reports = stream(900)
     for kill, cut, replay_from in [(700, 190, 300), (700, 230, 300), (700, 260, 0)]:
-        assert_exact(crash_and_replay(ceasefire, reports, kill, cut, replay_from, batch=400), reports, ceasefire)
+        # Not the same history: an incident born, merged and evicted in this one batch (longer than the
+        # retention) comes back after the replay has passed the torn incidents' horizon, and is founded
+        # again from version 1 (same contents, published twice; catchup.py does not reach it).
+        out = crash_and_replay(ceasefire, reports, kill, cut, replay_from, batch=400, same_history=False)
+        assert_exact(out, reports, ceasefire)
 
 
 @pytest.mark.parametrize("batch", [50, 400])

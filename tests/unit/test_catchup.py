@@ -1,0 +1,43 @@
+"""The catch-up after a torn write (services/correlate/catchup.py): rebuilt records are held back until
+one says what was published; a replay that never gets there publishes its newest once event time
+passes the torn batch; other incidents pass untouched."""
+
+from __future__ import annotations
+
+from services.correlate.catchup import CatchUp, content, record_content
+from tests.support.incidents import incident
+
+UNTIL_US = 1_000
+
+
+def test_a_rebuild_reaching_the_published_content_publishes_nothing() -> None:
+    published = incident("inc-a", 0, version=4, status="mutual")
+    catch_up = CatchUp()
+    catch_up.expect("inc-a", record_content(published), UNTIL_US)
+    rebuilt = [incident("inc-a", 0, version=5), incident("inc-a", 0, version=6, status="mutual")]
+    other = incident("inc-b", 0)
+    assert catch_up.passed([rebuilt[0], other]) == [other]
+    assert catch_up.passed(rebuilt[1:]) == []
+    assert not catch_up
+    later = incident("inc-a", 1, version=7, status="corroborated")
+    assert catch_up.passed([later]) == [later]
+    assert catch_up.overdue(UNTIL_US + 1) == []
+
+
+def test_a_replay_that_differs_publishes_its_newest_once_event_time_has_passed() -> None:
+    catch_up = CatchUp()
+    catch_up.expect("inc-a", content([("un.unmogip", "x", 1)], None), UNTIL_US)
+    held = [incident("inc-a", 0, version=5), incident("inc-a", 0, version=6, status="mutual")]
+    assert catch_up.passed(held) == []
+    assert catch_up.overdue(UNTIL_US) == []  # not past the torn batch yet
+    assert catch_up.overdue(UNTIL_US + 1) == [held[1]]
+    assert catch_up.overdue(UNTIL_US + 2) == []
+    assert not catch_up
+
+
+def test_content_tells_merges_revisions_and_members_apart() -> None:
+    assert content([("a", "1", 1), ("b", "2", 1)], None) == content([("b", "2", 1), ("a", "1", 1)], None)
+    assert content([("a", "1", 1)], None) != content([("a", "1", 2)], None)
+    assert content([("a", "1", 1)], "inc-x") == content([], "inc-x") != content([], "inc-y")
+    merged = incident("inc-a", 0, version=2, status="merged", merged_into="inc-x")
+    assert record_content(merged) == content([], "inc-x")
