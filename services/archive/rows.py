@@ -18,8 +18,9 @@ from schemas.alert import Alert
 from schemas.fragility import FragilitySnapshot
 from schemas.incident import GONE, Incident
 from schemas.ingest import Duplicate
-from schemas.report import AcceptedReport, is_report_id, is_source_id
+from schemas.report import AcceptedReport
 from schemas.topics import Role
+from services.ingest.validate import named_report
 
 ARCHIVED = (Role.ACCEPTED, Role.DUPLICATES, Role.DEAD_LETTERS, Role.INCIDENTS, Role.ALERTS, Role.FRAGILITY)
 Spelling = Callable[[str], str]
@@ -169,17 +170,8 @@ def dead_letter_row(record: Record, spell: Spelling = str) -> dict[str, Any]:
 
 def _named_report(value: bytes | None) -> tuple[str, str, int | None] | None:
     """The (source, report_id) a rejected record names, when it names one a report could have."""
-    try:
-        parsed = orjson.loads(value or b"")
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(parsed, dict):
-        return None
-    source, report_id = parsed.get("source"), parsed.get("report_id")
-    if isinstance(source, str) and isinstance(report_id, str) and is_source_id(source) and is_report_id(report_id):
-        revision = parsed.get("revision", 1)
-        return source, report_id, revision if isinstance(revision, int) and not isinstance(revision, bool) else None
-    return None
+    found = named_report(value)
+    return None if found is None else (found.source, found.report_id, found.revision)
 
 
 def fold(records: Iterable[Record], spell: Spelling = str) -> Rows:

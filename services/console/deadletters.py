@@ -16,12 +16,11 @@ from typing import Any
 import orjson
 from rich.markup import escape
 
-from schemas.report import is_report_id, is_source_id
 from schemas.topics import Role
 from services.console.follow import TopicReader
 from services.console.terminal import terminal_console
 from services.console.views import plural
-from services.ingest.validate import Reason
+from services.ingest.validate import Reason, named_report
 from services.runtime.failure import FAULT, UNDECODABLE
 from services.runtime.settings import Settings
 
@@ -115,17 +114,8 @@ def read_dead_letter(
 
 def named(value: bytes | None) -> tuple[str, str] | None:
     """`(source, report_id)` when the bytes are JSON that names a report, however broken otherwise."""
-    try:
-        document = orjson.loads(value or b"")
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(document, dict):
-        return None
-    source, report_id = document.get("source"), document.get("report_id")
-    if not isinstance(source, str) or not isinstance(report_id, str):
-        return None
-    source, report_id = source.strip(), report_id.strip()
-    return (source, report_id) if is_source_id(source) and is_report_id(report_id) else None
+    found = named_report(value)
+    return None if found is None else (found.source, found.report_id)
 
 
 def preview(value: bytes | None, width: int = 72) -> str:

@@ -276,8 +276,9 @@ class Named:
     revision: int | None
 
 
-def named_report(raw: bytes | None, rules: Rules) -> Named | None:
-    """`(source, report_id)` of a record that may be broken in any other way; None when it names none."""
+def named_report(raw: bytes | None, rules: Rules | None = None) -> Named | None:
+    """`(source, report_id)` of a record that may be broken in any other way; None when it names none.
+    Without `rules`, the source as sent (no registry to spell it)."""
     try:
         document = orjson.loads(raw or b"")
     except orjson.JSONDecodeError:
@@ -292,7 +293,7 @@ def named_report(raw: bytes | None, rules: Rules) -> Named | None:
         return None
     ceasefire_id, revision = document.get("ceasefire_id"), document.get("revision", 1)
     return Named(
-        source=spelling(rules.sources, source),
+        source=spelling(rules.sources, source) if rules is not None else source,
         report_id=report_id,
         ceasefire_id=ceasefire_id.strip()[:64] if isinstance(ceasefire_id, str) else None,
         revision=revision if type(revision) is int and 1 <= revision <= MAX_REVISION else None,
