@@ -14,6 +14,7 @@ from services.archive import store
 from services.archive import tables as t
 from services.archive.rows import ARCHIVED
 from services.console.live import DEMO_SCENARIO
+from services.runtime.broker import free_port
 from services.runtime.settings import Settings
 from tests.integration.test_archive_store import dump
 from tests.support.kafka import eventually, produce, read_topic
@@ -74,7 +75,7 @@ async def test_the_demo_archived_with_books_balanced_and_replays_give_the_same_r
     assert count["faults"] == 0 and count["incidents"] > 0 and count["alert_episodes"] > 0 and count["fragility"] > 0
     first = rows(s.archive_address)
 
-    again = s.model_copy(update={"app_id": s.app_id + "-again", "web_port": s.web_port + 1})  # a new group: every record again
+    again = s.model_copy(update={"app_id": s.app_id + "-again", "web_port": free_port()})  # a new group: every record again
     replay = WorkerProcess(again, ("archive",), tmp_path / "again.log").start()
     workers.append(replay)
     await caught_up(replay, again)
