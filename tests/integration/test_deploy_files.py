@@ -24,7 +24,11 @@ COMPOSE = PROJECT_ROOT / "docker-compose.yml"
 DOCKERFILE = PROJECT_ROOT / "deploy" / "Dockerfile"
 DOCKERIGNORE = PROJECT_ROOT / ".dockerignore"
 # what the compose file demands from the environment (it says so in its header); values are the test's
-REQUIRED = {"ARCHIVE_DB_PASSWORD": "archive-test-password", "GRAFANA_ARCHIVE_PASSWORD": "grafana-test-password"}
+REQUIRED = {
+    "ARCHIVE_DB_PASSWORD": "archive-test-password",
+    "GRAFANA_ARCHIVE_PASSWORD": "grafana-test-password",
+    "GRAFANA_ADMIN_PASSWORD": "grafana-admin-test-password",
+}
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +67,24 @@ def test_every_variable_the_services_get_is_a_setting(compose: dict[str, Any]) -
     assert given
     unknown = sorted(f"{name}: {variable}" for name, variable in given if variable not in fields)
     assert unknown == [], "variables no setting reads (a typo is silently ignored)"
+
+
+def test_nothing_is_published_beyond_this_host_and_kafka_keeps_its_data(compose: dict[str, Any]) -> None:
+    """Kafka is PLAINTEXT without SASL or ACLs until issue 21's security lands; Prometheus and
+    Alertmanager have no authentication: by default every published port is this host's only."""
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            published = port if isinstance(port, str) else f"{port.get('host_ip', '')}:{port.get('published')}"
+            assert published.startswith("127.0.0.1:"), f"{name} publishes {published} beyond this host"
+    kafka = compose["services"]["kafka"]
+    data_dir = kafka["environment"]["KAFKA_LOG_DIRS"]
+    named = {v.split(":")[1] for v in kafka.get("volumes", []) if isinstance(v, str) and v.split(":")[0] in compose["volumes"]}
+    assert data_dir in named, "Kafka's log dir is not on a named volume: a recreated container loses every topic"
+    grafana = compose["services"]["grafana"]["environment"]
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"] == REQUIRED["GRAFANA_ADMIN_PASSWORD"]  # from the environment
+    for name in ("ingest", "correlate", "alert", "archive"):
+        assert compose["services"][name]["environment"]["CEASEFIRE_FETCH_MAX_WAIT_MS"] == "500", name
 
 
 def test_the_image_is_pinned_runs_as_a_user_and_installs_no_extras() -> None:
