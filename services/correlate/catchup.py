@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from hashlib import blake2b
 
 from schemas.incident import GONE, Incident
+from services.correlate.link import HeldReport
 
 
 def content(members: Iterable[tuple[str, str, int]], merged_into: str | None) -> str:
@@ -35,6 +36,11 @@ def content(members: Iterable[tuple[str, str, int]], merged_into: str | None) ->
         for source, report_id, revision in sorted(members):
             digest.update(f"{source}\x1f{report_id}\x1f{revision}\x1e".encode())
     return digest.hexdigest()
+
+
+def held_content(members: Iterable[HeldReport]) -> str:
+    """The content of an open incident's state: what its next record will say."""
+    return content(((*m.key, m.revision) for m in members), None)
 
 
 def record_content(record: Incident) -> str:

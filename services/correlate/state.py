@@ -21,7 +21,7 @@ from datetime import datetime
 from schemas.ceasefire import Ceasefire
 from schemas.incident import Incident
 from schemas.report import AcceptedReport
-from services.correlate.catchup import CatchUp, content
+from services.correlate.catchup import CatchUp, held_content
 from services.correlate.fold import IncidentState, incident_id, publish
 from services.correlate.index import LinkIndex
 from services.correlate.link import MINUTE_US, HeldReport, Link, LinkRule, epoch_us, from_epoch_us
@@ -267,8 +267,8 @@ class Correlator(StoredCorrelation):
             if state is None or state.last_us != last_us:
                 continue  # merged away, or a newer entry stands for it
             del self.open[gone_id]
-            published = content(((*m.key, m.revision) for m in state.members), None)
-            self._evictions[gone_id] = (state.version, [(*m.key, m.observed_us) for m in state.members], published)
+            members = [(*m.key, m.observed_us) for m in state.members]
+            self._evictions[gone_id] = (state.version, members, held_content(state.members))
             self.placements.forget(member.key for member in state.members)
             for member in state.members:
                 self.seen.remember(member.key, member.observed_us)

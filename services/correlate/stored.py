@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from schemas.ceasefire import Ceasefire
-from services.correlate.catchup import CatchUp, content
+from services.correlate.catchup import CatchUp, content, held_content
 from services.correlate.fold import IncidentState
 from services.correlate.link import HeldReport
 from services.correlate.ordering import ORDER_PREFIX, EventOrder
@@ -128,7 +128,7 @@ class StoredCorrelation:
         """The content (catchup.content) of what the state holds for `iid`: None when it holds nothing."""
         state = self.open.get(iid) or self._torn.get(iid)
         if state is not None:
-            return content(((*m.key, m.revision) for m in state.members), None)
+            return held_content(state.members)
         if iid in self.merged:
             return content((), self.merged[iid][1])
         return None
