@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from schemas.topics import Role
 from services.archive import store
 from services.archive.rows import ARCHIVED, Record, Rows, Spelling, fold
+from services.runtime.kafka_security import client_options
 from services.runtime.metrics import Metrics
 from services.runtime.settings import Settings
 
@@ -65,6 +66,7 @@ class ArchiveWriter:
             heartbeat_interval_ms=int(s.heartbeat_seconds * 1000),
             fetch_max_wait_ms=s.fetch_max_wait_ms,
             max_partition_fetch_bytes=8 * 1024 * 1024,
+            **client_options(s),
         )
 
     async def run(self) -> None:

@@ -8,9 +8,10 @@ import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
+from pydantic import ValidationError
 
 from services.runtime.broker import BrokerError, EmbeddedBroker
 from services.runtime.settings import Settings
@@ -18,14 +19,19 @@ from services.runtime.settings import Settings
 ALL_STAGES = ("ingest", "correlate", "alert", "archive")
 
 
-def _settings(broker: str | None, **overrides: object) -> Settings:
+def _settings(broker: str | None = None, **overrides: object) -> Settings:
+    """The settings, or exit 2 naming each bad one (a half-configured TLS/SASL connection included)."""
     values = {k: v for k, v in overrides.items() if v is not None}
     if broker:
         values["broker"] = broker if "://" in broker else f"kafka://{broker}"
-    return Settings(**values)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+        _fail(f"bad configuration: {problems}")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"ceasefire: {message}", err=True)
     sys.exit(2)
 
@@ -39,7 +45,7 @@ def main() -> None:
 @click.option("--port", type=int, default=0, help="listen port (default: CEASEFIRE_BROKER_PORT or a free one)")
 def broker(port: int) -> None:
     """Run the embedded broker (Tansu, memory only) in the foreground until Ctrl-C."""
-    settings = Settings()
+    settings = _settings()
     stop = {signal.SIGINT, signal.SIGTERM}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # taken by sigtimedwait below, never by a handler
     try:

@@ -14,6 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from services.runtime.broker import BrokerError, quiet_client_logs
+from services.runtime.kafka_security import client_options
 from services.runtime.settings import Settings
 from services.runtime.watchdog import INTERVAL_SECONDS, BrokerWatch, ask_cluster_id, hold_client_logs
 
@@ -33,8 +34,11 @@ class TopicReader:
 
     def __init__(self, settings: Settings, topics: Sequence[str]) -> None:
         self.settings, self.topics = settings, list(topics)
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=int(INTERVAL_SECONDS * 1000))
+        security = client_options(settings)
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False, **security)
+        self.admin = AIOKafkaAdminClient(
+            bootstrap_servers=settings.bootstrap, request_timeout_ms=int(INTERVAL_SECONDS * 1000), **security
+        )
         self.tps: list[TopicPartition] = []
         self.watch: BrokerWatch | None = None
 

@@ -12,6 +12,7 @@ from aiokafka.errors import KafkaError
 from schemas.ingest import Origin
 from services.ingest.signature import sign, signature_headers
 from services.runtime.broker import BrokerError, quiet_client_logs
+from services.runtime.kafka_security import client_options
 from services.runtime.settings import Settings
 
 
@@ -36,7 +37,9 @@ async def send_lines(
 ) -> list[Origin]:
     """`post_lines`, returning where each record landed on the ingest topic: what ingest's rulings name
     it by (`post --wait`)."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=5, max_request_size=4 * 1024 * 1024)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap, linger_ms=5, max_request_size=4 * 1024 * 1024, **client_options(settings)
+    )
     try:
         with quiet_client_logs():
             await asyncio.wait_for(producer.start(), 15)

@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaProducer
 from services.ingest.signature import KEY_ID_HEADER, SIGNATURE_HEADER, sign, signature_headers
 from services.ingest.validate import Rules, named_report
 from services.runtime.context import Context
+from services.runtime.kafka_security import client_options
 
 log = logging.getLogger(__name__)
 JSON_LINES = ("application/x-ndjson", "application/jsonl", "application/jsonlines")
@@ -70,7 +71,9 @@ class HttpIngest:
 
     async def start(self) -> None:
         s = self.ctx.settings
-        self.producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, linger_ms=5, max_request_size=4 * 1024 * 1024)
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=s.bootstrap, linger_ms=5, max_request_size=4 * 1024 * 1024, **client_options(s)
+        )
         await self.producer.start()
         app = web.Application(client_max_size=self.max_bytes)
         app.router.add_post("/reports", self.post)

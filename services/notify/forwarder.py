@@ -41,6 +41,7 @@ from pydantic import ValidationError
 from schemas.alert import Alert
 from schemas.topics import Role
 from services.notify.alertmanager import AlertBook, Batch, alerts_endpoint, backoff_seconds, redacted
+from services.runtime.kafka_security import client_options
 from services.runtime.settings import Settings
 
 log = logging.getLogger("ceasefire.notify")
@@ -122,7 +123,9 @@ class AlertForwarder:
 
     async def _read(self) -> None:
         topic = self.settings.topic(Role.ALERTS)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap, enable_auto_commit=False, **client_options(self.settings)
+        )
         await consumer.start()
         try:
             tps: list[TopicPartition] = []

@@ -19,6 +19,7 @@ from aiokafka.errors import KafkaError
 
 from schemas.receipt import Placement, Receipt, receipt_key
 from schemas.topics import Role
+from services.runtime.kafka_security import client_options
 from services.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,9 @@ class ReceiptBook:
                 await asyncio.sleep(1)
 
     async def _read(self) -> None:
-        consumer = self.consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap, enable_auto_commit=False)
+        consumer = self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap, enable_auto_commit=False, **client_options(self.settings)
+        )
         self.tps = []
         await consumer.start()
         try:

@@ -11,6 +11,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from schemas.topics import TOPICS, Role
 from services.runtime.broker import BrokerError, quiet_client_logs
+from services.runtime.kafka_security import client_options
 from services.runtime.settings import Settings
 
 # Topics whose partition is chosen by us (hash of source; the accepted partition of a ceasefire).
@@ -53,7 +54,9 @@ async def _connect(settings: Settings, timeout: float, wait: float) -> AIOKafkaA
     loop = asyncio.get_running_loop()
     deadline, said = loop.time() + wait, False
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=int(timeout * 1000))
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=settings.bootstrap, request_timeout_ms=int(timeout * 1000), **client_options(settings)
+        )
         try:
             with quiet_client_logs():
                 await asyncio.wait_for(admin.start(), timeout)

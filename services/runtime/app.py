@@ -15,6 +15,7 @@ import faust
 from services.runtime import allocator, fixes
 from services.runtime.collectors import StateCollector
 from services.runtime.context import Context
+from services.runtime.kafka_security import faust_credentials
 
 Installer = Callable[[faust.App, Context], None]
 
@@ -50,6 +51,7 @@ def create_app(ctx: Context, stages: Sequence[str]) -> faust.App:
         prometheus=ctx.prometheus,
         sensor_prefix="ceasefire_faust",
         broker=s.broker,
+        broker_credentials=faust_credentials(s),
         store=s.store,
         datadir=str(s.data_dir),
         autodiscover=False,

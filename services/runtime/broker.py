@@ -71,9 +71,14 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 class EmbeddedBroker:
     """`with EmbeddedBroker() as broker: broker.url` — a Kafka-compatible broker for this process's life."""
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1", log_path: Path | None = None) -> None:
+    def __init__(
+        self, port: int = 0, host: str = "127.0.0.1", log_path: Path | None = None, advertised_port: int | None = None
+    ) -> None:
         self.host = host
         self.port = port or free_port(host)
+        # the port clients are told to use; another than `port` only behind a TLS terminator (the
+        # embedded broker speaks no TLS: docs/broker.md), whose port it is
+        self.advertised_port = advertised_port or self.port
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
         # A new cluster id each start: the broker keeps nothing in memory across starts, and a worker's
@@ -104,6 +109,7 @@ class EmbeddedBroker:
         if not port_free(self.host, self.port):  # Tansu would exit at once, while another broker answers
             raise BrokerError(f"port {self.host}:{self.port} is already in use")
         listener = f"tcp://{self.host}:{self.port}"
+        advertised = f"tcp://{self.host}:{self.advertised_port}"
         out = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
             [
@@ -112,7 +118,7 @@ class EmbeddedBroker:
                 "--listener-url",
                 listener,
                 "--advertised-listener-url",
-                listener,
+                advertised,
                 "--cluster-id",
                 self.cluster_id,
             ],

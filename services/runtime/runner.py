@@ -116,7 +116,7 @@ def _stop_overdue(seconds: float) -> None:
 def _watch(app: faust.App, settings: Settings, cluster_id: str) -> None:
     @app.task
     async def watch_the_broker() -> None:
-        await watch_broker(settings.bootstrap, cluster_id, settings.broker_lost_seconds)
+        await watch_broker(settings, cluster_id, settings.broker_lost_seconds)
 
 
 def run_worker(

@@ -5,26 +5,46 @@ Only this module reads the environment. Every field is listed in the README's co
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, FilePath, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.topics import TOPICS, Role
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ARCHIVE_FILE = "archive.sqlite"  # the embedded archive, under the data dir
+# A directory of secret files named like the variables (ceasefire_kafka_password, …): Docker's and
+# Kubernetes' secrets, so that no password has to be an environment variable (docs/security.md).
+SECRETS_DIR = os.environ.get("CEASEFIRE_SECRETS_DIR") or None
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CEASEFIRE_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CEASEFIRE_", frozen=True, extra="ignore", secrets_dir=SECRETS_DIR)
 
     broker: str | None = Field(
         default=None, description="Kafka bootstrap URL (kafka://host:port); unset: start the embedded broker"
     )
+    kafka_security_protocol: SecurityProtocol = Field(
+        default="PLAINTEXT", description="how every Kafka client of the service connects (docs/security.md)"
+    )
+    kafka_sasl_mechanism: SaslMechanism = Field(default="SCRAM-SHA-512", description="SASL mechanism (SASL_* protocols)")
+    kafka_username: str | None = Field(default=None, description="SASL user: this service's Kafka principal")
+    kafka_password: SecretStr | None = Field(default=None, description="SASL password (or a file in the secrets dir)")
+    kafka_ca_file: FilePath | None = Field(
+        default=None, description="PEM CA the brokers' certificates are checked against (SSL, SASL_SSL); unset: the system's"
+    )
+    kafka_cert_file: FilePath | None = Field(default=None, description="PEM client certificate, for brokers that ask for one")
+    kafka_key_file: FilePath | None = Field(default=None, description="PEM private key of the client certificate")
+    kafka_key_password: SecretStr | None = Field(default=None, description="password of an encrypted client key")
     app_id: str = Field(default="ceasefire-monitor", description="Faust app id: consumer group and table prefix")
     registry_path: Path = Field(
         default=PROJECT_ROOT / "deploy" / "ceasefires.yaml", description="ceasefire registry YAML"
@@ -125,6 +145,21 @@ class Settings(BaseSettings):
     batch_within_seconds: float = Field(
         default=0.01, gt=0, description="longest wait to fill a batch: a floor on each hop's latency"
     )
+
+    @model_validator(mode="after")
+    def _kafka_security_agrees(self) -> Self:
+        """A half-configured secure connection fails at start with the reason, not later as a timeout."""
+        sasl, tls = self.kafka_security_protocol.startswith("SASL"), self.kafka_security_protocol.endswith("SSL")
+        if sasl and (not self.kafka_username or self.kafka_password is None):
+            raise ValueError(f"kafka_security_protocol={self.kafka_security_protocol} needs kafka_username and kafka_password")
+        if not sasl and (self.kafka_username or self.kafka_password is not None):
+            raise ValueError(f"kafka_username/kafka_password are set but kafka_security_protocol={self.kafka_security_protocol} sends no SASL")
+        files = [name for name in ("kafka_ca_file", "kafka_cert_file", "kafka_key_file") if getattr(self, name) is not None]
+        if files and not tls:
+            raise ValueError(f"{', '.join(files)} set but kafka_security_protocol={self.kafka_security_protocol} uses no TLS")
+        if (self.kafka_cert_file is None) != (self.kafka_key_file is None):
+            raise ValueError("kafka_cert_file and kafka_key_file go together")
+        return self
 
     @property
     def archive_address(self) -> str:

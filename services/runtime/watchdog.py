@@ -25,6 +25,8 @@ from typing import Literal
 from aiokafka.admin import AIOKafkaAdminClient
 
 from services.runtime.failure import end_process
+from services.runtime.kafka_security import client_options
+from services.runtime.settings import Settings
 
 INTERVAL_SECONDS = 2.0
 EXIT_BROKER_LOST = 69  # EX_UNAVAILABLE
@@ -95,14 +97,16 @@ async def ask_cluster_id(admin: AIOKafkaAdminClient, timeout: float) -> str | No
         return None
 
 
-async def watch_broker(bootstrap: str, cluster_id: str, lost_after: float, interval: float = INTERVAL_SECONDS) -> None:
+async def watch_broker(settings: Settings, cluster_id: str, lost_after: float, interval: float = INTERVAL_SECONDS) -> None:
     """Run until the process exits: ask, judge, say once, exit when the broker is gone for good."""
-    watch = BrokerWatch(cluster_id, lost_after)
+    watch, bootstrap = BrokerWatch(cluster_id, lost_after), settings.bootstrap
     noise = ClientNoise(2 * interval)
     for handler in logging.getLogger().handlers:  # Faust has set them up by the time this task runs
         handler.addFilter(noise)
     def new_admin() -> AIOKafkaAdminClient:
-        return AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(interval * 1000))
+        return AIOKafkaAdminClient(
+            bootstrap_servers=settings.bootstrap, request_timeout_ms=int(interval * 1000), **client_options(settings)
+        )
 
     admin = new_admin()
     loop = asyncio.get_running_loop()

@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -31,10 +32,14 @@ async def produce(bootstrap: str, topic: str, records: Sequence[tuple[bytes | No
         await producer.stop()
 
 
-async def read_topic(bootstrap: str, topic: str, min_count: int = 0, timeout: float = 60.0) -> list[Record]:
+async def read_topic(
+    bootstrap: str, topic: str, min_count: int = 0, timeout: float = 60.0, **client: Any
+) -> list[Record]:
     """Every record of `topic`, once at least `min_count` are there and every partition is read to
-    its high watermark."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    its high watermark. `client`: more consumer options (TLS: services.runtime.kafka_security)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", **client
+    )
     await consumer.start()
     try:
         deadline = time.monotonic() + timeout

@@ -25,6 +25,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.stores.rocksdb import Store as RocksDBStore
+from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from faust.types import TP
 from rocksdict import WriteBatch
 
@@ -60,6 +61,7 @@ async def rebuild(app: Any, store: RocksDBStore, topic: str, partitions: list[in
         fetch_max_bytes=4 * FETCH_BYTES,
         fetch_max_wait_ms=getattr(app, "fetch_max_wait_ms", 500),
         auto_offset_reset="earliest",
+        **credentials_to_aiokafka_auth(app.conf.broker_credentials, app.conf.ssl_context),
     )
     await consumer.start()
     try:
