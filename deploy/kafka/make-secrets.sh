@@ -11,8 +11,9 @@ DIR=${1:-$(dirname "$0")/../secrets}
 shift || true
 DAYS=${CERT_DAYS:-825}
 BROKERS="kafka-1 kafka-2 kafka-3"
-# One principal per service, plus one example reporter and one subscriber (deploy/kafka/acls.txt).
-PRINCIPALS="ingest correlate alert archive reporter subscriber"
+# One principal per service, plus a reporter, a subscriber and an operator (deploy/kafka/acls.txt;
+# services/runtime/topic_plan.py PRINCIPALS, which the suite compares with this list).
+PRINCIPALS="ingest correlate alert archive reporter subscriber operator"
 umask 077
 mkdir -p "$DIR"
 cd "$DIR"
@@ -46,12 +47,14 @@ done
 issue admin "DNS:admin"  # the init container's identity (a super user over mutual TLS, inside the network)
 
 mkdir -p passwords
-for principal in $PRINCIPALS; do
-  [[ -f passwords/$principal ]] || openssl rand -base64 32 | tr -d '\n=/+' > "passwords/$principal"
+for name in $PRINCIPALS grafana-admin archive-db; do  # letters and digits only: safe in URLs and SCRAM configs
+  [[ -f passwords/$name ]] || openssl rand -base64 32 | tr -d '\n=/+' > "passwords/$name"
 done
+# the archive's database URL (CEASEFIRE_ARCHIVE_URL as a secret file: it holds the password)
+[[ -f archive-url ]] || printf 'postgresql+psycopg://ceasefire:%s@archive-db:5432/archive' "$(cat passwords/archive-db)" > archive-url
 rm -f ca.srl
 # The containers run as other users than this one: the files are readable, the directory is not listed
 # to others (keep DIR on a private disk; chmod/chown to taste).
-chmod 0644 ./*.pem ./*.crt ./*.key passwords/*
+chmod 0644 ./*.pem ./*.crt ./*.key archive-url passwords/*
 chmod 0600 ca.key
-echo "secrets in $(pwd): ca.crt (give it to clients), passwords/<principal>, kafka-N.pem, admin.pem"
+echo "secrets in $(pwd): ca.crt (give it to clients), passwords/<principal>, kafka-N.pem, admin.pem, archive-url"

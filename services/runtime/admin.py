@@ -28,6 +28,8 @@ async def ensure_topics(
     wanted = [TOPICS[r] for r in (roles or list(Role))]
     admin = await _connect(settings, timeout, wait)
     try:
+        if not settings.create_topics:
+            await _check_exist(admin, [settings.topic(spec.role) for spec in wanted])
         existing = set(await admin.list_topics())
         new = [
             NewTopic(
@@ -37,7 +39,7 @@ async def ensure_topics(
                 topic_configs={"cleanup.policy": "compact"} if spec.compacted else {},
             )
             for spec in wanted
-            if settings.topic(spec.role) not in existing
+            if settings.topic(spec.role) not in existing and settings.create_topics
         ]
         if new:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race: fine
@@ -70,6 +72,18 @@ async def _connect(settings: Settings, timeout: float, wait: float) -> AIOKafkaA
                 log.warning("waiting up to %g s for the Kafka broker at %s", wait, settings.bootstrap)
                 said = True
             await asyncio.sleep(min(1.0, max(0.0, deadline - loop.time())))
+
+
+async def _check_exist(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    """Where the topic init and the ACLs own the topics (CEASEFIRE_CREATE_TOPICS=false), a missing or
+    forbidden topic stops the start with its name, instead of a Faust agent that never gets a record."""
+    visible = set(await admin.list_topics())  # with ACLs: only the topics this principal may describe
+    missing = sorted(set(names) - visible)  # (describing them would create them on the embedded broker)
+    if missing:
+        raise BrokerError(
+            f"topics this worker needs are missing or not allowed to it: {', '.join(missing)}; CEASEFIRE_CREATE_TOPICS"
+            " is off: create them and grant this worker's principal (deploy/kafka/init.sh, docs/security.md)"
+        )
 
 
 async def _check_partitions(admin: AIOKafkaAdminClient, settings: Settings, roles: list[Role]) -> None:

@@ -61,7 +61,7 @@ def create_app(ctx: Context, stages: Sequence[str]) -> faust.App:
         consumer_auto_offset_reset="earliest",
         topic_partitions=s.partitions,
         topic_replication_factor=s.replication_factor,
-        topic_allow_declare=True,
+        topic_allow_declare=s.create_topics,  # off: the topic init made the changelogs (deploy/kafka/init.sh)
         table_standby_replicas=0,
         key_serializer="raw",
         value_serializer="raw",

@@ -23,6 +23,7 @@ from services.runtime.context import Context
 from services.runtime.failure import end_process
 from services.runtime.settings import Settings
 from services.runtime.state import unsent_writes
+from services.runtime.topic_plan import stage_roles
 from services.runtime.watchdog import watch_broker
 
 AppHook = Callable[[faust.App, Context], None]
@@ -137,7 +138,8 @@ def run_worker(
         raise BrokerError(f"cannot start: {exc}") from None
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
-    cluster_id = loop.run_until_complete(ensure_topics(settings, wait=settings.broker_wait_seconds))  # first: a worker
+    roles = None if settings.create_topics else stage_roles(stages)  # else: only its stages' topics are its to see
+    cluster_id = loop.run_until_complete(ensure_topics(settings, roles, wait=settings.broker_wait_seconds))  # first: a worker
     # that cannot reach its broker leaves the state and its clean mark as they were
     wiped = prepare_local_state(settings.data_dir, cluster_id)
     if wiped is not None:

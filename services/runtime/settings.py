@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     source_keys_path: Path | None = Field(
         default=None, description="signing secrets: a directory of files named by key id, or a YAML file key id → secret"
     )
+    create_topics: bool = Field(
+        default=True,
+        description="create missing topics (and Faust's changelogs) at start; off where a topic init and ACLs own them",
+    )
     partitions: int = Field(default=4, ge=1, description="partitions of every topic the service creates")
     replication_factor: int = Field(default=1, ge=1, description="replication factor of created topics")
 
@@ -219,7 +223,8 @@ class Settings(BaseSettings):
 
     @property
     def bootstrap(self) -> str:
-        """host:port for plain Kafka clients (aiokafka, kcat)."""
+        """host:port[,host:port…] for plain Kafka clients (aiokafka, kcat), from a URL that may list
+        several brokers as Faust takes them (`kafka://a:9092,b:9092` or `kafka://a:9092;kafka://b:9092`)."""
         if self.broker is None:
             raise ValueError("no broker configured")
-        return self.broker.removeprefix("kafka://")
+        return ",".join(part.strip().removeprefix("kafka://") for part in self.broker.replace(";", ",").split(","))

@@ -1,7 +1,9 @@
-"""The production files, checked without a Docker engine (none runs here; issue 21): the compose file is
-valid to Debian's docker-compose, every file it mounts exists, every CEASEFIRE_* variable it sets is a
-setting; the image is built from pinned bases, runs as a user, gets only what .dockerignore lets
-through, and installs the package without the test tools or the embedded broker — a package that
+"""The deployment files, checked without a Docker engine (none runs here; issue 21): both compose files
+(production, developer) are valid to Debian's docker-compose, every file they mount exists, every
+CEASEFIRE_* variable they set is a setting, every service has a healthcheck and waits for what it
+needs, nothing is published beyond the host (tests/integration/test_production_stack.py: the rest);
+the image is built from pinned bases, runs as a user, gets only what .dockerignore lets through, and
+installs the package without the test tools or the embedded broker — a package that
 carries what its archive needs at run time (the OpenAPI document, the migrations)."""
 
 from __future__ import annotations
@@ -21,22 +23,24 @@ import yaml
 from services.runtime.settings import PROJECT_ROOT, Settings
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
+DEV_COMPOSE = PROJECT_ROOT / "deploy" / "compose.dev.yml"
 DOCKERFILE = PROJECT_ROOT / "deploy" / "Dockerfile"
 DOCKERIGNORE = PROJECT_ROOT / ".dockerignore"
-# what the compose file demands from the environment (it says so in its header); values are the test's
+STAGES = ("ingest", "correlate", "alert", "archive")
+# what the compose files demand from the environment (their headers say so); values are the test's
 REQUIRED = {
     "ARCHIVE_DB_PASSWORD": "archive-test-password",
     "GRAFANA_ARCHIVE_PASSWORD": "grafana-test-password",
     "GRAFANA_ADMIN_PASSWORD": "grafana-admin-test-password",
 }
+NOT_SETTINGS = {"CEASEFIRE_SECRETS_DIR"}  # read before the settings: where their secret files are
 
 
-@pytest.fixture(scope="module")
-def compose() -> dict[str, Any]:
+def config(path: Path) -> dict[str, Any]:
     binary = shutil.which("docker-compose")
     assert binary, "Debian's docker-compose is not installed: `make system-deps` installs it"
     done = subprocess.run(
-        [binary, "-f", str(COMPOSE), "config"], capture_output=True, text=True, timeout=60, check=False,
+        [binary, "-f", str(path), "config"], capture_output=True, text=True, timeout=60, check=False,
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **REQUIRED},
     )
     assert done.returncode == 0, done.stderr
@@ -44,12 +48,22 @@ def compose() -> dict[str, Any]:
     return parsed
 
 
+@pytest.fixture(scope="module", params=["production", "developer"])
+def compose(request: pytest.FixtureRequest) -> dict[str, Any]:
+    return config(COMPOSE if request.param == "production" else DEV_COMPOSE)
+
+
+@pytest.fixture(scope="module")
+def production() -> dict[str, Any]:
+    return config(COMPOSE)
+
+
 def test_every_mounted_file_exists(compose: dict[str, Any]) -> None:
     mounts = [
         (name, volume.split(":")[0])
         for name, service in compose["services"].items()
         for volume in service.get("volumes", [])
-        if isinstance(volume, str) and volume.startswith(("/", "."))
+        if isinstance(volume, str) and volume.startswith(("/", ".")) and ":" in volume
     ]
     assert mounts, "the stack mounts its configuration from deploy/"
     for name, source in mounts:
@@ -57,7 +71,7 @@ def test_every_mounted_file_exists(compose: dict[str, Any]) -> None:
 
 
 def test_every_variable_the_services_get_is_a_setting(compose: dict[str, Any]) -> None:
-    fields = {f"CEASEFIRE_{name.upper()}" for name in Settings.model_fields}
+    fields = {f"CEASEFIRE_{name.upper()}" for name in Settings.model_fields} | NOT_SETTINGS
     given = {
         (name, variable)
         for name, service in compose["services"].items()
@@ -69,22 +83,31 @@ def test_every_variable_the_services_get_is_a_setting(compose: dict[str, Any]) -
     assert unknown == [], "variables no setting reads (a typo is silently ignored)"
 
 
-def test_nothing_is_published_beyond_this_host_and_kafka_keeps_its_data(compose: dict[str, Any]) -> None:
-    """Kafka is PLAINTEXT without SASL or ACLs until issue 21's security lands; Prometheus and
-    Alertmanager have no authentication: by default every published port is this host's only."""
+def test_every_service_has_a_healthcheck_and_waits_for_what_it_needs(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, service in services.items():
+        if name != "kafka-init":  # a one-shot: the others wait for it to complete
+            assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+        for needed, how in (service.get("depends_on") or {}).items():
+            wanted = "service_completed_successfully" if needed == "kafka-init" else "service_healthy"
+            assert how["condition"] == wanted, f"{name} starts before {needed} is ready"
+    for stage in STAGES:  # state on an anonymous volume: each replica its own (RocksDB takes a lock)
+        assert services[stage]["volumes"] == ["/state"], stage
+
+
+def test_nothing_is_published_beyond_this_host(compose: dict[str, Any]) -> None:
+    """Prometheus and Alertmanager have no authentication, the developer stack's Kafka none either: by
+    default every published port is this host's only (KAFKA_PUBLISH_ADDRESS opens production Kafka)."""
     for name, service in compose["services"].items():
         for port in service.get("ports", []):
             published = port if isinstance(port, str) else f"{port.get('host_ip', '')}:{port.get('published')}"
             assert published.startswith("127.0.0.1:"), f"{name} publishes {published} beyond this host"
-    kafka = compose["services"]["kafka"]
-    data_dir = kafka["environment"]["KAFKA_LOG_DIRS"]
-    named = {v.split(":")[1] for v in kafka.get("volumes", []) if isinstance(v, str) and v.split(":")[0] in compose["volumes"]}
-    assert data_dir in named, "Kafka's log dir is not on a named volume: a recreated container loses every topic"
     grafana = compose["services"]["grafana"]["environment"]
     assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
-    assert grafana["GF_SECURITY_ADMIN_PASSWORD"] == REQUIRED["GRAFANA_ADMIN_PASSWORD"]  # from the environment
-    for name in ("ingest", "correlate", "alert", "archive"):
+    assert "GF_SECURITY_ADMIN_PASSWORD__FILE" in grafana or grafana["GF_SECURITY_ADMIN_PASSWORD"] == REQUIRED["GRAFANA_ADMIN_PASSWORD"]
+    for name in STAGES:
         assert compose["services"][name]["environment"]["CEASEFIRE_FETCH_MAX_WAIT_MS"] == "500", name
+        assert float(compose["services"][name]["environment"]["CEASEFIRE_SESSION_TIMEOUT_SECONDS"]) >= 10, name
 
 
 def test_the_image_is_pinned_runs_as_a_user_and_installs_no_extras() -> None:

@@ -1,7 +1,9 @@
 """Every Kafka client of the service over TLS (docs/security.md): a whole pipeline worker (the Faust
 app, its admin and restore clients, the broker watch, the archive's consumer, the HTTP ingest's
 producer) and the CLI, on an embedded broker reachable only through TLS; clients that do not trust
-its CA, or speak plain Kafka, get nowhere and are told so."""
+its CA, or speak plain Kafka, get nowhere and are told so. As in production, the worker may not
+create topics: they come from the topic plan (deploy/kafka/topics.txt), and the run shows the plan
+misses none; a worker whose topics are missing stops at once."""
 
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas.topics import Role
 from services.ingest.signature import sign
+from services.runtime import topic_plan
 from services.runtime.broker import free_port
 from services.runtime.kafka_security import client_options
 from services.runtime.settings import Settings
@@ -48,8 +52,9 @@ async def test_a_pipeline_worker_and_the_cli_work_over_tls_only(tls: TlsBroker, 
     http_port = free_port()
     settings = isolated_settings(
         tls.url, tmp_path / "state", kafka_security_protocol="SSL", kafka_ca_file=tls.ca_file,
-        source_keys_path=keys, http_ingest_port=http_port,
+        source_keys_path=keys, http_ingest_port=http_port, create_topics=False,
     )
+    planned = await create_planned_topics(settings)
     worker = WorkerProcess(settings, ("ingest", "correlate", "alert", "archive"), tmp_path / "worker.log").start()
     workers.append(worker)
     await worker.wait_serving(timeout=60)
@@ -89,6 +94,42 @@ async def test_a_pipeline_worker_and_the_cli_work_over_tls_only(tls: TlsBroker, 
             return False
 
     await eventually(archived, timeout=60, what="tls-3 in the archive")
+    assert await topics_of(settings) <= planned, "the worker used a topic the plan (and the topic init) lacks"
+
+
+def test_a_worker_whose_topics_are_missing_stops_at_once(tls: TlsBroker, tmp_path: Path) -> None:
+    settings = isolated_settings(
+        tls.url, tmp_path / "state", kafka_security_protocol="SSL", kafka_ca_file=tls.ca_file, create_topics=False,
+    )
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "services.console.cli", "worker", "correlate"],
+        env=settings_env(settings), capture_output=True, timeout=60, check=False,
+    )
+    assert done.returncode == 2
+    assert b"Traceback" not in done.stderr
+
+
+async def create_planned_topics(settings: Settings) -> set[str]:
+    """What deploy/kafka/init.sh does with kafka-topics.sh, for this test's topic names."""
+    planned = topic_plan.topics(settings)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, **client_options(settings))
+    await admin.start()
+    try:
+        await admin.create_topics([
+            NewTopic(t.name, t.partitions or settings.partitions, 1, topic_configs={"cleanup.policy": t.cleanup}) for t in planned
+        ])
+    finally:
+        await admin.close()
+    return {t.name for t in planned}
+
+
+async def topics_of(settings: Settings) -> set[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, **client_options(settings))
+    await admin.start()
+    try:
+        return {name for name in await admin.list_topics() if name.startswith(settings.app_id)}
+    finally:
+        await admin.close()
 
 
 @pytest.mark.parametrize("how", ["plain Kafka", "TLS without the CA"])

@@ -93,3 +93,10 @@ def test_a_password_can_come_from_the_secrets_dir(tmp_path: Path) -> None:
     script = "from services.runtime.settings import Settings; print(Settings().kafka_password.get_secret_value())"
     out = subprocess.run([sys.executable, "-c", script], env=env, cwd=PROJECT_ROOT, capture_output=True, check=True)  # noqa: S603
     assert out.stdout.decode().strip() == PASSWORD
+
+
+@pytest.mark.parametrize(
+    "url", ["kafka://kafka-1:9092,kafka-2:9092,kafka-3:9092", "kafka://kafka-1:9092;kafka://kafka-2:9092;kafka://kafka-3:9092"]
+)
+def test_several_brokers_reach_every_client_as_one_list(url: str) -> None:
+    assert Settings(broker=url).bootstrap == "kafka-1:9092,kafka-2:9092,kafka-3:9092"
