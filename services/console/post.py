@@ -38,7 +38,9 @@ async def send_lines(
     """`post_lines`, returning where each record landed on the ingest topic: what ingest's rulings name
     it by (`post --wait`)."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap, linger_ms=5, max_request_size=4 * 1024 * 1024, **client_options(settings)
+        bootstrap_servers=settings.bootstrap, linger_ms=5, max_request_size=4 * 1024 * 1024,
+        acks="all",  # a report counts as sent once min.insync.replicas copies hold it (production: 2 of 3)
+        **client_options(settings),
     )
     try:
         with quiet_client_logs():

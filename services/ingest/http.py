@@ -72,7 +72,9 @@ class HttpIngest:
     async def start(self) -> None:
         s = self.ctx.settings
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=s.bootstrap, linger_ms=5, max_request_size=4 * 1024 * 1024, **client_options(s)
+            bootstrap_servers=s.bootstrap, linger_ms=5, max_request_size=4 * 1024 * 1024,
+            acks="all",  # 202 only once min.insync.replicas copies hold the report (production: 2 of 3)
+            **client_options(s),
         )
         await self.producer.start()
         app = web.Application(client_max_size=self.max_bytes)
