@@ -48,7 +48,7 @@ class Broker:
     """What `rebuild` reads of the app: the broker URLs and the fetch wait."""
 
     def __init__(self, url: str) -> None:
-        self.conf = SimpleNamespace(broker=[URL(url)])
+        self.conf = SimpleNamespace(broker=[URL(url)], broker_credentials=None, ssl_context=None)
         self.fetch_max_wait_ms = 20
 
 
