@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: run test bench system-deps schemas lint clean
+.PHONY: run test bench soak system-deps schemas lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(PY) -m bench $(if $(QUICK),--quick,) $(if $(SOAK),--soak,) $(if $(STAGES),--stages,)
+
+# Two replicas of each stage at a steady rate, one SIGKILLed and restarted every minute (bench/soak.py):
+# memory, lag and books to bench/results/soak-*.md. Never part of `make test`. SOAK_ARGS="--minutes 10".
+SOAK_ARGS ?=
+soak: $(BENCH_STAMP)
+	$(PY) -m bench.soak $(SOAK_ARGS)
 
 run: $(STAMP)
 	$(VENV)/bin/ceasefire run --demo

@@ -171,6 +171,10 @@ class IngestStage:
             highwater = consumer.highwater(tp)
             if highwater is None:
                 continue  # not fetched yet (or the broker is away): nothing known has changed
+            if tp.partition not in self.kept:
+                # taken over with nothing left to read: its progress is the one kept at the committed
+                # offset, not "no report yet" (that mark would erase event time downstream: a stall)
+                self._resume(tp.partition, committed.get(tp) or 0, clock)
             position = max(self.read_to.get(tp.partition, 0), committed.get(tp) or 0)
             caught_up = position >= highwater
             marks = self.progress.marks(tp.partition, caught_up, clock)
@@ -188,6 +192,8 @@ class IngestStage:
         broker watch (services/runtime/watchdog.py, every 2 s) ends the worker."""
         if time.monotonic() - self.revoked_at < REBALANCE_QUIET_SECONDS:
             return
+        if getattr(self.app, "rebalancing", False) or getattr(self.app, "in_recovery", False):
+            return  # the progress table is not restored yet: a taken-over partition's marks would be empty
         async with self.progress_lock:
             if self._progress():
                 await self._send_progress({}, Outbox(self.app, self.ctx, "validate"))
@@ -208,8 +214,11 @@ def install(app: faust.App, ctx: Context) -> None:
 
     reports_topic = ctx.settings.topic(Role.REPORTS)
 
+    by_source_topic = ctx.settings.topic(Role.BY_SOURCE)
+
     async def revoked(sender: faust.App, revoked: set[faust.types.TP], **_: object) -> None:
         stage.forget_partitions({tp.partition for tp in revoked if tp.topic == reports_topic})
+        stage.dedup_stage.forget_partitions({tp.partition for tp in revoked if tp.topic == by_source_topic})
 
     app.on_partitions_revoked.connect(revoked)
 

@@ -108,6 +108,14 @@ class DedupStage:
         self._count(total, books)
         await changelog_sent(self.app)
 
+    def forget_partitions(self, revoked: set[int]) -> None:
+        """Dedup partitions taken away: what was heard and sent for them is read from the table again if
+        they come back (another worker may have moved them on meanwhile: a network partition, a pause)."""
+        for partition in revoked:
+            self.upstream.pop(partition, None)
+        for key in [k for k in self.lows_sent if k[0] in revoked]:
+            del self.lows_sent[key]
+
     def _upstream(self, partition: int) -> dict[str, dict[str, Mark]]:
         """The marks of every ingest partition as this dedup partition last heard them (from its table
         after a restart: its low watermark never starts again from nothing)."""

@@ -9,17 +9,12 @@ from __future__ import annotations
 import asyncio
 import zlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from schemas.alert import Alert
 from schemas.ceasefire import Registry
-from schemas.fragility import FragilitySnapshot
-from schemas.incident import Incident
 from schemas.report import AcceptedReport
 from schemas.topics import Role
 from services.console.demo import EXPECTED
@@ -28,7 +23,8 @@ from services.runtime.admin import ensure_topics
 from services.runtime.broker import free_port
 from services.runtime.settings import Settings
 from tests.support.batch import components
-from tests.support.kafka import eventually, read_topic
+from tests.support.kafka import eventually
+from tests.support.outcomes import Outputs, outputs
 from tests.support.worker import WorkerProcess, isolated_settings
 
 pytestmark = pytest.mark.asyncio
@@ -36,13 +32,6 @@ SCENARIO = Path(__file__).resolve().parents[2] / "deploy" / "demo" / "scenario.j
 CEASEFIRE = "in-pk-2025-05-10"
 PARTITIONS = 4
 Key = tuple[str, str]
-
-
-@dataclass(frozen=True)
-class Outputs:
-    incidents: set[frozenset[Key]]
-    episodes: dict[tuple[str, datetime], tuple[datetime | None, str]]  # (fingerprint, starts_at) → ends, severity
-    series: list[tuple[datetime, float]]
 
 
 def placed() -> list[tuple[int, bytes | None, bytes]]:
@@ -83,32 +72,6 @@ def finished(workers: list[WorkerProcess], accepted: int) -> Callable[[], Awaita
         )
 
     return condition
-
-
-async def outputs(settings: Settings) -> tuple[Outputs, list[AcceptedReport]]:
-    read = [await read_topic(settings.bootstrap, settings.topic(role)) for role in (Role.INCIDENTS, Role.ALERTS, Role.FRAGILITY, Role.ACCEPTED)]
-    newest: dict[str, Incident] = {}
-    for record in read[0]:
-        incident = Incident.model_validate_json(record.value)
-        if incident.incident_id not in newest or incident.version > newest[incident.incident_id].version:
-            newest[incident.incident_id] = incident
-    incidents = {
-        frozenset((r.source, r.report_id) for r in i.reports) for i in newest.values() if i.status != "merged"
-    }
-    accepted = [AcceptedReport.model_validate_json(record.value) for record in read[3]]
-    # after the last report, a quiet ceasefire's event time runs on with the wall clock: compare up to it
-    last = max(r.observed_at for r in accepted)
-    episodes: dict[tuple[str, datetime], tuple[datetime | None, str]] = {}
-    for record in read[1]:
-        alert = Alert.model_validate_json(record.value)
-        if alert.updated_at <= last:  # the records the reports made, not those of the quiet time after
-            episodes[alert.fingerprint, alert.starts_at] = (alert.ends_at, alert.labels["severity"])
-    series = {}
-    for record in read[2]:
-        snapshot = FragilitySnapshot.model_validate_json(record.value)
-        if snapshot.kind == "grid" and snapshot.as_of <= last:
-            series[snapshot.as_of] = snapshot.index
-    return Outputs(incidents, episodes, sorted(series.items())), accepted
 
 
 Launch = Callable[[str], Awaitable[WorkerProcess]]  # a worker of the run's settings, serving

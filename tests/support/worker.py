@@ -28,16 +28,19 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 class WorkerProcess:
-    def __init__(self, settings: Settings, services: tuple[str, ...], log_path: Path) -> None:
+    def __init__(
+        self, settings: Settings, services: tuple[str, ...], log_path: Path, prefix: tuple[str, ...] = ()
+    ) -> None:
         self.settings = settings
         self.services = services
         self.log_path = log_path
+        self.prefix = prefix  # e.g. `ip netns exec <namespace>`: the worker on another host (tests/support/netns.py)
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.console.cli", "worker", *self.services, "--loglevel", "warning"],
+            [*self.prefix, sys.executable, "-m", "services.console.cli", "worker", *self.services, "--loglevel", "warning"],
             env=settings_env(self.settings),
             stdout=log,
             stderr=subprocess.STDOUT,
