@@ -140,7 +140,8 @@ async def books(settings: Settings, posted: int) -> dict[str, int]:
                 for messages in batch.values():
                     for m in messages:
                         places[place].add(_origin(role, m.value, dict(m.headers or ())))
-                if not batch and all(await consumer.position(tp) >= (consumer.highwater(tp) or 0) for tp in tps):
+                positions = [await consumer.position(tp) for tp in tps]
+                if not batch and all(at >= (consumer.highwater(tp) or 0) for at, tp in zip(positions, tps, strict=True)):
                     break
     finally:
         await consumer.stop()
@@ -217,7 +218,7 @@ async def soak(minutes: float, rate: float, kill_every: float, workdir: Path) ->
         return {
             "minutes": minutes, "rate": rate, "kill_every_s": kill_every, "records": sent,
             "kills": {r.name: r.kills for r in replicas},
-            "load_seconds": round(sent / rate, 1), "drained_at_s": drained_at, "books": ledger, "samples": samples.rows,
+            "load_seconds": round(sent / rate, 1), "drained_at_s": None if drained_at is None else round(drained_at, 1), "books": ledger, "samples": samples.rows,
         }
 
 
