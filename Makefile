@@ -18,13 +18,14 @@ $(STAMP): pyproject.toml
 # What the tests need from Debian: kcat (a Kafka client that is not ours), Prometheus (promtool),
 # Alertmanager and PostgreSQL with PostGIS (the archive's production database; the tests start their own server),
 # docker-compose (only `docker-compose config`: the suite checks the production stack without an engine),
-# stunnel4 (TLS in front of the embedded broker, which has none that works: docs/broker.md).
+# stunnel4 (TLS in front of the embedded broker, which has none that works: docs/broker.md), iproute2
+# (network namespaces for the network partition test).
 system-deps:
 	@if ! command -v kcat >/dev/null || ! command -v promtool >/dev/null || ! command -v prometheus-alertmanager >/dev/null \
-	  || ! command -v docker-compose >/dev/null || ! command -v stunnel4 >/dev/null || ! command -v openssl >/dev/null \
+	  || ! command -v docker-compose >/dev/null || ! command -v stunnel4 >/dev/null || ! command -v openssl >/dev/null || ! command -v ip >/dev/null \
 	  || ! ls /usr/lib/postgresql/*/bin/initdb /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1; then \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
-	    kcat prometheus prometheus-alertmanager postgresql postgresql-postgis docker-compose stunnel4 openssl >/dev/null; \
+	    kcat prometheus prometheus-alertmanager postgresql postgresql-postgis docker-compose stunnel4 openssl iproute2 >/dev/null; \
 	fi
 
 BENCH_STAMP := $(VENV)/.bench-$(shell sha1sum pyproject.toml | cut -c1-12)

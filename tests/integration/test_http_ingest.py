@@ -4,7 +4,6 @@ signed, oversized and over-rate requests are refused with 401/413/429 and a reas
 from __future__ import annotations
 
 import json
-import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,7 +14,7 @@ import orjson
 from schemas.topics import Role
 from services.ingest.signature import sign
 from services.runtime.broker import free_port
-from tests.support.kafka import eventually, read_topic
+from tests.support.kafka import eventually, listening, read_topic
 from tests.support.reports import encode, report
 from tests.support.worker import WorkerProcess, isolated_settings
 
@@ -50,14 +49,8 @@ async def test_http_ingest_takes_signed_reports_and_refuses_the_rest(broker, wor
     workers.append(worker)
     await worker.wait_serving()
 
-    async def listening() -> bool:  # it starts once the worker has started its agents
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        except OSError:
-            return False
-        return True
 
-    await eventually(listening, timeout=30, what="POST /reports listening")
+    await eventually(listening(port), timeout=30, what="POST /reports listening")
     one = encode(report(report_id="h-1"))
     status, body, _ = post(port, one, signed(one, "in.army-2025", ARMY))
     assert (status, body["receipts"]) == (202, ["/reports/in.army/h-1"])

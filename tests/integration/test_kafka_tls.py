@@ -8,7 +8,6 @@ misses none; a worker whose topics are missing stops at once."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -24,7 +23,7 @@ from services.runtime import topic_plan
 from services.runtime.broker import free_port
 from services.runtime.kafka_security import client_options
 from services.runtime.settings import Settings
-from tests.support.kafka import eventually, read_topic
+from tests.support.kafka import eventually, listening, read_topic
 from tests.support.reports import at, encode, report
 from tests.support.tls import TlsBroker, tls_broker
 from tests.support.worker import WorkerProcess, isolated_settings, settings_env
@@ -64,14 +63,8 @@ async def test_a_pipeline_worker_and_the_cli_work_over_tls_only(tls: TlsBroker, 
     posted = post_file(settings, reports, "--sign", str(keys / "in.army-2025"), "--wait")  # with the receipts' reader
     assert posted.returncode == 0, posted.stderr.decode()
 
-    async def http_listening() -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", http_port), timeout=1).close()
-        except OSError:
-            return False
-        return True
 
-    await eventually(http_listening, timeout=30, what="POST /reports listening")
+    await eventually(listening(http_port), timeout=30, what="POST /reports listening")
     body = encode(report(report_id="tls-3", observed_at=at(3)))
     request = urllib.request.Request(  # noqa: S310 - loopback
         f"http://127.0.0.1:{http_port}/reports", data=body, method="POST",

@@ -4,6 +4,7 @@ since the embedded broker's ListOffsets answer is wrong), await conditions with 
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -85,3 +86,17 @@ async def _caught_up(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> b
         if highwater is None or await consumer.position(tp) < highwater:
             return False
     return True
+
+
+def listening(port: int, host: str = "127.0.0.1") -> Callable[[], Awaitable[bool]]:
+    """A condition for `eventually`: something accepts TCP connections on host:port (a server that a
+    worker starts once its agents run, such as POST /reports)."""
+
+    async def accepts() -> bool:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+        except OSError:
+            return False
+        return True
+
+    return accepts
