@@ -1,7 +1,8 @@
-"""Two replicas of each stage (ingest, correlate, alert: separate processes in one group, as the
-production stack runs them), one replica of each SIGKILLed in the middle of a 20,000-record stream:
-afterwards the books balance (each input record accepted, a duplicate or dead-lettered), every accepted
-report is in exactly one live incident, the incidents equal the batch definition, the alert episodes
+"""Two replicas of each service (ingest, correlate, alert: separate processes in one group, as the
+production stack runs them; the archive: two in its own group, on one PostgreSQL), one replica of each
+SIGKILLed in the middle of a 20,000-record stream: afterwards the books balance on the topics and in the
+archive (each input record accepted, a duplicate or dead-lettered, once), every accepted report is in
+exactly one live incident, the incidents equal the batch definition, the alert episodes
 and the fragility series equal those of an undisturbed run, and no per-partition gauge is left on a
 worker that does not own the partition (issue 21)."""
 
@@ -11,10 +12,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
+from sqlalchemy import func, select
 
 from schemas.ceasefire import Registry
 from schemas.incident import Incident
 from schemas.topics import Role
+from services.archive import store, tables
 from services.runtime.admin import ensure_topics
 from services.runtime.broker import free_port
 from services.runtime.settings import Settings
@@ -30,8 +34,10 @@ from tests.support.faults import (
 )
 from tests.support.kafka import eventually, read_topic
 from tests.support.outcomes import outputs
+from tests.support.postgres import postgres_server
 from tests.support.worker import WorkerProcess, isolated_settings
 
+STAGES = ("ingest", "correlate", "alert", "archive")
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(600)]  # ~95 s alone on 2 cores; a loaded CI machine takes longer
 
 
@@ -60,9 +66,15 @@ class Run:
 
 
 async def test_one_replica_of_each_stage_killed_mid_stream_loses_nothing(broker, registry: Registry, tmp_path: Path) -> None:
+    with postgres_server() as archive_url:  # the archive's replicas share one database, as in production
+        await one_replica_of_each_killed(broker, registry, tmp_path, archive_url)
+
+
+async def one_replica_of_each_killed(broker, registry: Registry, tmp_path: Path, archive_url: str) -> None:  # noqa: ANN001
     records, valid = stream()
     reference = Run(broker, tmp_path, "reference")
     faulty = Run(broker, tmp_path, "replicas")
+    faulty.settings = faulty.settings.model_copy(update={"archive_url": SecretStr(archive_url)})
     try:
         await ensure_topics(reference.settings)
         await reference.start(("ingest", "correlate", "alert"), "all")
@@ -72,7 +84,7 @@ async def test_one_replica_of_each_stage_killed_mid_stream_loses_nothing(broker,
         reference.stop()
 
         await ensure_topics(faulty.settings)
-        for stage in ("ingest", "correlate", "alert"):
+        for stage in STAGES:
             for replica in (1, 2):
                 await faulty.start((stage,), f"{stage}-{replica}")
         await post(faulty.settings, records)
@@ -81,15 +93,22 @@ async def test_one_replica_of_each_stage_killed_mid_stream_loses_nothing(broker,
             return faulty.total("ceasefire_reports_total", outcome="accepted") >= valid // 3
 
         await eventually(partway, timeout=180, what="a third of the reports accepted")
-        for stage in ("ingest", "correlate", "alert"):
+        for stage in STAGES:
             faulty.workers[[w.services for w in faulty.workers].index((stage,))].kill()  # the first replica of each
         await eventually(faulty.finished, timeout=400, what="the survivors finished the stream")
+
+        async def archived() -> bool:  # every posted record in the archive's books, each once (keyed rows)
+            return sum(archive_counts(archive_url).values()) >= len(records)
+
+        await eventually(archived, timeout=180, interval=1.0, what="the surviving archive replica caught up")
+        assert sum(archive_counts(archive_url).values()) == len(records)
 
         await books_balance(faulty.settings, len(records))
         got, accepted = await outputs(faulty.settings)
         members = Counter(m for incident in await live_incidents(faulty.settings) for m in incident)
         assert [m for m, count in members.items() if count > 1] == [], "reports in two live incidents"
         assert set(members) == {(r.source, r.report_id) for r in accepted}, "accepted reports in no incident"
+        assert archive_counts(archive_url)["report_revisions"] == len(accepted)
         assert got.incidents == incidents_by_definition(accepted, registry)
         assert got.incidents == expected.incidents
         assert got.episodes == expected.episodes and expected.episodes, "alert episodes differ from the undisturbed run"
@@ -98,6 +117,17 @@ async def test_one_replica_of_each_stage_killed_mid_stream_loses_nothing(broker,
     finally:
         reference.stop()
         faulty.stop()
+
+
+def archive_counts(url: str) -> dict[str, int]:
+    """Rows of the archive's three books: accepted reports (revisions), duplicates, dead letters."""
+    engine = store.open_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {table.name: int(conn.execute(select(func.count()).select_from(table)).scalar() or 0)
+                    for table in (tables.report_revisions, tables.duplicates, tables.dead_letters)}
+    finally:
+        engine.dispose()
 
 
 async def live_incidents(settings: Settings) -> list[list[tuple[str, str]]]:
