@@ -97,7 +97,7 @@ async def run(
 
     try:
         live = await feed(settings, launch)
-        await eventually(finished(live, accepted), timeout=120, what=f"{name}: finished")
+        await eventually(finished(live, accepted), timeout=240, what=f"{name}: finished")  # ~30-60 s alone; a loaded machine takes longer
         return await outputs(settings)
     finally:
         for worker in started:
