@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from schemas.topics import Role
 from services.archive import store
 from services.archive.rows import ARCHIVED, Record, Rows, Spelling, fold
+from services.runtime.app import archive_group
 from services.runtime.kafka_security import client_options
 from services.runtime.metrics import Metrics
 from services.runtime.settings import Settings
@@ -59,7 +60,7 @@ class ArchiveWriter:
         return AIOKafkaConsumer(
             *self.roles,
             bootstrap_servers=s.bootstrap,
-            group_id=f"{s.app_id}-archive",
+            group_id=archive_group(s.app_id),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=int(s.session_timeout_seconds * 1000),

@@ -212,9 +212,7 @@ def install(app: faust.App, ctx: Context) -> None:
     serve(app, ctx, "ingest-validate", Role.REPORTS, stage.validate_batch, max_records=ctx.settings.batch_max)
     serve(app, ctx, "ingest-deduplicate", Role.BY_SOURCE, stage.dedup_stage.deduplicate_batch)
 
-    reports_topic = ctx.settings.topic(Role.REPORTS)
-
-    by_source_topic = ctx.settings.topic(Role.BY_SOURCE)
+    reports_topic, by_source_topic = ctx.settings.topic(Role.REPORTS), ctx.settings.topic(Role.BY_SOURCE)
 
     async def revoked(sender: faust.App, revoked: set[faust.types.TP], **_: object) -> None:
         stage.forget_partitions({tp.partition for tp in revoked if tp.topic == reports_topic})

@@ -28,9 +28,9 @@ async def ensure_topics(
     wanted = [TOPICS[r] for r in (roles or list(Role))]
     admin = await _connect(settings, timeout, wait)
     try:
+        existing = set(await admin.list_topics())  # with ACLs: only the topics this principal may describe
         if not settings.create_topics:
-            await _check_exist(admin, [settings.topic(spec.role) for spec in wanted])
-        existing = set(await admin.list_topics())
+            _refuse_missing(existing, [settings.topic(spec.role) for spec in wanted])
         new = [
             NewTopic(
                 name=settings.topic(spec.role),
@@ -39,7 +39,7 @@ async def ensure_topics(
                 topic_configs={"cleanup.policy": "compact"} if spec.compacted else {},
             )
             for spec in wanted
-            if settings.topic(spec.role) not in existing and settings.create_topics
+            if settings.topic(spec.role) not in existing  # none, past _refuse_missing
         ]
         if new:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race: fine
@@ -74,10 +74,9 @@ async def _connect(settings: Settings, timeout: float, wait: float) -> AIOKafkaA
             await asyncio.sleep(min(1.0, max(0.0, deadline - loop.time())))
 
 
-async def _check_exist(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+def _refuse_missing(visible: set[str], names: list[str]) -> None:
     """Where the topic init and the ACLs own the topics (CEASEFIRE_CREATE_TOPICS=false), a missing or
     forbidden topic stops the start with its name, instead of a Faust agent that never gets a record."""
-    visible = set(await admin.list_topics())  # with ACLs: only the topics this principal may describe
     missing = sorted(set(names) - visible)  # (describing them would create them on the embedded broker)
     if missing:
         raise BrokerError(

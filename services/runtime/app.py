@@ -39,6 +39,11 @@ def faust_group(app_id: str, stages: Sequence[str]) -> str:
     return f"{app_id}.archive" if set(stages) <= AGENTLESS else app_id
 
 
+def archive_group(app_id: str) -> str:
+    """The consumer group of the archive's own consumer (services/archive/writer.py)."""
+    return f"{app_id}-archive"
+
+
 def create_app(ctx: Context, stages: Sequence[str]) -> faust.App:
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from schemas.topics import TOPICS, Role
-from services.runtime.app import AGENTLESS, faust_group
+from services.runtime.app import AGENTLESS, archive_group, faust_group
 from services.runtime.settings import Settings
 
 
@@ -110,7 +110,7 @@ def _stage_grants(settings: Settings, stage: str, access: StageAccess) -> set[Gr
     grants = {Grant(stage, "group", faust, "Read"), Grant(stage, "topic", leader_topic(faust), "Read"),
               Grant(stage, "topic", leader_topic(faust), "Write")}
     if stage in AGENTLESS:  # its own consumer group (services/archive/writer.py)
-        grants.add(Grant(stage, "group", f"{settings.app_id}-archive", "Read"))
+        grants.add(Grant(stage, "group", archive_group(settings.app_id), "Read"))
     for table in access.tables:
         grants |= {Grant(stage, "topic", changelog(settings, table), op) for op in ("Read", "Write")}
     return grants

@@ -31,6 +31,7 @@ from tests.support.faults import (
     incidents_by_definition,
     post,
     stream,
+    total,
 )
 from tests.support.kafka import eventually, read_topic
 from tests.support.outcomes import outputs
@@ -53,9 +54,6 @@ class Run:
         self.workers.append(worker)
         await worker.wait_serving(timeout=60)
         return worker
-
-    def total(self, name: str, **labels: str) -> float:
-        return sum(w.sum_metric(name, **labels) for w in self.workers if w.process is not None and w.process.poll() is None)
 
     async def finished(self) -> bool:
         return await finished(self.settings, self.workers)
@@ -90,7 +88,7 @@ async def one_replica_of_each_killed(broker, registry: Registry, tmp_path: Path,
         await post(faulty.settings, records)
 
         async def partway() -> bool:
-            return faulty.total("ceasefire_reports_total", outcome="accepted") >= valid // 3
+            return total(faulty.workers, "ceasefire_reports_total", outcome="accepted") >= valid // 3
 
         await eventually(partway, timeout=180, what="a third of the reports accepted")
         for stage in STAGES:
@@ -143,7 +141,7 @@ def assert_no_stale_gauges(run: Run) -> None:
     """Each input partition's lag on exactly one live worker, each ceasefire's fragility on one."""
     lag: Counter[tuple[str, str]] = Counter()
     fragility: Counter[str] = Counter()
-    for worker in [w for w in run.workers if w.process is not None and w.process.poll() is None]:
+    for worker in [w for w in run.workers if w.alive]:
         for (name, labels), _ in worker.scrape().items():
             found = dict(labels)
             if name == "ceasefire_consumer_lag_records":

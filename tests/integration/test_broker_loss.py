@@ -71,7 +71,7 @@ async def test_a_worker_started_before_its_broker_waits_and_connects(workers: li
     worker = WorkerProcess(settings, ("ingest",), tmp_path / "worker.log").start()
     workers.append(worker)
     time.sleep(2)  # the scenario itself: the broker comes up after the worker
-    assert worker.process is not None and worker.process.poll() is None, "the worker must wait, not exit"
+    assert worker.alive, "the worker must wait, not exit"
     with EmbeddedBroker(port=port, log_path=tmp_path / "broker.log"):
         await serving(worker, settings)
         await accepts_a_report(worker, settings, "after-the-wait")

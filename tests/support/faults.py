@@ -49,22 +49,23 @@ async def standing(settings: Settings, workers: list[WorkerProcess]) -> str:
     """What `finished` looks at, per worker, for a failure message."""
     rows = []
     for w in workers:
-        alive = w.process is not None and w.process.poll() is None
         idle = {c: w.sum_metric("ceasefire_idle_partitions", ceasefire=c) for c in CEASEFIRES}
-        rows.append(f"{w.log_path.name}: alive={alive} idle={idle} held={w.sum_metric('ceasefire_held_reports')}")
+        rows.append(f"{w.log_path.name}: alive={w.alive} idle={idle} held={w.sum_metric('ceasefire_held_reports')}")
     lag = {k: v for k, v in (await group_lag(settings, STAGE_INPUTS)).items() if v}
     return "; ".join(rows) + f"; group lag {lag}"
+
+
+def total(workers: list[WorkerProcess], name: str, **labels: str) -> float:
+    """A metric summed over the workers alive now (a killed worker's counts are gone with it)."""
+    return sum(w.sum_metric(name, **labels) for w in workers if w.alive)
 
 
 async def finished(settings: Settings, workers: list[WorkerProcess]) -> bool:
     """Every stage's input committed to its end, every ingest partition idle about every ceasefire,
     nothing held back (the workers that are alive now)."""
-    def total(name: str, **labels: str) -> float:
-        return sum(w.sum_metric(name, **labels) for w in workers if w.process is not None and w.process.poll() is None)
-
     return (
-        all(total("ceasefire_idle_partitions", ceasefire=c) >= PARTITIONS for c in CEASEFIRES)
-        and total("ceasefire_held_reports") == 0
+        all(total(workers, "ceasefire_idle_partitions", ceasefire=c) >= PARTITIONS for c in CEASEFIRES)
+        and total(workers, "ceasefire_held_reports") == 0
         and not any((await group_lag(settings, STAGE_INPUTS)).values())
     )
 

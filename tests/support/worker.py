@@ -49,6 +49,10 @@ class WorkerProcess:
         return self
 
     @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
     def metrics_url(self) -> str:
         return f"http://{self.settings.web_host}:{self.settings.web_port}/metrics"
 
