@@ -106,7 +106,8 @@ async def one_replica_of_each_killed(broker, registry: Registry, tmp_path: Path,
         members = Counter(m for incident in await live_incidents(faulty.settings) for m in incident)
         assert [m for m, count in members.items() if count > 1] == [], "reports in two live incidents"
         assert set(members) == {(r.source, r.report_id) for r in accepted}, "accepted reports in no incident"
-        assert archive_counts(archive_url)["report_revisions"] == len(accepted)
+        # once each: the accepted topic may hold a killed ingest replica's re-emits, the archive's rows are keyed
+        assert archive_counts(archive_url)["report_revisions"] == len({(r.source, r.report_id, r.revision) for r in accepted})
         assert got.incidents == incidents_by_definition(accepted, registry)
         assert got.incidents == expected.incidents
         assert got.episodes == expected.episodes and expected.episodes, "alert episodes differ from the undisturbed run"
