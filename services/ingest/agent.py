@@ -192,8 +192,6 @@ class IngestStage:
         broker watch (services/runtime/watchdog.py, every 2 s) ends the worker."""
         if time.monotonic() - self.revoked_at < REBALANCE_QUIET_SECONDS:
             return
-        if getattr(self.app, "rebalancing", False) or getattr(self.app, "in_recovery", False):
-            return  # the progress table is not restored yet: a taken-over partition's marks would be empty
         async with self.progress_lock:
             if self._progress():
                 await self._send_progress({}, Outbox(self.app, self.ctx, "validate"))
