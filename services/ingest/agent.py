@@ -38,6 +38,7 @@ from services.runtime.stage import Outbox, serve
 from services.runtime.state import (
     committed_offsets,
     fenced_table,
+    positioned,
 )
 from services.watermark import PartitionProgress
 
@@ -165,13 +166,15 @@ class IngestStage:
         """The marks of the owned ingest partitions that changed since last sent."""
         consumer, topic, clock = self.app.consumer, self.topics[Role.REPORTS], time.monotonic()
         owned = sorted(tp for tp in consumer.assignment() if tp.topic == topic)
-        committed = committed_offsets(consumer)
+        committed, ready = committed_offsets(consumer), positioned(consumer)
         changed: dict[str, dict[str, Mark]] = {}
         for tp in owned:
             highwater = consumer.highwater(tp)
             if highwater is None:
                 continue  # not fetched yet (or the broker is away): nothing known has changed
             if tp.partition not in self.kept:
+                if tp not in ready:
+                    continue  # its committed offset and progress entry are not known yet: say nothing
                 # taken over with nothing left to read: its progress is the one kept at the committed
                 # offset, not "no report yet" (that mark would erase event time downstream: a stall)
                 self._resume(tp.partition, committed.get(tp) or 0, clock)

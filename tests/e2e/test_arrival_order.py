@@ -10,6 +10,7 @@ import asyncio
 import zlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -57,19 +58,27 @@ async def post(settings: Settings, records: list[tuple[int, bytes | None, bytes]
         await producer.stop()
 
 
-def finished(workers: list[WorkerProcess], accepted: int) -> Callable[[], Awaitable[bool]]:
-    """Every report accepted, every ingest partition idle (nothing more is coming), nothing held, no lag."""
+def finished(workers: list[WorkerProcess], accepted: int, seen: dict[str, Any]) -> Callable[[], Awaitable[bool]]:
+    """Every report accepted, every ingest partition idle (nothing more is coming), nothing held, no lag.
+    `seen` keeps the last figures and where any lag or hold was, for the failure's message."""
 
     async def condition() -> bool:
         def total(name: str, **labels: str) -> float:
             return sum(w.sum_metric(name, **labels) for w in workers)
 
-        return (
-            total("ceasefire_reports_total", outcome="accepted") >= accepted
-            and total("ceasefire_idle_partitions", ceasefire=CEASEFIRE) >= PARTITIONS
-            and total("ceasefire_held_reports") == 0
-            and total("ceasefire_consumer_lag_records") == 0
+        seen.update(
+            accepted=total("ceasefire_reports_total", outcome="accepted"),
+            idle=total("ceasefire_idle_partitions", ceasefire=CEASEFIRE),
+            held=total("ceasefire_held_reports"),
+            lag=total("ceasefire_consumer_lag_records"),
         )
+        done = seen["accepted"] >= accepted and seen["idle"] >= PARTITIONS and seen["held"] == seen["lag"] == 0
+        if not done:
+            seen["where"] = [
+                (w.log_path.stem, n, dict(labels), v) for w in workers if w.alive for (n, labels), v in w.scrape().items()
+                if v and n in ("ceasefire_consumer_lag_records", "ceasefire_held_reports")
+            ]
+        return done
 
     return condition
 
@@ -96,8 +105,11 @@ async def run(
         return worker
 
     try:
-        live = await feed(settings, launch)
-        await eventually(finished(live, accepted), timeout=240, what=f"{name}: finished")  # ~30-60 s alone; a loaded machine takes longer
+        live, seen = await feed(settings, launch), dict[str, Any]()
+        try:  # ~30-60 s alone; a loaded machine takes longer
+            await eventually(finished(live, accepted, seen), timeout=240, what=f"{name}: finished")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; last seen {seen}; logs in {tmp_path}") from None
         return await outputs(settings)
     finally:
         for worker in started:
@@ -111,8 +123,14 @@ async def burst(settings: Settings, launch: Launch) -> list[WorkerProcess]:
     return [worker]
 
 
+@pytest.fixture(scope="module")
+async def reference(broker, tmp_path_factory: pytest.TempPathFactory) -> tuple[Outputs, list[AcceptedReport]]:  # noqa: ANN001
+    """The burst run, which every other arrival is compared with: run once for the module."""
+    return await run(broker, tmp_path_factory.mktemp("reference"), "burst", burst)
+
+
 async def test_every_arrival_gives_the_same_incidents_alerts_and_fragility(
-    broker, registry: Registry, tmp_path: Path
+    broker, registry: Registry, tmp_path: Path, reference: tuple[Outputs, list[AcceptedReport]]
 ) -> None:
     records = placed()
 
@@ -129,22 +147,24 @@ async def test_every_arrival_gives_the_same_incidents_alerts_and_fragility(
         return [worker]
 
     runs = {
-        "burst": await run(broker, tmp_path, "burst", burst),
+        "burst": reference,
         "paced": await run(broker, tmp_path, "paced", paced),
         "skewed": await run(broker, tmp_path, "skewed", skewed, batch_max=7, batch_records_max=2),
     }
-    reference, accepted = runs["burst"]
+    burst_outputs, accepted = reference
     ceasefire = registry.get(CEASEFIRE)
     assert ceasefire is not None
-    assert reference.incidents == components(accepted, ceasefire)
-    assert len(reference.series) > 4 * 96  # four days and more at 15 minutes
+    assert burst_outputs.incidents == components(accepted, ceasefire)
+    assert len(burst_outputs.series) > 4 * 96  # four days and more at 15 minutes
     for name, (got, _) in runs.items():
-        assert got.incidents == reference.incidents, name
-        assert got.episodes == reference.episodes, name
-        assert got.series == reference.series, name
+        assert got.incidents == burst_outputs.incidents, name
+        assert got.episodes == burst_outputs.episodes, name
+        assert got.series == burst_outputs.series, name
 
 
-async def test_a_backlog_two_workers_and_a_restart_give_what_one_burst_gives(broker, tmp_path: Path) -> None:
+async def test_a_backlog_two_workers_and_a_restart_give_what_one_burst_gives(
+    broker, tmp_path: Path, reference: tuple[Outputs, list[AcceptedReport]]
+) -> None:
     records = placed()
 
     async def backlog_two_workers(settings: Settings, launch: Launch) -> list[WorkerProcess]:
@@ -162,15 +182,15 @@ async def test_a_backlog_two_workers_and_a_restart_give_what_one_burst_gives(bro
         worker.kill()  # in the middle of the backlog: no partition is caught up, so none goes idle
         return [await launch("again")]
 
-    reference, _ = await run(broker, tmp_path, "burst", burst)
+    burst_outputs = reference[0]
     for name, feed, counted in (("backlog-two-workers", backlog_two_workers, EXPECTED.accepted), ("restarted", restarted, 0)):
         # A kill between correlate's outputs and `~published` (one changelog round trip) still replays
         # history (docs/link-rule.md "Order of the writes"; ~1 run in 15): the restart gets a second
         # kill at another moment, and only a failure of both counts. Twice in a row is a regression.
         for attempt in range(2 if name == "restarted" else 1):
             got, _ = await run(broker, tmp_path, f"{name}{attempt or ''}", feed, counted, batch_max=50, batch_records_max=4)
-            if got == reference:
+            if got == burst_outputs:
                 break
-        assert got.incidents == reference.incidents, name
-        assert got.episodes == reference.episodes, name
-        assert got.series == reference.series, name
+        assert got.incidents == burst_outputs.incidents, name
+        assert got.episodes == burst_outputs.episodes, name
+        assert got.series == burst_outputs.series, name

@@ -5,7 +5,7 @@ so the value costs nothing there; the embedded broker (Tansu 0.6.0) holds every 
 wait (measured: ~550 ms per hop with 1500 asked, 3–13 ms with 50), which would add seconds to
 end-to-end latency over our four hops. `CEASEFIRE_FETCH_MAX_WAIT_MS` sets it.
 
-Three races in Faust's (0.15.3) hand-over from table recovery to the streams (docs/broker.md, "Worker
+Four races in Faust's (0.15.3) hand-over from table recovery to the streams (docs/broker.md, "Worker
 that never consumes" and "Commit that creeps after a restart"):
 
 1. Faust hands its *live* set of active partitions to the consumer thread, and aiokafka reads an empty
@@ -30,6 +30,18 @@ that never consumes" and "Commit that creeps after a restart"):
    minutes, nothing lost. Our seek keeps a read offset that this assignment already moved past the
    committed offset; the records re-fetched from the committed offset up to it are skipped as already
    delivered (they are in the stream buffers), so no gap is booked.
+4. The opposite at a rebalance: flow was suspended, so the stream buffers *are* emptied when it
+   resumes, and a read offset kept by the seek (3.) — or left by the drain loop from the previous
+   generation — makes the drain skip records nobody will process. Faust drops the acks of records
+   processed but not yet committed at every revocation, so a worker that keeps a partition across a
+   rebalance must read it again from its commit; with no commit yet, aiokafka starts it from the
+   beginning and Faust skipped all of it: the partition showed lag for ever and event time stalled
+   (a backlog read by a worker when a second one joined, tests/e2e/test_arrival_order.py). After a
+   suspension our seek sets every read offset to the committed offset and seeks a partition that
+   has none to its beginning. A partition with no commit and nothing handed over in this assignment
+   is sought to its beginning after any assignment: records of it fetched and then dropped before
+   the seek (race 1 by another path: a pause between fetch and hand-over) are read again, as aiokafka's
+   seek to the committed offset already does for a partition that has one.
 """
 
 from __future__ import annotations
@@ -96,8 +108,15 @@ class _ResumeKeepsBuffers(FlowControlEvent):
 
 
 class _ShortPollConsumer(FaustAIOKafkaConsumer):
+    positioned: frozenset[TP] = frozenset()  # this assignment's partitions seeked to their commits (`positioned`)
+
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return _ShortPollThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        """Revoked partitions are no longer positioned (Faust forgets their committed offsets here)."""
+        self.positioned = self.positioned - set(revoked)
+        await super().on_partitions_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
         """Start the assignment with no read offsets, so any found at the seek were set by this one.
@@ -105,19 +124,33 @@ class _ShortPollConsumer(FaustAIOKafkaConsumer):
         Faust forgets them on revocation, but the drain loop can write one more for a record whose
         hand-over the revocation interrupted.
         """
+        self.positioned = frozenset()
         for tp in assigned:
             self._read_offset.pop(tp, None)
         await super().on_partitions_assigned(assigned, generation_id)
 
     async def perform_seek(self) -> None:
-        """Seek to the committed offsets without rewinding what this assignment already handed over."""
-        committed = {ensure_TP(tp): offset for tp, offset in (await self.seek_to_committed()).items()}
+        """Seek to the committed offsets without rewinding what this assignment already handed over,
+        unless flow is suspended (a rebalance): then the stream buffers are emptied when it resumes,
+        so every partition is read again from its committed offset. A partition with no commit and
+        nothing handed over is sought to its start, as one with a commit is to it (races 1 and 4 in
+        the module's docstring)."""
+        rewinding = not self.app.flow_control.is_active()
+        found = await self.seek_to_committed()
+        unstarted = [
+            tp for tp, offset in found.items()
+            if (offset is None or offset <= 0) and (rewinding or self._read_offset.get(ensure_TP(tp)) is None)
+        ]
+        if unstarted:
+            await self._thread.seek_to_beginning(*unstarted)
+        committed = {ensure_TP(tp): offset for tp, offset in found.items()}
         for tp, offset in committed.items():
             start = offset if offset is not None and offset >= 0 else None
             delivered = self._read_offset.get(tp)
-            if delivered is None or (start is not None and delivered < start):
+            if rewinding or delivered is None or (start is not None and delivered < start):
                 self._read_offset[tp] = start
         self._committed_offset.update({tp: offset or None for tp, offset in committed.items() if offset is not None})
+        self.positioned = frozenset(committed)
 
 
 class MonitorApp(faust.App):
@@ -154,3 +187,14 @@ class MonitorApp(faust.App):
 def committed_offsets(consumer: ConsumerT) -> Mapping[TP, int | None]:
     """The offsets this worker committed, per partition (fix C1: Faust keeps no public accessor)."""
     return consumer._committed_offset  # type: ignore[attr-defined, no-any-return]
+
+
+def positioned(consumer: ConsumerT) -> frozenset[TP]:
+    """The partitions of this assignment whose committed offsets are known (fix C2).
+
+    Each rebalance revokes every partition, and Faust forgets their committed offsets then; it reads
+    them again only at the seek that ends table recovery. Until that seek `assignment()` already lists
+    a partition and timers run, but its committed offset is unknown and its tables may be half
+    restored. Faust has no flag for that moment per partition (`app.rebalancing` and `in_recovery`
+    are not reset when a recovery ends for a generation already superseded)."""
+    return getattr(consumer, "positioned", frozenset())  # a consumer of ours has it; another: none
