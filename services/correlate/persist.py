@@ -9,6 +9,7 @@
 | `s␟<digest>` | expiry, µs | a remembered identity (services/correlate/seen.py) |
 | `~meta` | `{"watermark_us", "horizon_us", "seq"}` | the ceasefire's event-time progress |
 | `~published` | `{"batch"}` | the newest batch whose records were published: stored after them, before the rest |
+| `~reserved` | `{"batch"}` | the newest batch whose reservations were all stored: the last of them, before its records go out |
 
 `Correlator.take_changes` returns these entries and `Correlator(persisted)` rebuilds from them;
 `version_entries` splits a batch's changes into what is stored before its incidents are published and
@@ -33,7 +34,8 @@ INCIDENT_PREFIX = "i\x1f"
 EVICTION_PREFIX = "e\x1f"
 META_KEY = "~meta"
 PUBLISHED_KEY = "~published"
-__all__ = ["EVICTION_PREFIX", "INCIDENT_PREFIX", "META_KEY", "PUBLISHED_KEY", "REPORT_PREFIX", "SEEN_PREFIX", "held_entry",
+RESERVED_KEY = "~reserved"
+__all__ = ["EVICTION_PREFIX", "INCIDENT_PREFIX", "META_KEY", "PUBLISHED_KEY", "REPORT_PREFIX", "RESERVED_KEY", "SEEN_PREFIX", "held_entry",
            "held_from_entry", "report_entry_key", "version_entries"]
 
 
@@ -82,6 +84,8 @@ def version_entries(changes: dict[str, str | None]) -> tuple[dict[str, str], dic
     rest after. A reservation raises an incident's stored version and changes nothing else (a merge
     is stored only with the rest): whatever a crash tears, every version ever published is stored,
     and re-processing the batch publishes above it, never one (incident, version) with two contents.
+    The last reservation is `~reserved` (the batch's number): stored, it says every reservation of
+    the batch was, so its records may have gone out (services/correlate/catchup.py).
     """
     reservations: dict[str, str] = {}
     rest: dict[str, str | None] = {}
@@ -96,4 +100,6 @@ def version_entries(changes: dict[str, str | None]) -> tuple[dict[str, str], dic
             if doc["merged_into"] is None:
                 continue
         rest[key] = value
+    if reservations and (batch := changes.get(PUBLISHED_KEY)) is not None:
+        reservations[RESERVED_KEY] = batch
     return reservations, rest

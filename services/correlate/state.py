@@ -79,7 +79,7 @@ class Correlator(StoredCorrelation):
         self.last_late = False  # whether the report `add` took last came later than the allowed lateness
         self._ordering: list[tuple[str, str]] = []
         self.catch_up = CatchUp()  # incidents rebuilding to their published content after a torn write
-        self.batch = self._published_batch = 0
+        self.batch = self._published_batch = self._reserved_batch = 0
         self._restore(persisted)
         self.order = EventOrder(upstreams, self._ordering)
         self.placements = Placements(ceasefire.id)

@@ -21,6 +21,7 @@ from services.correlate.persist import (
     META_KEY,
     PUBLISHED_KEY,
     REPORT_PREFIX,
+    RESERVED_KEY,
     SEEN_PREFIX,
     held_entry,
     held_from_entry,
@@ -53,6 +54,7 @@ class StoredCorrelation:
     catch_up: CatchUp
     batch: int  # the batches take_changes wrote, numbered (catchup.py)
     _published_batch: int
+    _reserved_batch: int
     _torn: dict[str, IncidentState]
     _torn_until: int
     _ordering: list[tuple[str, str]]
@@ -159,16 +161,20 @@ class StoredCorrelation:
 
     def _hold_torn(self, incidents: dict[str, dict[str, Any]]) -> None:
         """An incident of a published batch whose stored reports do not give its published content
-        holds its rebuilt records back until they do (catchup.py); batches are numbered on."""
-        published = self._published_batch
+        holds its rebuilt records back until they do (catchup.py); batches are numbered on. So does
+        one of a batch whose reservations were all stored but whose `~published` was not: its records
+        may have gone out or not, so the rebuilt record that reaches the content is published."""
+        published, reserved = self._published_batch, self._reserved_batch
         self.batch = max([published, *(doc.get("batch", 0) for doc in incidents.values())])
         for iid, doc in incidents.items():
             target, batch, at = doc.get("content"), doc.get("batch"), doc.get("at")
-            if target is None or batch is None or at is None or batch > published:
-                continue  # stored before replays were made safe; or its records may not be published
+            if target is None or batch is None or at is None:
+                continue  # stored before replays were made safe
+            if batch > published and batch != reserved:
+                continue  # a reservation of its batch is missing: its records were not published
             restored = self._content(iid)
             if restored is not None and restored != target:
-                self.catch_up.expect(iid, target, at)
+                self.catch_up.expect(iid, target, at, announce=batch > published)
 
     def _read_entries(
         self, persisted: Iterable[tuple[str, str]]
@@ -194,6 +200,8 @@ class StoredCorrelation:
                     self._dirty_reports.add((source, report_id))
             elif key == PUBLISHED_KEY:
                 self._published_batch = doc["batch"]
+            elif key == RESERVED_KEY:
+                self._reserved_batch = doc["batch"]
             elif key == META_KEY:
                 self.watermark_us, self.horizon_us = doc["watermark_us"], doc["horizon_us"]
                 self.seq = doc["seq"]

@@ -66,8 +66,8 @@ def crash_and_replay(
 ) -> list[Incident]:
     """Every record published, with a crash after report `kill` that stored `cut` entries of the last
     batch. The history of each incident, as the alert stage takes it, is the one an uncrashed run
-    publishes, unless the crash fell after the records went out and before `~published` (the first
-    entry after them) was stored: catchup.py cannot know they went out."""
+    publishes, also when the crash fell after the records went out and before `~published` (the first
+    entry after them) was stored: the replay knows from `~reserved` that they may have gone out."""
     entries: dict[str, str] = {}
     out: list[Incident] = []
     first = Correlator(ceasefire)
@@ -80,7 +80,7 @@ def crash_and_replay(
     second = Correlator(ceasefire, list(entries.items()))
     out.extend(feed(second, reports[replay_from:], entries, out, batch))
     out.extend(second.overdue())
-    if same_history and cut != len(reservations):
+    if same_history:
         assert history(out) == history(uncrashed(ceasefire, reports, batch)), "a replay published history again"
     return out
 
@@ -155,3 +155,17 @@ def test_random_crashes_keep_every_report(registry: Registry, batch: int) -> Non
         cut = rng.randrange(size + 1)
         replay_from = rng.randrange(0, (kill // batch) * batch + 1)
         assert_exact(crash_and_replay(ceasefire, reports, kill, cut, replay_from, batch), reports, ceasefire)
+
+
+def test_a_crash_after_the_records_and_before_published_replays_no_history(registry: Registry) -> None:
+    """The window the catch-up once could not see: every reservation stored (`~reserved` last), the
+    records out, `~published` not stored. The replay used to publish each incident's history again
+    above its newest version (the e2e restart's alert episodes differed ~1 run in 15)."""
+    ceasefire = registry.get(CEASEFIRE)
+    reports = stream(900)
+    for kill, replay_from in [(794, 218), (827, 449), (610, 0), (455, 400)]:
+        probe = Correlator(ceasefire)
+        feed(probe, reports[:kill], {}, [], BATCH)
+        window = len(version_entries(probe.take_changes())[0])
+        assert window > 1, "the torn batch reserved nothing: no window to test"
+        assert_exact(crash_and_replay(ceasefire, reports, kill, window, replay_from), reports, ceasefire)

@@ -41,3 +41,16 @@ def test_content_tells_merges_revisions_and_members_apart() -> None:
     assert content([("a", "1", 1)], "inc-x") == content([], "inc-x") != content([], "inc-y")
     merged = incident("inc-a", 0, version=2, status="merged", merged_into="inc-x")
     assert record_content(merged) == content([], "inc-x")
+
+
+def test_records_that_may_not_have_gone_out_are_published_once_the_rebuild_reaches_them() -> None:
+    """A batch with every reservation stored and no `~published`: the record reaching the content goes
+    out (a new version saying the same, or the first to say it); the history before it does not."""
+    published = incident("inc-a", 0, version=4, status="mutual")
+    catch_up = CatchUp()
+    catch_up.expect("inc-a", record_content(published), UNTIL_US, announce=True)
+    rebuilt = [incident("inc-a", 0, version=5), incident("inc-a", 0, version=6, status="mutual")]
+    assert catch_up.passed(rebuilt[:1]) == []
+    assert catch_up.passed(rebuilt[1:]) == [rebuilt[1]]
+    assert not catch_up
+    assert catch_up.overdue(UNTIL_US + 1) == []
