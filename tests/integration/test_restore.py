@@ -17,6 +17,7 @@ from faust.types import TP
 from rocksdict import Options, Rdict
 from yarl import URL
 
+from services.runtime.fixes.epochs import NEWEST_FENCE_KEY, epoch_headers, owner_fence_headers
 from services.runtime.fixes.restore import bootstrap_servers, rebuild
 
 pytestmark = pytest.mark.asyncio
@@ -41,7 +42,7 @@ class RdictStore:
         return None if value is None else int(value)
 
     def contents(self, partition: int) -> dict[bytes, bytes]:
-        return {k: v for k, v in self._db_for_partition(partition).items() if k != self.offset_key}
+        return {k: v for k, v in self._db_for_partition(partition).items() if k not in (self.offset_key, NEWEST_FENCE_KEY)}
 
 
 class Broker:
@@ -112,3 +113,33 @@ async def test_rebuild_reads_every_batch_then_only_the_tail(broker, tmp_path: Pa
     assert tail.records == 52
     for partition in (0, 1):
         assert store.contents(partition) == replay(first + more, partition)
+
+
+async def test_rebuild_leaves_out_what_a_cut_off_owner_sent_after_the_new_owners_fence(broker, tmp_path: Path) -> None:
+    """Record headers on the real broker (services/runtime/fixes/epochs.py): A owns the partition, B's
+    fence ends A's epoch, A's queued records land after it and are not applied; then a tail restore
+    resumes with the newest fence it had kept."""
+    topic = f"restore-{tmp_path.name}"
+    bootstrap = bootstrap_servers(Broker(broker.url))
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+
+    async def write(key: bytes, value: bytes | None, headers: list[tuple[str, bytes]]) -> int:
+        return (await producer.send_and_wait(topic, value, key=key, partition=0, headers=headers)).offset
+
+    try:
+        a = await write(b"~fence", None, owner_fence_headers())
+        await write(b"k1", b"a1", epoch_headers(a))
+        b = await write(b"~fence", None, owner_fence_headers())
+        await write(b"k2", b"b2", epoch_headers(b))
+        await write(b"k1", b"zombie", epoch_headers(a))  # A's, sent when its link healed
+        await write(b"k3", b"zombie", epoch_headers(a))
+        store = RdictStore(tmp_path)
+        await rebuild(Broker(broker.url), store, topic, [0])  # type: ignore[arg-type]
+        assert store.contents(0) == {b"k1": b"a1", b"k2": b"b2"}
+        await write(b"k4", b"zombie", epoch_headers(a))
+        await write(b"k5", b"b5", epoch_headers(b))
+        await rebuild(Broker(broker.url), store, topic, [0])  # type: ignore[arg-type]
+        assert store.contents(0) == {b"k1": b"a1", b"k2": b"b2", b"k5": b"b5"}
+    finally:
+        await producer.stop()

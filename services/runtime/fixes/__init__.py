@@ -109,6 +109,11 @@ FIXES: tuple[Fix, ...] = (
         "Faust gives every table partition's RocksDB its own cache (2 GB by default) and memtables",
         f"{FAUST}; rocksdict 0.3.29", "tests/unit/test_store_memory.py::test_stores_share_one_bounded_cache",
         "Faust's RocksDBOptions accept a shared cache and write buffer manager"),
+    Fix("T7", "services.runtime.fixes.tables:FencedTable.apply_changelog_batch",
+        "no transactions on the broker: a worker cut off past the session timeout sends its queued changelog"
+        " records after the new owner's, and its local state keeps them",
+        TANSU, "tests/unit/test_epochs.py::test_records_after_a_later_owners_fence_from_an_earlier_epoch_are_left_out",
+        "the stages write their state in transactions (Apache Kafka; not the embedded broker)"),
     Fix("R1", "services.runtime.fixes.restore:rebuild",
         "Faust's recovery applies ~2,300–4,800 records/s; this reads 220–260K/s",
         FAUST, "tests/integration/test_restore.py::test_rebuild_reads_every_batch_then_only_the_tail",

@@ -12,7 +12,7 @@ The read goes to the partition's end as `ListOffsets` reports it, which the fenc
 made exact on the embedded broker (on Apache Kafka it is exact anyway), or further if a fetch's high
 watermark says there is more. Anything written after that is read by Faust's recovery as before.
 Records are applied as Faust applies them (value None deletes the key), so the store ends byte for
-byte where Faust's path would end.
+byte where Faust's path would end; a zombie's records are left out on both paths (epochs.py).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from faust.stores.rocksdb import Store as RocksDBStore
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from faust.types import TP
 from rocksdict import WriteBatch
+
+from services.runtime.fixes.epochs import NEWEST_FENCE_KEY, admitted, stored_fence
 
 log = logging.getLogger("ceasefire.restore")
 
@@ -115,7 +117,15 @@ def write_batch(entries: Iterable[Any]) -> WriteBatch:
 
 
 def _apply(store: RocksDBStore, topic: str, partition: int, records: list[Any]) -> None:
-    """One write batch: the records in offset order, then the persisted offset (Faust's own key)."""
-    batch = write_batch(records)
+    """One write batch: the records in offset order but a zombie's (epochs.py), then the persisted
+    offset (Faust's own key) and the newest owner fence."""
+    db = store._db_for_partition(partition)  # noqa: SLF001 - the partition's own DB
+    newest, kept = stored_fence(db.get(NEWEST_FENCE_KEY)), []
+    for record in records:
+        take, newest = admitted(record.offset, record.headers, newest)
+        if take:
+            kept.append(record)
+    batch = write_batch(kept)
     batch.put(store.offset_key, str(records[-1].offset).encode())
-    store._db_for_partition(partition).write(batch)  # noqa: SLF001 - the partition's own DB
+    batch.put(NEWEST_FENCE_KEY, str(newest).encode())
+    db.write(batch)

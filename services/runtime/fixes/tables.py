@@ -20,13 +20,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import faust
 from faust.stores.rocksdb import Store as RocksDBStore
-from faust.types import TP, CodecArg
+from faust.types import TP, CodecArg, EventT
 
+from services.runtime.fixes.epochs import (
+    NEWEST_FENCE_KEY,
+    admitted,
+    epoch_headers,
+    owner_fence_headers,
+    stored_fence,
+)
 from services.runtime.fixes.restore import Restored, rebuild, write_batch
 
 FENCE_KEY = "~fence"
@@ -53,6 +60,11 @@ class FencedTable(faust.Table):
         self.key_serializer = self.value_serializer = "raw"
         self.unsent: list[ChangelogWrite] = []  # changelog records of the batch in hand, in write order
         self.restored = Restored()  # what the raw-consumer rebuilds read before Faust's recovery, summed
+        self.epochs: dict[int, int] = {}  # partition owned → this worker's epoch there (epochs.py)
+        self.newest_fences: dict[int, int] = {}  # partition → newest owner fence applied (the memory store's)
+        self.generation: int | None = None  # the consumer generation of the last assignment
+        self.written: set[int] = set()  # partitions this worker wrote since it last had a whole generation
+        self.doubtful: set[int] = set()  # partitions whose local state may hold a lost generation's writes
 
     def send_changelog(
         self,
@@ -122,7 +134,8 @@ class FencedTable(faust.Table):
             yield from list(store.data.items())
             return
         for key, value in store._visible_items(store._db_for_partition(partition)):
-            yield key.decode(), value.decode()
+            if key != NEWEST_FENCE_KEY:
+                yield key.decode(), value.decode()
 
     async def send_unsent(self) -> None:
         """Send the writes kept so far, await the broker's acknowledgements, persist the offsets.
@@ -137,13 +150,14 @@ class FencedTable(faust.Table):
             by_partition.setdefault(write.partition, []).append(write)
         pending: list[tuple[int, int, Any]] = []  # partition, records, the batch's future
         for partition, run in by_partition.items():
-            batch, count = client.create_batch(), 0
+            batch, count, headers = client.create_batch(), 0, epoch_headers(self.epochs.get(partition))
+            self.written.add(partition)
             for write in run:
                 # A full batch refuses the record; an empty one takes any (as aiokafka's own `send` does).
-                if batch.append(key=write.key, value=write.value, timestamp=None) is None:
+                if batch.append(key=write.key, value=write.value, timestamp=None, headers=headers) is None:
                     pending.append((partition, count, await client.send_batch(batch, topic, partition=partition)))
                     batch, count = client.create_batch(), 0
-                    batch.append(key=write.key, value=write.value, timestamp=None)
+                    batch.append(key=write.key, value=write.value, timestamp=None, headers=headers)
                 count += 1
             pending.append((partition, count, await client.send_batch(batch, topic, partition=partition)))
         sent = await asyncio.gather(*(future for _, _, future in pending))
@@ -157,14 +171,18 @@ class FencedTable(faust.Table):
         self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP], generation_id: int = 0
     ) -> None:
         changelog = self.changelog_topic.get_topic_name()
-        fences = {}
+        standbys = self.app.assignor.assigned_standbys()
+        actives = [tp.partition for tp in sorted(assigned) if tp.topic == changelog and tp not in standbys]
+        self._note_generation(generation_id)
+        fences: dict[int, int] = {}
+        self.epochs = {}  # every rebalance revokes every partition: the epochs begin again below
         for tp in sorted(tp for tp in assigned if tp.topic == changelog):
-            fences[tp.partition] = await self.write_fence(tp.partition)
+            fences[tp.partition] = await self.write_fence(tp.partition, owner=tp.partition in actives)
+        self.epochs = {p: fences[p] for p in actives}
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)  # opens the stores
         if isinstance(self.data, RocksDBStore):  # the memory store starts empty and Faust fills it
             self._drop_state_ahead_of_changelog(changelog, fences)
-            standbys = self.app.assignor.assigned_standbys()
-            actives = [tp.partition for tp in assigned if tp.topic == changelog and tp not in standbys]
+            self._drop_doubtful_state(changelog, set(fences))
             try:
                 restored = await rebuild(self.app, self.data, changelog, actives)
             except Exception:  # a speed-up only: whatever it did not apply, Faust's recovery reads
@@ -173,13 +191,61 @@ class FencedTable(faust.Table):
                 self.restored.records += restored.records
                 self.restored.seconds += restored.seconds
 
-    async def write_fence(self, partition: int) -> int:
-        """Append the fence to one changelog partition; returns its offset, the partition's last."""
+    async def write_fence(self, partition: int, owner: bool = False) -> int:
+        """Append the fence to one changelog partition; returns its offset, the partition's last. An
+        owner's fence starts its epoch there (epochs.py)."""
         key = self.changelog_topic.prepare_key(FENCE_KEY, self.key_serializer)[0]
+        headers = owner_fence_headers() if owner else None
         pending = await self.app.producer.send(
-            self.changelog_topic.get_topic_name(), key, None, partition, None, None
+            self.changelog_topic.get_topic_name(), key, None, partition, None, headers
         )
         return int((await pending).offset)  # alone in its batch: the next send waits for this one
+
+    def _note_generation(self, generation_id: int) -> None:
+        """A consumer generation skipped means this worker was out of the group meanwhile (cut off for
+        longer than the session timeout): what it wrote may have reached the changelog after another
+        owner's records, and its local state of those partitions is not to be trusted any more."""
+        if self.generation is not None and generation_id > self.generation + 1:
+            log.warning("table %s: consumer generation %d after %d: this worker was out of the group; the"
+                        " partitions it wrote are rebuilt from the changelog when it is given them",
+                        self.name, generation_id, self.generation)
+            self.doubtful |= self.written
+            self.written = set()
+        self.generation = generation_id
+
+    def _drop_doubtful_state(self, changelog: str, partitions: set[int]) -> None:
+        for partition in sorted(self.doubtful & partitions):
+            self._empty(partition)
+            self.doubtful.discard(partition)
+
+    def apply_changelog_batch(self, batch: Iterable[EventT]) -> None:
+        """Faust's recovery and standbys apply the changelog here: a zombie's records are left out
+        (epochs.py); the newest owner fence is kept with the partition's state."""
+        kept: list[EventT] = []
+        newest: dict[int, int] = {}
+        for event in batch:
+            message = event.message
+            partition = message.partition
+            was = newest[partition] if partition in newest else self._newest_fence(partition)
+            take, newest[partition] = admitted(message.offset, message.headers, was)
+            if take:
+                kept.append(event)
+        super().apply_changelog_batch(kept)
+        for partition, fence in newest.items():
+            self._keep_newest_fence(partition, fence)
+
+    def _newest_fence(self, partition: int) -> int:
+        store = self.data
+        if isinstance(store, RocksDBStore):
+            return stored_fence(store._db_for_partition(partition).get(NEWEST_FENCE_KEY))
+        return self.newest_fences.get(partition, stored_fence(None))
+
+    def _keep_newest_fence(self, partition: int, fence: int) -> None:
+        store = self.data
+        if isinstance(store, RocksDBStore):
+            store._db_for_partition(partition).put(NEWEST_FENCE_KEY, str(fence).encode())
+        else:
+            self.newest_fences[partition] = fence
 
     def _drop_state_ahead_of_changelog(self, changelog: str, fences: Mapping[int, int]) -> None:
         """Empty a partition's local store whose offset is at or past the fence just appended: it was
@@ -198,9 +264,16 @@ class FencedTable(faust.Table):
                 " another log wrote it; rebuilt from the changelog",
                 self.name, partition, persisted, fence + 1,
             )
-            store._db_for_partition(partition).delete_range(b"", b"\xff" * 8)  # every key, the offset's too
-            for key in [k for k, p in store._key_index.items() if p == partition]:
-                del store._key_index[key]
+            self._empty(partition)
+
+    def _empty(self, partition: int) -> None:
+        """Forget a partition's local state: every key, the persisted offset and newest fence too, so it
+        is rebuilt from its changelog's start."""
+        store = self.data
+        assert isinstance(store, RocksDBStore)
+        store._db_for_partition(partition).delete_range(b"", b"\xff" * 8)
+        for key in [k for k, p in store._key_index.items() if p == partition]:
+            del store._key_index[key]
 
 
 def fenced_table(app: faust.App, name: str, **kwargs: Any) -> FencedTable:
@@ -228,7 +301,8 @@ async def changelog_sent(app: faust.App) -> None:
 
 
 def unsent_writes(app: faust.App) -> int:
-    """Table writes stored locally whose changelog records were never sent (a batch cut off by a stop).
+    """Table writes stored locally whose changelog records were never sent (a batch cut off by a stop),
+    and partitions whose local state may hold a lost generation's writes (`_note_generation`).
 
     A worker that stops with any is not a clean stop: its local state is ahead of the changelog."""
-    return sum(len(t.unsent) for t in app.tables.values() if isinstance(t, FencedTable))
+    return sum(len(t.unsent) + len(t.doubtful) for t in app.tables.values() if isinstance(t, FencedTable))
