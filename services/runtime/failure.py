@@ -19,6 +19,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from schemas.topics import Role
+from services.runtime.state import Fenced
 
 if TYPE_CHECKING:
     import faust
@@ -46,9 +47,15 @@ def describe(error: BaseException) -> str:
 
 
 async def or_die(stage: str, work: Awaitable[None]) -> None:
-    """Await one batch's work; on any exception, report it and end the process without committing."""
+    """Await one batch's work; on any exception, report it and end the process without committing.
+
+    But a worker found fenced (another worker owns a partition it wrote: services/runtime/fixes/
+    tables.py) drops the batch and goes on: it is out of the group, so its commit is refused, and the
+    rebalance that follows gives it partitions to rebuild."""
     try:
         await work
+    except Fenced as fenced:
+        log.warning("stage %s: %s; the batch is dropped, this worker rejoins its group", stage, fenced)
     except Exception:  # noqa: BLE001 - this is the one place that catches everything, on purpose
         log.critical("stage %s failed; exiting without committing offsets", stage, exc_info=True)
         sys.stderr.write(f"ceasefire: stage {stage} failed, exiting without committing:\n{traceback.format_exc()}")

@@ -2,10 +2,10 @@
 network namespace joined by a veth link: tests/support/netns.py), worker B beside the broker, both with
 every stage. A is cut off for longer than the session timeout while reports keep coming: its
 partitions move to B. When the link heals, A rejoins. Afterwards A is alive, the pipeline finishes (no
-event time left stalled), every posted record has exactly one outcome, and the incidents equal the batch
-definition: what A had queued reaches the broker after the heal, after B's records, and is not restored
-(docs/faults.md). Known to fail sometimes, so xfailed when it does: no incident or alert version
-published with two different contents (A's batch in flight at the heal can still publish one)."""
+event time left stalled), every posted record has exactly one outcome, the incidents equal the batch
+definition and no incident or alert version was published with two different contents: what A had
+queued reaches the broker after the heal, after B's records, and is neither restored nor followed by
+A's outputs (docs/faults.md)."""
 
 from __future__ import annotations
 
@@ -101,13 +101,7 @@ async def test_a_worker_cut_off_from_the_broker_loses_nothing_and_forks_no_versi
         await books_balance(settings, len(records))
         got, accepted = await outputs(settings)
         assert got.incidents == incidents_by_definition(accepted, registry)
-        try:
-            await assert_no_forked_versions(settings)
-        except AssertionError as known:
-            # Known defect (docs/faults.md "Network partition"): A's batch in flight when the link healed
-            # gets its changelog acknowledgements and publishes before A learns it left the group, under
-            # a version B already used (1 run in 4 after the state was fenced). Everything above must hold.
-            pytest.xfail(f"a version published by the cut-off worker after the heal: {str(known)[:300]}")
+        await assert_no_forked_versions(settings)
 
 
 async def assert_no_forked_versions(settings) -> None:  # noqa: ANN001

@@ -18,7 +18,7 @@ from rocksdict import Options, Rdict
 from yarl import URL
 
 from services.runtime.fixes.epochs import NEWEST_FENCE_KEY, epoch_headers, owner_fence_headers
-from services.runtime.fixes.restore import bootstrap_servers, rebuild
+from services.runtime.fixes.restore import bootstrap_servers, owner_fence_between, rebuild
 
 pytestmark = pytest.mark.asyncio
 
@@ -143,3 +143,20 @@ async def test_rebuild_leaves_out_what_a_cut_off_owner_sent_after_the_new_owners
         assert store.contents(0) == {b"k1": b"a1", b"k2": b"b2", b"k5": b"b5"}
     finally:
         await producer.stop()
+
+
+async def test_another_owners_fence_between_two_writes_is_found(broker, tmp_path: Path) -> None:
+    """What a worker reads when records of others came between two of its writes (tables.py
+    `_check_owned`): a standby's fence is not another owner's."""
+    topic = f"gap-{tmp_path.name}"
+    app = Broker(broker.url)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(app))
+    await producer.start()
+    try:
+        mine = (await producer.send_and_wait(topic, b"x", key=b"k", partition=0, headers=epoch_headers(0))).offset
+        standby = (await producer.send_and_wait(topic, None, key=b"~fence", partition=0)).offset
+        owner = (await producer.send_and_wait(topic, None, key=b"~fence", partition=0, headers=owner_fence_headers())).offset
+    finally:
+        await producer.stop()
+    assert not await owner_fence_between(app, topic, {0: (mine + 1, standby + 1)})
+    assert await owner_fence_between(app, topic, {0: (mine + 1, owner + 1)})

@@ -29,7 +29,7 @@ from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from faust.types import TP
 from rocksdict import WriteBatch
 
-from services.runtime.fixes.epochs import NEWEST_FENCE_KEY, admitted, stored_fence
+from services.runtime.fixes.epochs import NEWEST_FENCE_KEY, OWNER_HEADER, admitted, stored_fence
 
 log = logging.getLogger("ceasefire.restore")
 
@@ -49,13 +49,8 @@ def bootstrap_servers(app: Any) -> str:
     return ",".join(f"{url.host}:{url.port or 9092}" for url in app.conf.broker)
 
 
-async def rebuild(app: Any, store: RocksDBStore, topic: str, partitions: list[int]) -> Restored:
-    """Bring each partition's RocksDB up to its changelog's end, from its persisted offset on."""
-    began = time.monotonic()
-    done = Restored()
-    if not partitions:
-        return done
-    consumer = AIOKafkaConsumer(
+def _reader(app: Any) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers(app),
         group_id=None,
         enable_auto_commit=False,
@@ -65,6 +60,38 @@ async def rebuild(app: Any, store: RocksDBStore, topic: str, partitions: list[in
         auto_offset_reset="earliest",
         **credentials_to_aiokafka_auth(app.conf.broker_credentials, app.conf.ssl_context),
     )
+
+
+async def owner_fence_between(app: Any, topic: str, ranges: dict[int, tuple[int, int]]) -> bool:
+    """Whether another owner's fence (epochs.py) lies in any partition's offsets [first, end): records
+    that reached a changelog partition between two of this worker's writes."""
+    consumer = _reader(app)
+    await consumer.start()
+    try:
+        owed = {TopicPartition(topic, p): end for p, (_, end) in ranges.items()}
+        consumer.assign(list(owed))
+        for tp in owed:
+            consumer.seek(tp, ranges[tp.partition][0])
+        deadline = time.monotonic() + STALL_SECONDS
+        while owed and time.monotonic() < deadline:
+            for tp, records in (await consumer.getmany(*owed, timeout_ms=1000)).items():
+                for record in records:
+                    if record.offset < owed.get(tp, 0) and OWNER_HEADER in dict(record.headers or ()):
+                        return True
+                if records and records[-1].offset + 1 >= owed.get(tp, 0):
+                    owed.pop(tp, None)
+        return False
+    finally:
+        await consumer.stop()
+
+
+async def rebuild(app: Any, store: RocksDBStore, topic: str, partitions: list[int]) -> Restored:
+    """Bring each partition's RocksDB up to its changelog's end, from its persisted offset on."""
+    began = time.monotonic()
+    done = Restored()
+    if not partitions:
+        return done
+    consumer = _reader(app)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]

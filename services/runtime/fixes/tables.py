@@ -34,10 +34,17 @@ from services.runtime.fixes.epochs import (
     owner_fence_headers,
     stored_fence,
 )
-from services.runtime.fixes.restore import Restored, rebuild, write_batch
+from services.runtime.fixes.restore import Restored, owner_fence_between, rebuild, write_batch
 
 FENCE_KEY = "~fence"
 log = logging.getLogger("ceasefire.tables")
+
+
+class Fenced(Exception):  # noqa: N818 - a state of the worker, not an error of the stage
+    """Another worker was given a changelog partition as owner after this worker's epoch began, and
+    this worker's writes reached the partition after its fence: it lost the partition without
+    knowing (cut off from the broker past the session timeout). What it computed must not go out;
+    its writes are left out of every restore (epochs.py)."""
 
 
 class ChangelogWrite:
@@ -65,6 +72,7 @@ class FencedTable(faust.Table):
         self.generation: int | None = None  # the consumer generation of the last assignment
         self.written: set[int] = set()  # partitions this worker wrote since it last had a whole generation
         self.doubtful: set[int] = set()  # partitions whose local state may hold a lost generation's writes
+        self.last_written: dict[int, int] = {}  # partition owned → offset of this worker's last write there
 
     def send_changelog(
         self,
@@ -162,10 +170,22 @@ class FencedTable(faust.Table):
             pending.append((partition, count, await client.send_batch(batch, topic, partition=partition)))
         sent = await asyncio.gather(*(future for _, _, future in pending))
         newest: dict[int, int] = {}
+        first: dict[int, int] = {}
         for (partition, count, _), meta in zip(pending, sent, strict=True):
             newest[partition] = max(newest.get(partition, -1), meta.offset + count - 1)  # offset: the batch's first
+            first[partition] = min(first.get(partition, meta.offset), meta.offset)
         for partition, offset in newest.items():
             self.data.set_persisted_offset(TP(topic, partition), offset)
+        await self._check_owned(topic, first, newest)
+
+    async def _check_owned(self, topic: str, first: dict[int, int], newest: dict[int, int]) -> None:
+        """Records of others between this worker's writes to a partition it owns: standbys' fences
+        after a rebalance, or another owner's fence (`Fenced`)."""
+        written = self.last_written
+        gaps = {p: (written[p] + 1, at) for p, at in first.items() if p in written and at > written[p] + 1}
+        self.last_written.update({p: offset for p, offset in newest.items() if p in self.last_written})
+        if gaps and await owner_fence_between(self.app, topic, gaps):
+            raise Fenced(f"table {self.name}: another owner's fence in changelog offsets {gaps}")
 
     async def on_rebalance(
         self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP], generation_id: int = 0
@@ -175,10 +195,11 @@ class FencedTable(faust.Table):
         actives = [tp.partition for tp in sorted(assigned) if tp.topic == changelog and tp not in standbys]
         self._note_generation(generation_id)
         fences: dict[int, int] = {}
-        self.epochs = {}  # every rebalance revokes every partition: the epochs begin again below
+        self.epochs, self.last_written = {}, {}  # every rebalance revokes every partition: they begin again below
         for tp in sorted(tp for tp in assigned if tp.topic == changelog):
             fences[tp.partition] = await self.write_fence(tp.partition, owner=tp.partition in actives)
         self.epochs = {p: fences[p] for p in actives}
+        self.last_written = dict(self.epochs)
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)  # opens the stores
         if isinstance(self.data, RocksDBStore):  # the memory store starts empty and Faust fills it
             self._drop_state_ahead_of_changelog(changelog, fences)
