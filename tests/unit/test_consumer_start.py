@@ -85,7 +85,7 @@ def seeking(committed: dict[TP, int | None], read: dict[TP, int], flowing: bool)
     async def seek_to_committed() -> dict[TP, int | None]:
         return dict(committed)
 
-    consumer.app = SimpleNamespace(flow_control=flow)  # type: ignore[assignment]
+    consumer.app = SimpleNamespace(flow_control=flow, tables=SimpleNamespace(changelog_topics={"t-dedup-changelog"}))  # type: ignore[assignment]
     consumer.seek_to_committed = seek_to_committed  # type: ignore[assignment, method-assign]
     consumer._thread = _Thread()  # type: ignore[assignment]
     consumer._read_offset = defaultdict(lambda: None, read)  # type: ignore[assignment]
@@ -113,10 +113,12 @@ def test_a_partition_with_no_commit_and_nothing_handed_over_is_read_from_its_sta
 
 
 def test_a_seek_after_a_rebalance_reads_again_from_the_commit_or_the_start() -> None:
-    """The buffers are emptied when flow resumes: nothing handed over before may be skipped."""
-    consumer = seeking({REPORTS: 10, OTHER: None}, {REPORTS: 25, OTHER: 168}, flowing=False)
+    """The buffers are emptied when flow resumes: nothing handed over before may be skipped. A
+    changelog partition (never committed: restored from its own offsets) is left where it is."""
+    changelog = TP("t-dedup-changelog", 0)
+    consumer = seeking({REPORTS: 10, OTHER: None, changelog: None}, {REPORTS: 25, OTHER: 168}, flowing=False)
     asyncio.run(consumer.perform_seek())
-    assert consumer._read_offset == {REPORTS: 10, OTHER: None}
+    assert consumer._read_offset == {REPORTS: 10, OTHER: None, changelog: None}
     assert consumer._thread.to_beginning == [OTHER]
     assert consumer._committed_offset == {REPORTS: 10}
-    assert consumer.positioned == {REPORTS, OTHER}
+    assert consumer.positioned == {REPORTS, OTHER, changelog}

@@ -137,9 +137,11 @@ class _ShortPollConsumer(FaustAIOKafkaConsumer):
         the module's docstring)."""
         rewinding = not self.app.flow_control.is_active()
         found = await self.seek_to_committed()
+        changelogs = self.app.tables.changelog_topics  # restored from their own offsets, never committed
         unstarted = [
             tp for tp, offset in found.items()
-            if (offset is None or offset <= 0) and (rewinding or self._read_offset.get(ensure_TP(tp)) is None)
+            if tp.topic not in changelogs and (offset is None or offset <= 0)
+            and (rewinding or self._read_offset.get(ensure_TP(tp)) is None)
         ]
         if unstarted:
             await self._thread.seek_to_beginning(*unstarted)
