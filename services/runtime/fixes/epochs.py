@@ -36,7 +36,14 @@ def owner_fence_headers() -> list[tuple[str, bytes]]:
     return [(OWNER_HEADER, b"1")]
 
 
-def admitted(offset: int, headers: Iterable[tuple[str, bytes]] | Mapping[str, Any] | None, newest: int) -> tuple[bool, int]:
+Headers = Iterable[tuple[str, bytes]] | Mapping[str, Any] | None  # aiokafka's tuples, or Faust's
+
+
+def is_owner_fence(headers: Headers) -> bool:
+    return OWNER_HEADER in dict(headers or ())
+
+
+def admitted(offset: int, headers: Headers, newest: int) -> tuple[bool, int]:
     """Whether the record at `offset` is applied, and the newest owner fence once it is read."""
     found = dict(headers or ())
     if OWNER_HEADER in found:

@@ -29,7 +29,7 @@ from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from faust.types import TP
 from rocksdict import WriteBatch
 
-from services.runtime.fixes.epochs import NEWEST_FENCE_KEY, OWNER_HEADER, admitted, stored_fence
+from services.runtime.fixes.epochs import NEWEST_FENCE_KEY, admitted, is_owner_fence, stored_fence
 
 log = logging.getLogger("ceasefire.restore")
 
@@ -76,7 +76,7 @@ async def owner_fence_between(app: Any, topic: str, ranges: dict[int, tuple[int,
         while owed and time.monotonic() < deadline:
             for tp, records in (await consumer.getmany(*owed, timeout_ms=1000)).items():
                 for record in records:
-                    if record.offset < owed.get(tp, 0) and OWNER_HEADER in dict(record.headers or ()):
+                    if record.offset < owed.get(tp, 0) and is_owner_fence(record.headers):
                         return True
                 if records and records[-1].offset + 1 >= owed.get(tp, 0):
                     owed.pop(tp, None)
