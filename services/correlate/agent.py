@@ -25,16 +25,17 @@ from typing import Any
 import faust
 import orjson
 
-from schemas.incident import GONE, Incident
+from schemas.incident import Incident
 from schemas.ingest import AcceptedBatch, Mark
 from schemas.report import AcceptedReport
 from schemas.topics import Role
 from services.correlate.ordering import QUIET
 from services.correlate.persist import PUBLISHED_KEY
-from services.correlate.state import Correlator, version_entries
+from services.correlate.state import Correlator, in_publication_order, version_entries
 from services.runtime.ceasefire_state import CeasefireStates
 from services.runtime.codec import encode, pack
 from services.runtime.context import Context
+from services.runtime.failure import or_die
 from services.runtime.stage import AheadOfTime, Outbox, decode_batch, not_ahead, serve
 from services.runtime.state import changelog_sent
 
@@ -191,13 +192,11 @@ class CorrelateStage:
             correlator.order.mark(upstream, mark)
 
     def _add(self, correlator: Correlator, message: Any, report: AcceptedReport, touched: dict[str, int]) -> list[Incident]:
-        """Fold one released report in: its incident records ("merged" ones first: the alert stage must
-        not count an absorbed incident and its survivor as two within one evaluation)."""
+        """Fold one released report in: its incident records, in publication order (state.py)."""
         try:
-            changed = correlator.add(report)
+            changed = in_publication_order(correlator.add(report))
         except Exception as error:  # noqa: BLE001 - one report's fault, not the stage's
             raise Refused(report.identity, message, error, encode(report), touched) from error
-        changed.sort(key=lambda incident: incident.status not in GONE)
         if correlator.last_late:
             self.ctx.metrics.late_reports.labels(report.ceasefire_id).inc()
         return changed
@@ -207,7 +206,7 @@ class CorrelateStage:
         incidents, when only event time moved: an idle flush, a quiet ceasefire)."""
         observed: list[tuple[list[Incident], list[datetime]]] = []
         moved = {
-            c: wm for c in touched if (wm := self.correlators[c].watermark) is not None and self.watermarks_sent.get(c) != wm
+            c: wm for c in touched if (wm := self.correlators[c].published_watermark) is not None and self.watermarks_sent.get(c) != wm
         }
         for partition in sorted(published.keys() | {touched[c] for c in moved}):
             incidents = published.get(partition, [])
@@ -219,7 +218,7 @@ class CorrelateStage:
             watermarks = {
                 c: wm.isoformat()
                 for c, p in touched.items()
-                if p == partition and (wm := self.correlators[c].watermark) is not None
+                if p == partition and (wm := self.correlators[c].published_watermark) is not None
             }
             for batch in incident_batches(encoded, watermarks, newest):
                 await outbox.send(Role.BY_CEASEFIRE, None, batch, partition)
@@ -281,6 +280,6 @@ def install(app: faust.App, ctx: Context) -> None:
 
     @app.timer(max(1.0, ctx.settings.idle_seconds))
     async def quiet_ceasefires() -> None:
-        await stage.quiet_marks()
+        await or_die("correlate-quiet", stage.quiet_marks())  # fenced: skipped; a fault ends the worker
 
     ctx.stages["correlate"] = stage  # the read API and the live view look incidents up here

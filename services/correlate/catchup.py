@@ -19,13 +19,24 @@ not may have gone out or not (the crash fell between the two: the sends and one 
 Its incidents catch up the same way, and the rebuilt record that reaches the content *is* published
 (a new version saying what downstream has, or the first to say it): publishing the history again
 instead made an incident regress late in event time (~1 run in 15 of the e2e restart). A batch with a
-reservation missing was not published: its incidents count on and publish as before. Pure; no
+reservation missing was not published: its incidents count on and publish as before.
+
+The versions a batch reserved for an incident run from the one stored before it (`from`) to the one
+reserved. A replay that reaches the content in exactly that many records is the batch again (correlation
+is a function of the reports), so its records go out under those versions, v(from+1)…v(reserved): what
+downstream has already, or, if the crash came before the records went out, the history it never saw
+(publishing only the last record skipped it: an alert began at a later record, ~1 run in 3 of the
+replica fault test). A replay of another length publishes only the record that reaches the content,
+under its own version, above the reserved ones. While records are held back to be published, the
+watermark sent downstream waits at the first of them (`held_back`): the replaying worker's batches are
+not the crashed one's, and the alert stage must take each record at its own event time. Pure; no
 framework.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from hashlib import blake2b
 
 from schemas.incident import GONE, Incident
@@ -54,6 +65,13 @@ def record_content(record: Incident) -> str:
     return content(((r.source, r.report_id, r.revision) for r in record.reports), merged_into)
 
 
+def taken_at(record: Incident) -> datetime:
+    """The event time the alert stage takes a record at: its `ordered_at`, or its newest report's
+    time when that is later or there is none (services/alert/rules.py `observe`)."""
+    ordered = record.ordered_at
+    return record.last_observed_at if ordered is None or ordered < record.last_observed_at else ordered
+
+
 class CatchUp:
     """The incidents catching up after a torn write, and their held-back records."""
 
@@ -61,17 +79,29 @@ class CatchUp:
         # incident id → (published content, batch event time µs, publish the record that reaches it)
         self.targets: dict[str, tuple[str, int, bool]] = {}
         self.held: dict[str, Incident] = {}  # incident id → its newest record not published
+        # incident id → (version stored before the batch, version reserved), and the records held since
+        self.spans: dict[str, tuple[int, int]] = {}
+        self.history: dict[str, list[Incident]] = {}
+        # incident id → event time of the first record held back that is to be published (announced)
+        self.holding: dict[str, datetime] = {}
 
     def __bool__(self) -> bool:
         return bool(self.targets)
 
-    def expect(self, incident_id: str, published: str, until_us: int, announce: bool = False) -> None:
-        """`announce`: the records may not have gone out, so the one reaching `published` is sent."""
+    def expect(
+        self, incident_id: str, published: str, until_us: int, announce: bool = False, span: tuple[int, int] | None = None
+    ) -> None:
+        """`announce`: the records may not have gone out, so the one reaching `published` is sent;
+        `span`: the versions its batch reserved (from, to], for a replay that is the batch again."""
         self.targets[incident_id] = (published, until_us, announce)
+        if announce and span is not None and span[1] > span[0]:
+            self.spans[incident_id] = span
+            self.history[incident_id] = []
 
     def passed(self, records: list[Incident]) -> list[Incident]:
         """The records to publish: all but those of incidents catching up, which are held back; one
-        with the published content ends the catch-up, and is published only if announced."""
+        with the published content ends the catch-up, and is published only if announced (with the
+        records before it, under the reserved versions, when the replay is the batch again)."""
         if not self.targets:
             return records
         out: list[Incident] = []
@@ -80,13 +110,32 @@ class CatchUp:
             if target is None:
                 out.append(record)
             elif record_content(record) == target[0]:
-                del self.targets[record.incident_id]
-                self.held.pop(record.incident_id, None)
+                replayed = self._replayed(record)
+                self._end(record.incident_id)
                 if target[2]:
-                    out.append(record)
+                    out.extend(replayed)
             else:
                 self.held[record.incident_id] = record
+                if record.incident_id in self.history:
+                    self.history[record.incident_id].append(record)
+                if target[2] and record.incident_id not in self.holding:
+                    self.holding[record.incident_id] = taken_at(record)
         return out
+
+    def held_back(self) -> datetime | None:
+        """The event time of the earliest record held back that will be published: the watermark sent
+        downstream waits there, so the alert stage takes it at the event time it was made, as an
+        uncrashed run's would (not after the watermark passed it)."""
+        return min(self.holding.values(), default=None)
+
+    def _replayed(self, reaching: Incident) -> list[Incident]:
+        """What an announced catch-up publishes: the batch's records again under the versions it
+        reserved when the replay has as many, else the record that reaches the content alone."""
+        span = self.spans.get(reaching.incident_id)
+        records = [*self.history.get(reaching.incident_id, ()), reaching]
+        if span is None or len(records) != span[1] - span[0]:
+            return [reaching]
+        return [record.model_copy(update={"version": span[0] + 1 + i}) for i, record in enumerate(records)]
 
     def overdue(self, watermark_us: int | None) -> list[Incident]:
         """Once event time has passed a torn batch's, its incidents that never came back to their
@@ -99,4 +148,7 @@ class CatchUp:
 
     def _end(self, incident_id: str) -> Incident | None:
         del self.targets[incident_id]
+        self.spans.pop(incident_id, None)
+        self.history.pop(incident_id, None)
+        self.holding.pop(incident_id, None)
         return self.held.pop(incident_id, None)

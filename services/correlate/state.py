@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from schemas.ceasefire import Ceasefire
-from schemas.incident import Incident
+from schemas.incident import GONE, Incident
 from schemas.report import AcceptedReport
 from services.correlate.catchup import CatchUp, held_content
 from services.correlate.fold import IncidentState, incident_id, publish
@@ -37,8 +37,17 @@ from services.correlate.stored import StoredCorrelation
 from services.store import StateStore, stored_entries
 
 Key = tuple[str, str]
-__all__ = ["Correlator", "version_entries"]  # version_entries: persist's, where the shell has always found it
+__all__ = ["Correlator", "in_publication_order", "version_entries"]  # version_entries: persist's, where the shell has always found it
 _NEVER = -(1 << 62)  # horizon before the first eviction: every report may link
+
+
+def in_publication_order(records: list[Incident]) -> list[Incident]:
+    """The records one report made, as the shell publishes them: those of incidents that end here
+    ("merged", "withdrawn") first, so the alert stage never counts an absorbed incident and its
+    survivor as two within one evaluation; each incident's own records in the order they were made
+    (a catch-up's replay of a batch ends in its "merged" record: catchup.py)."""
+    ending = {record.incident_id for record in records if record.status in GONE}
+    return sorted(records, key=lambda record: record.incident_id not in ending)
 
 
 class Correlator(StoredCorrelation):
@@ -79,6 +88,7 @@ class Correlator(StoredCorrelation):
         self.last_late = False  # whether the report `add` took last came later than the allowed lateness
         self._ordering: list[tuple[str, str]] = []
         self.catch_up = CatchUp()  # incidents rebuilding to their published content after a torn write
+        self._batch_records: dict[str, int] = {}
         self.batch = self._published_batch = self._reserved_batch = 0
         self._restore(persisted)
         self.order = EventOrder(upstreams, self._ordering)
@@ -91,6 +101,13 @@ class Correlator(StoredCorrelation):
         watermark it was advanced to (docs/event-time.md)."""
         return None if self.watermark_us is None else from_epoch_us(self.watermark_us)
 
+    @property
+    def published_watermark(self) -> datetime | None:
+        """The watermark to send downstream: the correlator's, but never past a record held back by a
+        catch-up that will still be published (catchup.py `held_back`)."""
+        watermark, held = self.watermark, self.catch_up.held_back()
+        return watermark if watermark is None or held is None else min(watermark, held)
+
     def advance(self, watermark: datetime) -> None:
         """Event time moved on without a report (the low watermark passed it); never back."""
         at = epoch_us(watermark)
@@ -102,6 +119,8 @@ class Correlator(StoredCorrelation):
         """Fold one report in; the records to publish: the incident it is in, then any it merged away.
         A newer revision of a held report replaces it (`_revise`). Where reports now are: `placements`."""
         records = self._take(report)
+        for record in records:  # one version each: take_changes stores where the batch's began
+            self._batch_records[record.incident_id] = self._batch_records.get(record.incident_id, 0) + 1
         if self.catch_up:
             records = self.catch_up.passed(records) + self.catch_up.overdue(self.watermark_us)
         self.placements.note(report, records)

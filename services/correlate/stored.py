@@ -58,6 +58,7 @@ class StoredCorrelation:
     _torn: dict[str, IncidentState]
     _torn_until: int
     _ordering: list[tuple[str, str]]
+    _batch_records: dict[str, int]  # incident id → records made since take_changes (its versions used)
 
     def _hold(self, held: HeldReport, state: IncidentState) -> None:
         raise NotImplementedError
@@ -102,6 +103,7 @@ class StoredCorrelation:
         self._dirty_reports.clear()
         self._dirty_incidents.clear()
         self._dirty_meta = False
+        self._batch_records.clear()
         self._stale_markers = set(self._evictions)
         self._evictions.clear()
         if not changes:
@@ -118,7 +120,8 @@ class StoredCorrelation:
             version, into = self.merged[iid]
         else:
             return None
-        doc = {"version": version, "merged_into": into, **self._replay_fields(self._content(iid))}
+        since = version - self._batch_records.get(iid, 0)  # the version stored before this batch
+        doc = {"version": version, "from": since, "merged_into": into, **self._replay_fields(self._content(iid))}
         return orjson.dumps(doc).decode()
 
     def _replay_fields(self, published: str | None) -> dict[str, Any]:
@@ -174,7 +177,9 @@ class StoredCorrelation:
                 continue  # a reservation of its batch is missing: its records were not published
             restored = self._content(iid)
             if restored is not None and restored != target:
-                self.catch_up.expect(iid, target, at, announce=batch > published)
+                since = doc.get("from")  # stored since replays were made exact
+                span = None if since is None else (since, doc["version"])
+                self.catch_up.expect(iid, target, at, announce=batch > published, span=span)
 
     def _read_entries(
         self, persisted: Iterable[tuple[str, str]]
