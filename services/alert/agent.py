@@ -30,6 +30,7 @@ from schemas.topics import Role
 from services.alert.rules import AlertEngine
 from services.runtime.ceasefire_state import CeasefireStates
 from services.runtime.context import Context
+from services.runtime.failure import or_die
 from services.runtime.stage import Item, Outbox, apply_isolated, decode_batch, not_ahead, serve
 from services.runtime.state import changelog_sent
 
@@ -152,7 +153,7 @@ def install(app: faust.App, ctx: Context) -> None:
 
     @app.timer(FRAGILITY_REPEAT_SECONDS)
     async def fragility_heartbeat() -> None:
-        await stage.repeat_snapshots()
+        await or_die("alert-heartbeat", stage.repeat_snapshots())  # fenced: skipped; a fault ends the worker
 
     ctx.stages["alert"] = stage
 

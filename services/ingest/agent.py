@@ -33,7 +33,7 @@ from services.ingest.dedup_stage import DedupStage
 from services.ingest.validate import Named, Problem, Reason, Rules, named_report, primary_reason, validate
 from services.runtime.codec import encode
 from services.runtime.context import Context
-from services.runtime.failure import describe
+from services.runtime.failure import describe, or_die
 from services.runtime.stage import Outbox, serve
 from services.runtime.state import (
     committed_offsets,
@@ -237,4 +237,4 @@ def install(app: faust.App, ctx: Context) -> None:
 
     @app.timer(min(1.0, max(0.1, ctx.settings.idle_seconds / 4)))
     async def ingest_progress() -> None:
-        await stage.send_idle_marks()
+        await or_die("ingest-progress", stage.send_idle_marks())  # fenced: skipped; a fault ends the worker

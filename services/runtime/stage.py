@@ -31,6 +31,7 @@ from schemas.topics import TOPICS, Role
 from services.runtime.codec import encode, raw_topic, try_decode
 from services.runtime.failure import FAULT, UNDECODABLE, or_die, quarantine
 from services.runtime.fixes.batching import bounded_batches
+from services.runtime.state import Fenced, fenced_reason
 
 if TYPE_CHECKING:
     import faust
@@ -68,6 +69,9 @@ class Outbox:
     async def send(
         self, role: Role, key: bytes | None, value: bytes, partition: int | None = None, headers: Headers = ()
     ) -> None:
+        fenced = fenced_reason(self.app)
+        if fenced is not None:  # this worker lost its partitions without knowing: nothing goes out
+            raise Fenced(fenced)
         headers = list(headers) or None
         self.pending.append(await self.app.producer.send(self.topics[role], key, value, partition, None, headers))
 

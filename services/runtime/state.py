@@ -13,9 +13,16 @@ import faust
 from aiokafka.partitioner import murmur2
 
 from services.runtime.fixes.consumer import committed_offsets, positioned
-from services.runtime.fixes.tables import Fenced, FencedTable, changelog_sent, fenced_table, unsent_writes
+from services.runtime.fixes.tables import (
+    Fenced,
+    FencedTable,
+    changelog_sent,
+    fenced_reason,
+    fenced_table,
+    unsent_writes,
+)
 
-__all__ = ["Fenced", "FencedTable", "PartitionEntries", "changelog_sent", "committed_offsets", "fenced_table", "positioned", "key_partition", "owned_partitions", "unsent_writes"]
+__all__ = ["Fenced", "FencedTable", "PartitionEntries", "changelog_sent", "committed_offsets", "fenced_reason", "fenced_table", "positioned", "key_partition", "owned_partitions", "unsent_writes"]
 
 
 class PartitionEntries:

@@ -4,8 +4,8 @@ every stage. A is cut off for longer than the session timeout while reports keep
 partitions move to B. When the link heals, A rejoins. Afterwards A is alive, the pipeline finishes (no
 event time left stalled), every posted record has exactly one outcome, the incidents equal the batch
 definition: what A had queued reaches the broker after the heal, after B's records, and is not restored.
-Known to fail sometimes, so xfailed when it does: no incident or alert version published with two
-different contents (docs/faults.md)."""
+No incident or alert version is published with two different contents: once A finds another owner's
+fence it publishes nothing until it rejoins (docs/faults.md "Network partition")."""
 
 from __future__ import annotations
 
@@ -101,12 +101,7 @@ async def test_a_worker_cut_off_from_the_broker_loses_nothing_and_forks_no_versi
         await books_balance(settings, len(records))
         got, accepted = await outputs(settings)
         assert got.incidents == incidents_by_definition(accepted, registry)
-        try:
-            await assert_no_forked_versions(settings)
-        except AssertionError as known:
-            # Known defect (docs/faults.md "Network partition"): the writer-side fence stops most of the
-            # cut-off worker's post-heal publications, not all (1 full run in 5 still forked a version).
-            pytest.xfail(f"a version published twice after the heal: {str(known)[:300]}")
+        await assert_no_forked_versions(settings)
 
 
 async def assert_no_forked_versions(settings) -> None:  # noqa: ANN001

@@ -3,7 +3,7 @@ fence (services/runtime/fixes/epochs.py): what a worker cut off from the broker 
 
 from __future__ import annotations
 
-from services.runtime.fixes.epochs import NO_FENCE, admitted, epoch_headers, owner_fence_headers
+from services.runtime.fixes.epochs import NO_FENCE, admitted, epoch_headers, gaps_between, owner_fence_headers
 
 Record = tuple[int, list[tuple[str, bytes]]]
 
@@ -45,3 +45,18 @@ def test_records_without_an_epoch_and_standby_fences_are_applied() -> None:
 def test_headers_as_faust_hands_them_over() -> None:
     assert admitted(5, {"ceasefire-epoch": b"3"}, 4) == (False, 4)
     assert admitted(5, None, 4) == (True, 4)
+
+
+def test_a_gap_before_a_round_or_between_its_record_batches_is_found() -> None:
+    """`gaps_between`: where a worker must look for another owner's fence after a round of writes."""
+    last = {0: 10, 1: 20}
+    assert gaps_between(last, [(0, 11, 15), (1, 21, 21)]) == {}
+    assert last == {0: 15, 1: 21}
+    # its first batch landed before a cut, its second after the heal, behind another worker's records
+    assert gaps_between(last, [(0, 40, 41), (0, 16, 18)]) == {0: (19, 40)}
+    assert last[0] == 41
+    # records of others before the round and between its batches: one range from the first to the last
+    assert gaps_between(last, [(0, 50, 50), (0, 60, 61)]) == {0: (42, 60)}
+    # a partition not owned (a standby's, or none since the last assignment) is not checked
+    assert gaps_between(last, [(3, 100, 101)]) == {}
+    assert 3 not in last

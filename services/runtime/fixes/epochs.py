@@ -56,3 +56,20 @@ def admitted(offset: int, headers: Headers, newest: int) -> tuple[bool, int]:
 
 def stored_fence(value: bytes | None) -> int:
     return NO_FENCE if value is None else int(value)
+
+
+def gaps_between(last_written: dict[int, int], runs: Iterable[tuple[int, int, int]]) -> dict[int, tuple[int, int]]:
+    """The offsets [first, end) of each owned partition where records of others lie between this
+    worker's writes: before a round's first record batch, or between two of its batches (a batch sent
+    before a cut can land before another owner's fence, the next one after it). `runs`: the round's
+    record batches (partition, first offset, last offset); `last_written` (partition owned → offset of
+    the last write) moves to each partition's newest."""
+    gaps: dict[int, tuple[int, int]] = {}
+    for partition, first, last in sorted(runs):
+        if partition not in last_written:
+            continue
+        expected = last_written[partition] + 1
+        if first > expected:
+            gaps[partition] = (gaps.get(partition, (expected, first))[0], first)
+        last_written[partition] = max(last, last_written[partition])
+    return gaps

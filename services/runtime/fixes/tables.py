@@ -31,6 +31,7 @@ from services.runtime.fixes.epochs import (
     NEWEST_FENCE_KEY,
     admitted,
     epoch_headers,
+    gaps_between,
     owner_fence_headers,
     stored_fence,
 )
@@ -73,6 +74,8 @@ class FencedTable(faust.Table):
         self.written: set[int] = set()  # partitions this worker wrote since it last had a whole generation
         self.doubtful: set[int] = set()  # partitions whose local state may hold a lost generation's writes
         self.last_written: dict[int, int] = {}  # partition owned → offset of this worker's last write there
+        self.fenced: str | None = None  # why this worker is found fenced (until its next assignment)
+        self.sending = asyncio.Lock()  # a round of writes and its check, never across a rebalance's fences
 
     def send_changelog(
         self,
@@ -149,8 +152,24 @@ class FencedTable(faust.Table):
         """Send the writes kept so far, await the broker's acknowledgements, persist the offsets.
 
         Each partition's records go as record batches built here (aiokafka's `create_batch`), in
-        write order: a few µs per record instead of a `send` call with its own future (~25 µs)."""
-        writes, self.unsent = self.unsent, []
+        write order: a few µs per record instead of a `send` call with its own future (~25 µs). A
+        worker found fenced sends nothing until its next assignment (`Fenced`)."""
+        async with self.sending:
+            writes, self.unsent = self.unsent, []
+            if self.fenced is not None:
+                self.doubtful |= {write.partition for write in writes}  # stored locally, never to be sent
+                raise Fenced(self.fenced)
+            runs = await self._send_runs(writes)
+            newest: dict[int, int] = {}
+            for partition, _, last in runs:
+                newest[partition] = max(newest.get(partition, -1), last)
+            topic = self.changelog_topic.get_topic_name()
+            for partition, offset in newest.items():
+                self.data.set_persisted_offset(TP(topic, partition), offset)
+            await self._check_owned(topic, runs)
+
+    async def _send_runs(self, writes: list[ChangelogWrite]) -> list[tuple[int, int, int]]:
+        """Send `writes` as record batches; returns each batch's partition, first and last offset."""
         topic = self.changelog_topic.get_topic_name()
         client = self.app.producer._ensure_producer()  # noqa: SLF001 - Faust's aiokafka producer
         by_partition: dict[int, list[ChangelogWrite]] = {}
@@ -169,23 +188,19 @@ class FencedTable(faust.Table):
                 count += 1
             pending.append((partition, count, await client.send_batch(batch, topic, partition=partition)))
         sent = await asyncio.gather(*(future for _, _, future in pending))
-        newest: dict[int, int] = {}
-        first: dict[int, int] = {}
-        for (partition, count, _), meta in zip(pending, sent, strict=True):
-            newest[partition] = max(newest.get(partition, -1), meta.offset + count - 1)  # offset: the batch's first
-            first[partition] = min(first.get(partition, meta.offset), meta.offset)
-        for partition, offset in newest.items():
-            self.data.set_persisted_offset(TP(topic, partition), offset)
-        await self._check_owned(topic, first, newest)
+        # meta.offset: the batch's first record's
+        return [(partition, meta.offset, meta.offset + count - 1) for (partition, count, _), meta in zip(pending, sent, strict=True)]
 
-    async def _check_owned(self, topic: str, first: dict[int, int], newest: dict[int, int]) -> None:
-        """Records of others between this worker's writes to a partition it owns: standbys' fences
-        after a rebalance, or another owner's fence (`Fenced`)."""
-        written = self.last_written
-        gaps = {p: (written[p] + 1, at) for p, at in first.items() if p in written and at > written[p] + 1}
-        self.last_written.update({p: offset for p, offset in newest.items() if p in self.last_written})
+    async def _check_owned(self, topic: str, runs: list[tuple[int, int, int]]) -> None:
+        """Records of others between this worker's writes to a partition it owns (before a round's
+        first batch, or between two of its batches): standbys' fences after a rebalance, or another
+        owner's fence. Found, this worker is fenced: every table of the worker sends nothing, and the
+        stages publish nothing, until its next assignment (`Fenced`)."""
+        gaps = gaps_between(self.last_written, runs)
         if gaps and await owner_fence_between(self.app, topic, gaps):
-            raise Fenced(f"table {self.name}: another owner's fence in changelog offsets {gaps}")
+            reason = f"table {self.name}: another owner's fence in changelog offsets {gaps}"
+            fence_worker(self.app, reason)
+            raise Fenced(reason)
 
     async def on_rebalance(
         self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP], generation_id: int = 0
@@ -195,11 +210,13 @@ class FencedTable(faust.Table):
         actives = [tp.partition for tp in sorted(assigned) if tp.topic == changelog and tp not in standbys]
         self._note_generation(generation_id)
         fences: dict[int, int] = {}
-        self.epochs, self.last_written = {}, {}  # every rebalance revokes every partition: they begin again below
-        for tp in sorted(tp for tp in assigned if tp.topic == changelog):
-            fences[tp.partition] = await self.write_fence(tp.partition, owner=tp.partition in actives)
-        self.epochs = {p: fences[p] for p in actives}
-        self.last_written = dict(self.epochs)
+        async with self.sending:  # a round in flight (a timer's) ends in the epochs it began in
+            self.epochs, self.last_written = {}, {}  # every rebalance revokes every partition: they begin again below
+            self.fenced = None
+            for tp in sorted(tp for tp in assigned if tp.topic == changelog):
+                fences[tp.partition] = await self.write_fence(tp.partition, owner=tp.partition in actives)
+            self.epochs = {p: fences[p] for p in actives}
+            self.last_written = dict(self.epochs)
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)  # opens the stores
         if isinstance(self.data, RocksDBStore):  # the memory store starts empty and Faust fills it
             self._drop_state_ahead_of_changelog(changelog, fences)
@@ -319,6 +336,27 @@ async def changelog_sent(app: faust.App) -> None:
     for table in app.tables.values():
         if isinstance(table, FencedTable) and table.unsent:
             await table.send_unsent()
+
+
+def fence_worker(app: faust.App, reason: str) -> None:
+    """This worker lost partitions without knowing: until its next assignment no table sends and no
+    stage publishes (`fenced_reason`), and what each table wrote is rebuilt from the changelog when
+    it is given the partition again. A batch after the one that found the fence would otherwise go
+    out: its writes follow the fenced ones, with no gap left to find (the network partition test's
+    forked versions)."""
+    for table in app.tables.values():
+        if isinstance(table, FencedTable):
+            table.fenced = reason
+            table.doubtful |= table.written
+            table.written = set()
+
+
+def fenced_reason(app: faust.App) -> str | None:
+    """Why this worker is fenced, or None: stages check it before they publish."""
+    for table in app.tables.values():
+        if isinstance(table, FencedTable) and table.fenced is not None:
+            return table.fenced
+    return None
 
 
 def unsent_writes(app: faust.App) -> int:
