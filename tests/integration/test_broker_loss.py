@@ -19,6 +19,7 @@ import pytest
 
 from schemas.topics import Role
 from services.runtime.broker import EmbeddedBroker, free_port
+from services.runtime.runner import EXIT_STOP_TIMEOUT
 from services.runtime.settings import Settings
 from services.runtime.watchdog import EXIT_BROKER_LOST
 from tests.support.kafka import eventually, produce
@@ -103,7 +104,10 @@ async def test_sigterm_ends_a_worker_whose_broker_is_gone(workers: list, tmp_pat
         assert broker.process is not None and worker.process is not None
         broker.process.send_signal(signal.SIGKILL)
         worker.process.send_signal(signal.SIGTERM)
-        assert await exited(worker, within=STOP + 15) != 0  # a stop that could not finish cleanly
+        # It ends, within the stop bound: 75 when Faust's waits hung on the lost broker (the usual case),
+        # 0 when its stop found nothing to wait for (a loaded machine: the refused connections failed
+        # fast); a clean mark then only if no table write was left unsent (runner.py).
+        assert await exited(worker, within=STOP + 15) in (0, EXIT_STOP_TIMEOUT)
     finally:
         broker.stop()
 
