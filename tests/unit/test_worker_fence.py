@@ -22,11 +22,13 @@ async def test_a_fenced_worker_sends_and_publishes_nothing(tmp_path: Path) -> No
     app = create_app(ctx, ["ingest", "correlate"])  # never started: a send would fail on the producer
     tables = {t.name: t for t in app.tables.values() if isinstance(t, FencedTable)}
     tables["dedup"].written = {1, 2}
+    tables["progress"].unsent = [ChangelogWrite(3, b"k", b"v")]  # the batch that found the fence, cut short
     assert fenced_reason(app) is None
 
     fence_worker(app, "table correlation: another owner's fence in changelog offsets {3: (90, 1708)}")
     assert fenced_reason(app) is not None
     assert tables["dedup"].doubtful == {1, 2}, "what it wrote is rebuilt when it is given the partitions again"
+    assert tables["progress"].unsent == [] and tables["progress"].doubtful == {3}, "never sent under a later epoch"
     correlation = tables["correlation"]
     correlation.unsent = [ChangelogWrite(0, b"k", b"v")]
     with pytest.raises(Fenced):

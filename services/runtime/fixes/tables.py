@@ -157,7 +157,8 @@ class FencedTable(faust.Table):
         async with self.sending:
             writes, self.unsent = self.unsent, []
             if self.fenced is not None:
-                self.doubtful |= {write.partition for write in writes}  # stored locally, never to be sent
+                self.unsent = writes
+                self._drop_unsent()
                 raise Fenced(self.fenced)
             runs = await self._send_runs(writes)
             newest: dict[int, int] = {}
@@ -212,6 +213,7 @@ class FencedTable(faust.Table):
         fences: dict[int, int] = {}
         async with self.sending:  # a round in flight (a timer's) ends in the epochs it began in
             self.epochs, self.last_written = {}, {}  # every rebalance revokes every partition: they begin again below
+            self._drop_unsent()  # a batch cut short (fenced): never sent under the new epochs
             self.fenced = None
             for tp in sorted(tp for tp in assigned if tp.topic == changelog):
                 fences[tp.partition] = await self.write_fence(tp.partition, owner=tp.partition in actives)
@@ -238,6 +240,12 @@ class FencedTable(faust.Table):
             self.changelog_topic.get_topic_name(), key, None, partition, None, headers
         )
         return int((await pending).offset)  # alone in its batch: the next send waits for this one
+
+    def _drop_unsent(self) -> None:
+        """Writes kept for a batch that will not finish are not sent: their partitions' local state
+        holds them, so it is rebuilt from the changelog when the worker is given them."""
+        self.doubtful |= {write.partition for write in self.unsent}
+        self.unsent = []
 
     def _note_generation(self, generation_id: int) -> None:
         """A consumer generation skipped means this worker was out of the group meanwhile (cut off for
@@ -347,6 +355,7 @@ def fence_worker(app: faust.App, reason: str) -> None:
     for table in app.tables.values():
         if isinstance(table, FencedTable):
             table.fenced = reason
+            table._drop_unsent()
             table.doubtful |= table.written
             table.written = set()
 
