@@ -31,7 +31,7 @@ from schemas.report import AcceptedReport
 from schemas.topics import Role
 from services.correlate.ordering import QUIET
 from services.correlate.persist import PUBLISHED_KEY
-from services.correlate.state import Correlator, in_publication_order, version_entries
+from services.correlate.state import Correlator, version_entries
 from services.runtime.ceasefire_state import CeasefireStates
 from services.runtime.codec import encode, pack
 from services.runtime.context import Context
@@ -194,7 +194,7 @@ class CorrelateStage:
     def _add(self, correlator: Correlator, message: Any, report: AcceptedReport, touched: dict[str, int]) -> list[Incident]:
         """Fold one released report in: its incident records, in publication order (state.py)."""
         try:
-            changed = in_publication_order(correlator.add(report))
+            changed = correlator.released(report)
         except Exception as error:  # noqa: BLE001 - one report's fault, not the stage's
             raise Refused(report.identity, message, error, encode(report), touched) from error
         if correlator.last_late:

@@ -27,10 +27,10 @@ is a function of the reports), so its records go out under those versions, v(fro
 downstream has already, or, if the crash came before the records went out, the history it never saw
 (publishing only the last record skipped it: an alert began at a later record, ~1 run in 3 of the
 replica fault test). A replay of another length publishes only the record that reaches the content,
-under its own version, above the reserved ones. While records are held back to be published, the
-watermark sent downstream waits at the first of them (`held_back`): the replaying worker's batches are
-not the crashed one's, and the alert stage must take each record at its own event time. Pure; no
-framework.
+under its own version, above the reserved ones. While records are held back to be published, every
+record made after the first of them waits behind it (`pending`) and the watermark sent downstream waits
+at it (`held_back`): the replaying worker's batches are not the crashed one's, and the alert stage must
+take each record in the order, and at the event time, it was made. Pure; no framework.
 """
 
 from __future__ import annotations
@@ -73,17 +73,21 @@ def taken_at(record: Incident) -> datetime:
 
 
 class CatchUp:
-    """The incidents catching up after a torn write, and their held-back records."""
+    """The incidents catching up after a torn write, and the records held back meanwhile.
+
+    Records to be published by an announced catch-up wait in `pending` with every record made after
+    the first of them, in the order made; the prefix no catch-up holds any more goes out. Published
+    in that order, a replay that is the batch again reaches the alert stage exactly as the batch would
+    have: the stage takes each record at the event time of the one before it, so a held record
+    released after later ones of other incidents changed when alerts began."""
 
     def __init__(self) -> None:
         # incident id → (published content, batch event time µs, publish the record that reaches it)
         self.targets: dict[str, tuple[str, int, bool]] = {}
-        self.held: dict[str, Incident] = {}  # incident id → its newest record not published
-        # incident id → (version stored before the batch, version reserved), and the records held since
-        self.spans: dict[str, tuple[int, int]] = {}
-        self.history: dict[str, list[Incident]] = {}
-        # incident id → event time of the first record held back that is to be published (announced)
-        self.holding: dict[str, datetime] = {}
+        self.held: dict[str, Incident] = {}  # incident id → its newest record not published (not announced)
+        self.spans: dict[str, tuple[int, int]] = {}  # incident id → (version before its batch, version reserved)
+        self.pending: list[Incident] = []  # since the first record held back to be published, in order
+        self.waiting: set[str] = set()  # announced incidents with records in `pending`, not settled
 
     def __bool__(self) -> bool:
         return bool(self.targets)
@@ -96,59 +100,75 @@ class CatchUp:
         self.targets[incident_id] = (published, until_us, announce)
         if announce and span is not None and span[1] > span[0]:
             self.spans[incident_id] = span
-            self.history[incident_id] = []
 
     def passed(self, records: list[Incident]) -> list[Incident]:
-        """The records to publish: all but those of incidents catching up, which are held back; one
-        with the published content ends the catch-up, and is published only if announced (with the
-        records before it, under the reserved versions, when the replay is the batch again)."""
+        """The records to publish now, in the order made: those of incidents catching up are held
+        back; one with the published content ends its catch-up (published only if announced, with the
+        records before it under the reserved versions when the replay is the batch again)."""
         if not self.targets:
             return records
-        out: list[Incident] = []
         for record in records:
-            target = self.targets.get(record.incident_id)
+            iid = record.incident_id
+            target = self.targets.get(iid)
             if target is None:
-                out.append(record)
+                self.pending.append(record)
             elif record_content(record) == target[0]:
-                replayed = self._replayed(record)
-                self._end(record.incident_id)
                 if target[2]:
-                    out.extend(replayed)
+                    self._settle(iid, record)
+                self._end(iid)
+            elif target[2]:
+                self.pending.append(record)
+                self.waiting.add(iid)
             else:
-                self.held[record.incident_id] = record
-                if record.incident_id in self.history:
-                    self.history[record.incident_id].append(record)
-                if target[2] and record.incident_id not in self.holding:
-                    self.holding[record.incident_id] = taken_at(record)
+                self.held[iid] = record
+        return self._release()
+
+    def _settle(self, iid: str, reaching: Incident) -> None:
+        """The records `iid` held back, then `reaching`: the batch's again under the versions it
+        reserved when the replay has as many, else `reaching` alone."""
+        mine = [record for record in self.pending if record.incident_id == iid]
+        span = self.spans.get(iid)
+        if span is not None and len(mine) + 1 == span[1] - span[0]:
+            versions = iter(range(span[0] + 1, span[1] + 1))
+            self.pending = [
+                record.model_copy(update={"version": next(versions)}) if record.incident_id == iid else record
+                for record in self.pending
+            ]
+            self.pending.append(reaching.model_copy(update={"version": next(versions)}))
+        else:
+            self.pending = [record for record in self.pending if record.incident_id != iid]
+            self.pending.append(reaching)
+        self.waiting.discard(iid)
+
+    def _release(self) -> list[Incident]:
+        """The prefix of `pending` up to the first record of an incident still held back."""
+        cut = next((n for n, record in enumerate(self.pending) if record.incident_id in self.waiting), len(self.pending))
+        out, self.pending = self.pending[:cut], self.pending[cut:]
         return out
 
     def held_back(self) -> datetime | None:
-        """The event time of the earliest record held back that will be published: the watermark sent
-        downstream waits there, so the alert stage takes it at the event time it was made, as an
-        uncrashed run's would (not after the watermark passed it)."""
-        return min(self.holding.values(), default=None)
-
-    def _replayed(self, reaching: Incident) -> list[Incident]:
-        """What an announced catch-up publishes: the batch's records again under the versions it
-        reserved when the replay has as many, else the record that reaches the content alone."""
-        span = self.spans.get(reaching.incident_id)
-        records = [*self.history.get(reaching.incident_id, ()), reaching]
-        if span is None or len(records) != span[1] - span[0]:
-            return [reaching]
-        return [record.model_copy(update={"version": span[0] + 1 + i}) for i, record in enumerate(records)]
+        """The event time of the first record held back: the watermark sent downstream waits there,
+        so the alert stage takes it at the event time it was made, as an uncrashed run's would."""
+        return taken_at(self.pending[0]) if self.pending else None
 
     def overdue(self, watermark_us: int | None) -> list[Incident]:
         """Once event time has passed a torn batch's, its incidents that never came back to their
-        published content publish what they are now (merged ones first, as the shell orders)."""
+        published content publish what they are now (their newest record, where it was made)."""
         if not self.targets or watermark_us is None:
             return []
-        due = [iid for iid, (_, until_us, _) in self.targets.items() if watermark_us > until_us]
-        out = [record for iid in due if (record := self._end(iid)) is not None]
-        return sorted(out, key=lambda record: record.status not in GONE)
+        ended: list[Incident] = []
+        for iid in [iid for iid, (_, until_us, _) in self.targets.items() if watermark_us > until_us]:
+            if iid in self.waiting:
+                mine = [n for n, record in enumerate(self.pending) if record.incident_id == iid]
+                self.pending = [record for n, record in enumerate(self.pending) if n == mine[-1] or n not in mine]
+                self.waiting.discard(iid)
+            elif iid in self.held:
+                ended.append(self.held[iid])
+            self._end(iid)
+        self.pending.extend(sorted(ended, key=lambda record: record.status not in GONE))  # as the shell orders
+        return self._release()
 
-    def _end(self, incident_id: str) -> Incident | None:
+    def _end(self, incident_id: str) -> None:
         del self.targets[incident_id]
         self.spans.pop(incident_id, None)
-        self.history.pop(incident_id, None)
-        self.holding.pop(incident_id, None)
-        return self.held.pop(incident_id, None)
+        self.held.pop(incident_id, None)

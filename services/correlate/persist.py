@@ -5,7 +5,7 @@
 |---|---|---|
 | `r␟<source>␟<report_id>` | `held_entry` JSON | a held report and the incident it is in |
 | `i␟<incident_id>` | `{"version", "from", "merged_into", "content", "batch", "at"}` | an incident's stored version (or where it was merged), the version stored before its batch; the content of its newest record, its batch and the batch's event time (services/correlate/catchup.py) |
-| `e␟<incident_id>` | `{"version", "members", "content", "batch", "at"}` | an eviction marker: its reports go, their identities are remembered |
+| `e␟<incident_id>` | `{"version", "from", "members", "content", "batch", "at"}` | an eviction marker: its reports go, their identities are remembered |
 | `s␟<digest>` | expiry, µs | a remembered identity (services/correlate/seen.py) |
 | `~meta` | `{"watermark_us", "horizon_us", "seq"}` | the ceasefire's event-time progress |
 | `~published` | `{"batch"}` | the newest batch whose records were published: stored after them, before the rest |

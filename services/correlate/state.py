@@ -116,15 +116,24 @@ class Correlator(StoredCorrelation):
             self._dirty_meta = True
 
     def add(self, report: AcceptedReport) -> list[Incident]:
-        """Fold one report in; the records to publish: the incident it is in, then any it merged away.
-        A newer revision of a held report replaces it (`_revise`). Where reports now are: `placements`."""
+        """Fold one report in; the records to publish: the incident it is in, then any it merged away
+        (while a catch-up holds records back after a torn write: what it releases, in publication
+        order, catchup.py). A newer revision of a held report replaces it (`_revise`). Where reports
+        now are: `placements`."""
         records = self._take(report)
         for record in records:  # one version each: take_changes stores where the batch's began
             self._batch_records[record.incident_id] = self._batch_records.get(record.incident_id, 0) + 1
         if self.catch_up:
-            records = self.catch_up.passed(records) + self.catch_up.overdue(self.watermark_us)
+            records = self.catch_up.passed(in_publication_order(records)) + self.catch_up.overdue(self.watermark_us)
         self.placements.note(report, records)
         return records
+
+    def released(self, report: AcceptedReport) -> list[Incident]:
+        """`add`, in publication order: what the shell publishes for `report`. Records a catch-up
+        releases are in that order already, and span several reports: never sorted again."""
+        if self.catch_up:
+            return self.add(report)
+        return in_publication_order(self.add(report))
 
     def overdue(self) -> list[Incident]:
         """After event time moved without a report: the records of incidents whose catch-up after a

@@ -83,7 +83,8 @@ class StoredCorrelation:
         # that tears those leaves the marker, and the rebuild completes the eviction from it.
         for iid in sorted(self._evictions):
             version, members, published = self._evictions[iid]
-            marker = {"version": version, "members": members, **self._replay_fields(published)}
+            since = version - self._batch_records.get(iid, 0)  # the version stored before this batch
+            marker = {"version": version, "from": since, "members": members, **self._replay_fields(published)}
             changes[EVICTION_PREFIX + iid] = orjson.dumps(marker).decode()
         if self.watermark_us is not None:
             self.seen.expire(self.watermark_us)

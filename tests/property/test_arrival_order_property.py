@@ -19,7 +19,7 @@ from schemas.ingest import Mark
 from schemas.report import AcceptedReport
 from services.alert.rules import AlertEngine
 from services.console.demo import CEASEFIRE_ID, REPLAY_NOW, SCENARIO_PATH
-from services.correlate.state import Correlator, in_publication_order
+from services.correlate.state import Correlator
 from services.ingest.dedup import DedupState
 from services.ingest.validate import Rules, validate
 from services.runtime.settings import Settings
@@ -65,7 +65,7 @@ def replay(seed: int) -> tuple[set[frozenset[tuple[str, str]]], dict[tuple[str, 
         for partition, mark in marks.items():
             correlator.order.mark(str(partition), mark)
         for report in correlator.order.release():
-            for incident in in_publication_order(correlator.add(report)):
+            for incident in correlator.released(report):
                 newest[incident.incident_id] = (incident.version, frozenset((r.source, r.report_id) for r in incident.reports), incident.status)
                 alerts.extend(engine.observe(incident))
         low = correlator.order.low

@@ -21,7 +21,7 @@ from schemas.ceasefire import Ceasefire, Registry
 from schemas.incident import Incident
 from schemas.report import AcceptedReport
 from services.correlate.catchup import record_content
-from services.correlate.state import Correlator, in_publication_order, version_entries
+from services.correlate.state import Correlator, version_entries
 from tests.integration.test_correlate_crash import CEASEFIRE, live_components, stream
 from tests.support.batch import components
 
@@ -47,7 +47,7 @@ def feed(
     pending: list[Incident] = []
     last = None
     for n, report in enumerate(reports):
-        records = in_publication_order(correlator.add(report))
+        records = correlator.released(report)
         if sent:
             late = [(r.incident_id, r.version) for r in records if r.ordered_at is not None and r.ordered_at < sent[-1]]
             assert not late, f"records behind the watermark already sent downstream: {late}"
@@ -182,7 +182,7 @@ def test_a_crash_after_the_records_and_before_published_replays_no_history(regis
         assert_exact(crash_and_replay(ceasefire, reports, kill, window, replay_from), reports, ceasefire)
 
 
-@pytest.mark.parametrize(("batch", "replay_batch"), [(BATCH, BATCH), (BATCH, 3), (5, 5)])
+@pytest.mark.parametrize(("batch", "replay_batch"), [(BATCH, BATCH), (BATCH, 3), (5, 5), (400, 7)])
 def test_a_crash_before_the_reserved_records_went_out_publishes_their_history(
     registry: Registry, batch: int, replay_batch: int
 ) -> None:
