@@ -43,14 +43,19 @@ def feed(
     sent: list[datetime] | None = None,
 ) -> list[Incident]:
     """Process and store whole batches; the records of the last, unstored part are returned. `sent`:
-    the watermarks the shell sends after each batch's records; each record is checked against them."""
+    the event time downstream has seen (the watermarks sent after each batch's records, the records'
+    `ordered_at`): a record behind it would be taken late by the alert stage."""
     pending: list[Incident] = []
     last = None
     for n, report in enumerate(reports):
         records = correlator.released(report)
-        if sent:
-            late = [(r.incident_id, r.version) for r in records if r.ordered_at is not None and r.ordered_at < sent[-1]]
-            assert not late, f"records behind the watermark already sent downstream: {late}"
+        if sent is not None:
+            for record in records:
+                if record.ordered_at is None:
+                    continue
+                assert not sent or record.ordered_at >= sent[-1], f"{record.incident_id} v{record.version} behind " \
+                    "what was sent downstream before it"
+                sent.append(record.ordered_at)
         pending.extend(records)
         if correlator.watermark is not None:  # None: every report so far was held already
             mark = correlator.watermark.timestamp()
