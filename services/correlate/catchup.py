@@ -126,9 +126,9 @@ class CatchUp:
     def _settle(self, iid: str, reaching: Incident) -> None:
         """The records `iid` held back, then `reaching`: the batch's again under the versions it
         reserved when the replay has as many, else `reaching` alone."""
-        mine = [record for record in self.pending if record.incident_id == iid]
+        held = sum(1 for record in self.pending if record.incident_id == iid)
         span = self.spans.get(iid)
-        if span is not None and len(mine) + 1 == span[1] - span[0]:
+        if span is not None and held + 1 == span[1] - span[0]:
             versions = iter(range(span[0] + 1, span[1] + 1))
             self.pending = [
                 record.model_copy(update={"version": next(versions)}) if record.incident_id == iid else record
@@ -158,9 +158,9 @@ class CatchUp:
             return []
         ended: list[Incident] = []
         for iid in [iid for iid, (_, until_us, _) in self.targets.items() if watermark_us > until_us]:
-            if iid in self.waiting:
-                mine = [n for n, record in enumerate(self.pending) if record.incident_id == iid]
-                self.pending = [record for n, record in enumerate(self.pending) if n == mine[-1] or n not in mine]
+            if iid in self.waiting:  # its newest record stays where it was made, the rest go
+                newest = max(n for n, record in enumerate(self.pending) if record.incident_id == iid)
+                self.pending = [record for n, record in enumerate(self.pending) if record.incident_id != iid or n == newest]
                 self.waiting.discard(iid)
             elif iid in self.held:
                 ended.append(self.held[iid])

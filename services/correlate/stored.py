@@ -83,8 +83,8 @@ class StoredCorrelation:
         # that tears those leaves the marker, and the rebuild completes the eviction from it.
         for iid in sorted(self._evictions):
             version, members, published = self._evictions[iid]
-            since = version - self._batch_records.get(iid, 0)  # the version stored before this batch
-            marker = {"version": version, "from": since, "members": members, **self._replay_fields(published)}
+            marker = {"version": version, "from": self._stored_before(iid, version), "members": members,
+                      **self._replay_fields(published)}
             changes[EVICTION_PREFIX + iid] = orjson.dumps(marker).decode()
         if self.watermark_us is not None:
             self.seen.expire(self.watermark_us)
@@ -121,9 +121,13 @@ class StoredCorrelation:
             version, into = self.merged[iid]
         else:
             return None
-        since = version - self._batch_records.get(iid, 0)  # the version stored before this batch
-        doc = {"version": version, "from": since, "merged_into": into, **self._replay_fields(self._content(iid))}
+        doc = {"version": version, "from": self._stored_before(iid, version), "merged_into": into,
+               **self._replay_fields(self._content(iid))}
         return orjson.dumps(doc).decode()
+
+    def _stored_before(self, iid: str, version: int) -> int:
+        """The version stored for `iid` before this batch: each record made since used one."""
+        return version - self._batch_records.get(iid, 0)
 
     def _replay_fields(self, published: str | None) -> dict[str, Any]:
         """What a replay after a torn write needs (catchup.py): the content of the incident's newest

@@ -25,7 +25,7 @@ ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID = 22, 25
 
 async def test_a_member_that_left_cannot_commit_under_its_old_generation(broker, tmp_path: Path) -> None:
     topic, group = f"stale-{tmp_path.name}", f"stale-group-{tmp_path.name}"
-    bootstrap = broker.url.removeprefix("kafka://")
+    bootstrap = broker.bootstrap
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
